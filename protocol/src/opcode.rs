@@ -1,0 +1,180 @@
+//! Operation codes and response status codes.
+
+use std::fmt;
+
+/// What a request asks for. Responses echo the opcode of their request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Opcode {
+    /// Read a key, filling it from the group's origin (through the owner) on a miss.
+    Get = 0x01,
+    /// Store a value, with an optional TTL.
+    Set = 0x02,
+    /// Remove a key at its owner and invalidate hot copies everywhere.
+    Delete = 0x03,
+    /// Read the node's counters.
+    Stats = 0x04,
+    /// Liveness check; the payload is echoed.
+    Ping = 0x05,
+    /// Exchange protocol version, node identity and ring fingerprint.
+    Hello = 0x06,
+    /// Peer-internal GET: the receiver serves or loads the key itself and never
+    /// forwards it again, so nodes whose rings disagree cannot loop.
+    Fetch = 0x07,
+    /// Peer-internal: drop a key from the receiver's hot cache.
+    Invalidate = 0x08,
+}
+
+impl Opcode {
+    /// Every opcode, in numeric order.
+    pub const ALL: [Opcode; 8] = [
+        Opcode::Get,
+        Opcode::Set,
+        Opcode::Delete,
+        Opcode::Stats,
+        Opcode::Ping,
+        Opcode::Hello,
+        Opcode::Fetch,
+        Opcode::Invalidate,
+    ];
+
+    /// The opcode's name as written in docs/protocol.md.
+    pub fn name(self) -> &'static str {
+        match self {
+            Opcode::Get => "GET",
+            Opcode::Set => "SET",
+            Opcode::Delete => "DELETE",
+            Opcode::Stats => "STATS",
+            Opcode::Ping => "PING",
+            Opcode::Hello => "HELLO",
+            Opcode::Fetch => "FETCH",
+            Opcode::Invalidate => "INVALIDATE",
+        }
+    }
+}
+
+impl TryFrom<u8> for Opcode {
+    type Error = u8;
+    fn try_from(b: u8) -> Result<Self, u8> {
+        Ok(match b {
+            0x01 => Opcode::Get,
+            0x02 => Opcode::Set,
+            0x03 => Opcode::Delete,
+            0x04 => Opcode::Stats,
+            0x05 => Opcode::Ping,
+            0x06 => Opcode::Hello,
+            0x07 => Opcode::Fetch,
+            0x08 => Opcode::Invalidate,
+            other => return Err(other),
+        })
+    }
+}
+
+impl fmt::Display for Opcode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The outcome carried by a response frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Status {
+    /// Success; the body is the op's result.
+    Ok = 0x00,
+    /// The key has no value (not cached, and the origin has none). Empty body.
+    NotFound = 0x01,
+    /// The server failed for a reason of its own. Body: message.
+    Error = 0x02,
+    /// The frame or value is over a size limit. Body: message.
+    TooLarge = 0x03,
+    /// The request is malformed or a field is invalid (empty or too long key, ...).
+    BadRequest = 0x04,
+    /// The opcode is not known to this server; the connection stays usable.
+    UnknownOp = 0x05,
+    /// The group is not configured on this server.
+    UnknownGroup = 0x06,
+    /// The group's origin failed to load the key. Not cached; a retry may succeed.
+    OriginError = 0x07,
+    /// Loading the key took longer than the server's load timeout.
+    Timeout = 0x08,
+    /// The server cannot take the request now (connection limit, shutting down).
+    Unavailable = 0x09,
+    /// The frame's protocol version is not spoken here; the connection is closed.
+    BadVersion = 0x0a,
+}
+
+impl Status {
+    /// Every status, in numeric order.
+    pub const ALL: [Status; 11] = [
+        Status::Ok,
+        Status::NotFound,
+        Status::Error,
+        Status::TooLarge,
+        Status::BadRequest,
+        Status::UnknownOp,
+        Status::UnknownGroup,
+        Status::OriginError,
+        Status::Timeout,
+        Status::Unavailable,
+        Status::BadVersion,
+    ];
+
+    /// The status's name as written in docs/protocol.md.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::NotFound => "NOT_FOUND",
+            Status::Error => "ERROR",
+            Status::TooLarge => "TOO_LARGE",
+            Status::BadRequest => "BAD_REQUEST",
+            Status::UnknownOp => "UNKNOWN_OP",
+            Status::UnknownGroup => "UNKNOWN_GROUP",
+            Status::OriginError => "ORIGIN_ERROR",
+            Status::Timeout => "TIMEOUT",
+            Status::Unavailable => "UNAVAILABLE",
+            Status::BadVersion => "BAD_VERSION",
+        }
+    }
+
+    /// Whether the body of a response with this status is an error message.
+    pub fn carries_message(self) -> bool {
+        !matches!(self, Status::Ok | Status::NotFound)
+    }
+}
+
+impl TryFrom<u8> for Status {
+    type Error = u8;
+    fn try_from(b: u8) -> Result<Self, u8> {
+        Status::ALL.get(b as usize).copied().ok_or(b)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opcodes_round_trip_through_bytes() {
+        for op in Opcode::ALL {
+            assert_eq!(Opcode::try_from(op as u8), Ok(op));
+        }
+        assert_eq!(Opcode::try_from(0), Err(0));
+        assert_eq!(Opcode::try_from(0x09), Err(0x09));
+    }
+
+    #[test]
+    fn statuses_round_trip_through_bytes() {
+        for (i, st) in Status::ALL.iter().enumerate() {
+            assert_eq!(*st as u8 as usize, i);
+            assert_eq!(Status::try_from(*st as u8), Ok(*st));
+        }
+        assert_eq!(Status::try_from(0x0b), Err(0x0b));
+    }
+}
