@@ -423,8 +423,9 @@ mod tests {
     use super::*;
     use groupcached_protocol::KeyRef;
 
-    /// A writer that accepts at most `chunk` bytes per call, from the first slice only
-    /// when `first_only`, to exercise every partial-write path.
+    /// A writer that accepts at most `chunk` bytes per call, gathering across slices
+    /// as a socket does, and fails every third call with `Interrupted`, to exercise
+    /// every partial-write path.
     struct Trickle {
         out: Vec<u8>,
         chunk: usize,
@@ -439,6 +440,19 @@ mod tests {
             }
             let n = buf.len().min(self.chunk);
             self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls % 3 == 0 {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "signal"));
+            }
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.chunk - n);
+                self.out.extend_from_slice(&b[..take]);
+                n += take;
+            }
             Ok(n)
         }
         fn flush(&mut self) -> io::Result<()> {

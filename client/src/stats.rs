@@ -67,7 +67,7 @@ impl Stats {
     /// the later name keeps its remaining dotted path as one key, so nothing is lost.
     /// Members keep the server's order; a repeated name keeps its last value.
     pub fn to_json(&self) -> String {
-        let mut root = Node::Object(Vec::new());
+        let mut root = Vec::new();
         for (name, value) in &self.entries {
             let path: Vec<&str> = match name
                 .strip_prefix("group.")
@@ -80,10 +80,10 @@ impl Stats {
                 }
                 _ => vec![name.as_str()],
             };
-            root.insert(&path, *value);
+            insert(&mut root, &path, *value);
         }
         let mut out = String::new();
-        root.write_json(&mut out);
+        Node::Object(root).write_json(&mut out);
         out
     }
 }
@@ -102,44 +102,39 @@ enum Node {
     Object(Vec<(String, Node)>),
 }
 
+/// Puts `value` at `path` (never empty) below the object whose members are `members`.
+fn insert(members: &mut Vec<(String, Node)>, path: &[&str], value: u64) {
+    let (first, rest) = (path[0], &path[1..]);
+    let existing = members.iter().position(|(k, _)| k == first);
+    match (existing, rest.is_empty()) {
+        (None, true) => members.push((first.to_owned(), Node::Leaf(value))),
+        (None, false) => {
+            let mut child = Vec::new();
+            insert(&mut child, rest, value);
+            members.push((first.to_owned(), Node::Object(child)));
+        }
+        (Some(i), true) => match &mut members[i].1 {
+            Node::Leaf(v) => *v = value,
+            // An object already lives under this name: keep the counter beside it,
+            // under a name no nesting produces (a split never yields a trailing dot).
+            Node::Object(_) => insert_flat(members, &format!("{first}."), value),
+        },
+        (Some(i), false) => match &mut members[i].1 {
+            Node::Object(child) => insert(child, rest, value),
+            Node::Leaf(_) => insert_flat(members, &path.join("."), value),
+        },
+    }
+}
+
+/// Puts `value` under the single key `key`, overwriting a counter of that name.
+fn insert_flat(members: &mut Vec<(String, Node)>, key: &str, value: u64) {
+    match members.iter_mut().find(|(k, _)| k == key) {
+        Some((_, node)) => *node = Node::Leaf(value),
+        None => members.push((key.to_owned(), Node::Leaf(value))),
+    }
+}
+
 impl Node {
-    /// Puts `value` at `path` below this object. `path` is never empty.
-    fn insert(&mut self, path: &[&str], value: u64) {
-        let Node::Object(members) = self else {
-            unreachable!("insert is only called on objects");
-        };
-        let (first, rest) = (path[0], &path[1..]);
-        let existing = members.iter_mut().position(|(k, _)| k == first);
-        match (existing, rest.is_empty()) {
-            (None, true) => members.push((first.to_owned(), Node::Leaf(value))),
-            (None, false) => {
-                let mut child = Node::Object(Vec::new());
-                child.insert(rest, value);
-                members.push((first.to_owned(), child));
-            }
-            (Some(i), true) => match &mut members[i].1 {
-                Node::Leaf(v) => *v = value,
-                // An object already lives under this name: keep the counter beside it
-                // under a name no nesting produced (a trailing dot cannot come from a split).
-                Node::Object(_) => self.insert_flat(&format!("{first}."), value),
-            },
-            (Some(i), false) => match &mut members[i].1 {
-                child @ Node::Object(_) => child.insert(rest, value),
-                Node::Leaf(_) => self.insert_flat(&path.join("."), value),
-            },
-        }
-    }
-
-    /// Puts `value` under the single key `key`, overwriting a counter of that name.
-    fn insert_flat(&mut self, key: &str, value: u64) {
-        if let Node::Object(members) = self {
-            match members.iter_mut().find(|(k, _)| k == key) {
-                Some((_, node)) => *node = Node::Leaf(value),
-                None => members.push((key.to_owned(), Node::Leaf(value))),
-            }
-        }
-    }
-
     fn write_json(&self, out: &mut String) {
         match self {
             Node::Leaf(v) => out.push_str(&v.to_string()),
