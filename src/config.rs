@@ -1,0 +1,631 @@
+//! Server configuration: defaults, command-line flags, the TOML file, and validation.
+//!
+//! Precedence: flags > `GROUPCACHED_*` environment variables > `--config` file > defaults.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use groupcached_protocol::{MAX_GROUP_LEN, PROTOCOL_VERSION};
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+use crate::origin::Origin;
+use crate::units::{parse_duration, parse_size};
+
+/// Default listen address: loopback only, so a first start exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7000";
+/// Name of the group the quick-start flags configure.
+pub const DEFAULT_GROUP: &str = "default";
+/// Default cache budget of a group (main + hot cache, all cores together).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+/// Default limit on simultaneous client and peer connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default time a shared origin load may take before its waiters get TIMEOUT.
+pub const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default number of origin loader threads (origins block, so they need their own threads).
+pub const DEFAULT_LOADER_THREADS: usize = 32;
+/// Default largest value that is cached (larger values are served but not kept).
+pub const DEFAULT_MAX_ITEM_SIZE: usize = 8 << 20;
+
+/// Where a group's values come from on a miss.
+#[derive(Clone)]
+pub enum OriginSpec {
+    /// Pure cache: misses are NOT_FOUND; SET fills.
+    None,
+    /// Files under a directory; the key is a relative path.
+    Dir(PathBuf),
+    /// An HTTP service; `{key}` in the template is replaced by the percent-encoded key.
+    Http(String),
+    /// Deterministic values derived from the key, for demos and benchmarks.
+    Synthetic {
+        /// Bytes per value.
+        size: usize,
+        /// Simulated load latency.
+        delay: Duration,
+    },
+    /// A loader supplied by a program that embeds the server.
+    Custom(Arc<dyn Origin>),
+}
+
+impl OriginSpec {
+    /// Parses `none`, `dir:PATH`, `http://host:port/prefix{key}` or
+    /// `synthetic:size=N,delay_ms=D` (both parameters optional).
+    pub fn parse(s: &str) -> Result<OriginSpec, String> {
+        let s = s.trim();
+        if s == "none" {
+            return Ok(OriginSpec::None);
+        }
+        if let Some(path) = s.strip_prefix("dir:") {
+            if path.is_empty() {
+                return Err("`dir:` needs a directory, e.g. dir:/srv/files".into());
+            }
+            return Ok(OriginSpec::Dir(PathBuf::from(path)));
+        }
+        if s.starts_with("http://") {
+            if !s.contains("{key}") {
+                return Err(format!(
+                    "`{s}` has no `{{key}}` placeholder (e.g. http://origin:8080/items/{{key}})"
+                ));
+            }
+            return Ok(OriginSpec::Http(s.to_string()));
+        }
+        if s.starts_with("https://") {
+            return Err("https origins are not supported; put a local TLS-terminating proxy in front and use http://".into());
+        }
+        if let Some(params) = s.strip_prefix("synthetic") {
+            let params = params.strip_prefix(':').unwrap_or(params);
+            let (mut size, mut delay) = (100usize, Duration::ZERO);
+            for kv in params.split(',').filter(|p| !p.is_empty()) {
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("`{kv}` is not key=value in `{s}`"))?;
+                match k.trim() {
+                    "size" => size = parse_size(v)? as usize,
+                    "delay_ms" => {
+                        delay = Duration::from_millis(
+                            v.trim()
+                                .parse()
+                                .map_err(|_| format!("delay_ms `{v}` is not a number"))?,
+                        )
+                    }
+                    "delay" => delay = parse_duration(v)?,
+                    other => {
+                        return Err(format!(
+                            "unknown synthetic parameter `{other}` (size, delay_ms)"
+                        ))
+                    }
+                }
+            }
+            return Ok(OriginSpec::Synthetic { size, delay });
+        }
+        Err(format!(
+            "`{s}` is not an origin (none, dir:PATH, http://host:port/prefix{{key}}, synthetic:size=N,delay_ms=D)"
+        ))
+    }
+}
+
+impl fmt::Debug for OriginSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for OriginSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OriginSpec::None => f.write_str("none"),
+            OriginSpec::Dir(p) => write!(f, "dir:{}", p.display()),
+            OriginSpec::Http(t) => f.write_str(t),
+            OriginSpec::Synthetic { size, delay } => {
+                write!(f, "synthetic:size={size},delay_ms={}", delay.as_millis())
+            }
+            OriginSpec::Custom(_) => f.write_str("custom"),
+        }
+    }
+}
+
+/// One group: a named namespace with its own budget, origin and default TTL.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// Name clients use; `[A-Za-z0-9_-]`, 1..=64 bytes.
+    pub name: String,
+    /// Budget of the group's main + hot cache on this node, split evenly over cores.
+    pub cache_bytes: u64,
+    /// Where misses are loaded from.
+    pub origin: OriginSpec,
+    /// TTL for loaded values and for SETs that give none; `None` = never expire.
+    pub ttl: Option<Duration>,
+}
+
+impl GroupConfig {
+    /// A group with default budget, no origin and no TTL.
+    pub fn new(name: impl Into<String>) -> Self {
+        GroupConfig {
+            name: name.into(),
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            origin: OriginSpec::None,
+            ttl: None,
+        }
+    }
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address every core listens on (SO_REUSEPORT); port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// How this node names itself to peers and clients; default: the bound address.
+    pub advertise: Option<String>,
+    /// Worker threads (cores), each with its own event loop and cache shards.
+    pub threads: usize,
+    /// Groups served.
+    pub groups: Vec<GroupConfig>,
+    /// Largest frame accepted or sent (length prefix value).
+    pub max_frame: usize,
+    /// Largest value kept in a cache.
+    pub max_item_size: usize,
+    /// Simultaneous connections; more are answered UNAVAILABLE and closed.
+    pub max_connections: usize,
+    /// Limit on one shared origin load.
+    pub load_timeout: Duration,
+    /// Threads that run origin loads.
+    pub loader_threads: usize,
+}
+
+/// Command-line flags (each also readable from a `GROUPCACHED_*` variable).
+#[derive(Debug, Parser)]
+#[command(
+    name = "groupcached",
+    version,
+    about = "A distributed cache-filling server: groupcache as a standalone, thread-per-core server.",
+    after_help = "Origins: none | dir:PATH | http://host:port/prefix{key} | synthetic:size=N,delay_ms=D\n\
+                  Sizes take units (64MiB, 1GiB); durations too (250ms, 10s, 5m).\n\
+                  Example: groupcached --origin dir:/srv/files --cache-size 256MiB"
+)]
+pub struct Args {
+    /// TOML configuration file (see docs/operations.md); flags override it.
+    #[arg(long, env = "GROUPCACHED_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7000].
+    #[arg(long, env = "GROUPCACHED_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Address peers and clients use for this node [default: the listen address].
+    #[arg(long, env = "GROUPCACHED_ADVERTISE", value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// Worker threads [default: number of CPUs].
+    #[arg(long, env = "GROUPCACHED_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
+    /// Group the --cache-size/--origin/--ttl flags configure [default: default].
+    #[arg(long, env = "GROUPCACHED_GROUP", value_name = "NAME")]
+    pub group: Option<String>,
+    /// Cache budget of the group [default: 64MiB].
+    #[arg(long, env = "GROUPCACHED_CACHE_SIZE", value_name = "SIZE")]
+    pub cache_size: Option<String>,
+    /// Origin of the group [default: none].
+    #[arg(long, env = "GROUPCACHED_ORIGIN", value_name = "SPEC")]
+    pub origin: Option<String>,
+    /// Default TTL of the group's items [default: never expire].
+    #[arg(long, env = "GROUPCACHED_TTL", value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Largest frame accepted [default: 16MiB].
+    #[arg(long, env = "GROUPCACHED_MAX_FRAME", value_name = "SIZE")]
+    pub max_frame: Option<String>,
+    /// Largest value kept in cache [default: 8MiB].
+    #[arg(long, env = "GROUPCACHED_MAX_ITEM_SIZE", value_name = "SIZE")]
+    pub max_item_size: Option<String>,
+    /// Simultaneous connections [default: 10000].
+    #[arg(long, env = "GROUPCACHED_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Limit on one origin load [default: 10s].
+    #[arg(long, env = "GROUPCACHED_LOAD_TIMEOUT", value_name = "DURATION")]
+    pub load_timeout: Option<String>,
+    /// Origin loader threads [default: 32].
+    #[arg(long, env = "GROUPCACHED_LOADER_THREADS", value_name = "N")]
+    pub loader_threads: Option<usize>,
+}
+
+/// The TOML file's layout.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    advertise: Option<String>,
+    threads: Option<usize>,
+    max_frame: Option<SizeValue>,
+    max_item_size: Option<SizeValue>,
+    max_connections: Option<usize>,
+    load_timeout: Option<String>,
+    loader_threads: Option<usize>,
+    #[serde(default)]
+    group: Vec<FileGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGroup {
+    name: String,
+    cache_size: Option<SizeValue>,
+    origin: Option<String>,
+    ttl: Option<String>,
+}
+
+/// A size in the file: a number of bytes or a string with a unit.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SizeValue {
+    Bytes(u64),
+    Text(String),
+}
+
+impl SizeValue {
+    fn bytes(&self, setting: &str) -> Result<u64, ConfigError> {
+        match self {
+            SizeValue::Bytes(n) => Ok(*n),
+            SizeValue::Text(s) => parse_size(s).map_err(|m| ConfigError::new(setting, m)),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults: one group `default`, no origin, loopback port 7000.
+    pub fn new() -> Config {
+        Config {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .expect("default listen address is valid"),
+            advertise: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            groups: vec![GroupConfig::new(DEFAULT_GROUP)],
+            max_frame: groupcached_protocol::DEFAULT_MAX_FRAME,
+            max_item_size: DEFAULT_MAX_ITEM_SIZE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            load_timeout: DEFAULT_LOAD_TIMEOUT,
+            loader_threads: DEFAULT_LOADER_THREADS,
+        }
+    }
+
+    /// A small configuration on a free loopback port, for tests.
+    pub fn for_test() -> Config {
+        Config {
+            listen: "127.0.0.1:0".parse().expect("valid"),
+            threads: 2,
+            loader_threads: 4,
+            ..Config::new()
+        }
+    }
+
+    /// Builds the configuration from command-line arguments (the first is the program
+    /// name), the environment and the file they name. `--help`/`--version` and usage
+    /// errors come back as clap errors for the caller to print.
+    pub fn from_args<I, T>(args: I) -> Result<Result<Config, ConfigError>, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args = Args::try_parse_from(args)?;
+        Ok(Config::from_parsed(&args))
+    }
+
+    /// Applies parsed flags (and the file they name) over the defaults, then validates.
+    pub fn from_parsed(args: &Args) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    ConfigError::new("--config", format!("{}: {}", path.display(), e.message()))
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let mut cfg = Config::new();
+
+        // The file.
+        if let Some(v) = &file.listen {
+            cfg.listen = parse_addr("listen", v)?;
+        }
+        cfg.advertise = file.advertise.clone();
+        if let Some(v) = file.threads {
+            cfg.threads = v;
+        }
+        if let Some(v) = &file.max_frame {
+            cfg.max_frame = v.bytes("max_frame")? as usize;
+        }
+        if let Some(v) = &file.max_item_size {
+            cfg.max_item_size = v.bytes("max_item_size")? as usize;
+        }
+        if let Some(v) = file.max_connections {
+            cfg.max_connections = v;
+        }
+        if let Some(v) = &file.load_timeout {
+            cfg.load_timeout =
+                parse_duration(v).map_err(|m| ConfigError::new("load_timeout", m))?;
+        }
+        if let Some(v) = file.loader_threads {
+            cfg.loader_threads = v;
+        }
+        if !file.group.is_empty() {
+            cfg.groups.clear();
+            for g in &file.group {
+                let setting = |field: &str| format!("group `{}` {field}", g.name);
+                let mut gc = GroupConfig::new(&g.name);
+                if let Some(v) = &g.cache_size {
+                    gc.cache_bytes = v.bytes(&setting("cache_size"))?;
+                }
+                if let Some(v) = &g.origin {
+                    gc.origin =
+                        OriginSpec::parse(v).map_err(|m| ConfigError::new(setting("origin"), m))?;
+                }
+                if let Some(v) = &g.ttl {
+                    gc.ttl = parse_ttl(v).map_err(|m| ConfigError::new(setting("ttl"), m))?;
+                }
+                cfg.groups.push(gc);
+            }
+        }
+
+        // Flags and environment.
+        if let Some(v) = &args.listen {
+            cfg.listen = parse_addr("--listen", v)?;
+        }
+        if let Some(v) = &args.advertise {
+            cfg.advertise = Some(v.clone());
+        }
+        if let Some(v) = args.threads {
+            cfg.threads = v;
+        }
+        if let Some(v) = &args.max_frame {
+            cfg.max_frame = parse_size(v).map_err(|m| ConfigError::new("--max-frame", m))? as usize;
+        }
+        if let Some(v) = &args.max_item_size {
+            cfg.max_item_size =
+                parse_size(v).map_err(|m| ConfigError::new("--max-item-size", m))? as usize;
+        }
+        if let Some(v) = args.max_connections {
+            cfg.max_connections = v;
+        }
+        if let Some(v) = &args.load_timeout {
+            cfg.load_timeout =
+                parse_duration(v).map_err(|m| ConfigError::new("--load-timeout", m))?;
+        }
+        if let Some(v) = args.loader_threads {
+            cfg.loader_threads = v;
+        }
+        if file.max_item_size.is_none() && args.max_item_size.is_none() {
+            // The default follows a smaller --max-frame instead of contradicting it.
+            cfg.max_item_size = cfg.max_item_size.min(cfg.max_frame.saturating_sub(64));
+        }
+        let group_flags = args.cache_size.is_some() || args.origin.is_some() || args.ttl.is_some();
+        if args.group.is_some() || group_flags {
+            let name = args
+                .group
+                .clone()
+                .unwrap_or_else(|| DEFAULT_GROUP.to_string());
+            let idx = match cfg.groups.iter().position(|g| g.name == name) {
+                Some(i) => i,
+                None if file.group.is_empty() && cfg.groups.len() == 1 => {
+                    // Renaming the quick-start group rather than adding a second one.
+                    cfg.groups[0].name = name;
+                    0
+                }
+                None => {
+                    cfg.groups.push(GroupConfig::new(name));
+                    cfg.groups.len() - 1
+                }
+            };
+            let g = &mut cfg.groups[idx];
+            if let Some(v) = &args.cache_size {
+                g.cache_bytes = parse_size(v).map_err(|m| ConfigError::new("--cache-size", m))?;
+            }
+            if let Some(v) = &args.origin {
+                g.origin = OriginSpec::parse(v).map_err(|m| ConfigError::new("--origin", m))?;
+            }
+            if let Some(v) = &args.ttl {
+                g.ttl = parse_ttl(v).map_err(|m| ConfigError::new("--ttl", m))?;
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges and consistency; every message names the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1024).contains(&self.threads) {
+            return Err(ConfigError::new(
+                "--threads",
+                format!("{} is not in 1..=1024", self.threads),
+            ));
+        }
+        if self.groups.is_empty() {
+            return Err(ConfigError::new("groups", "at least one group is needed"));
+        }
+        if !(1024..=1 << 30).contains(&self.max_frame) {
+            return Err(ConfigError::new(
+                "--max-frame",
+                "must be between 1KiB and 1GiB",
+            ));
+        }
+        if self.max_item_size == 0 || self.max_item_size > self.max_frame {
+            return Err(ConfigError::new(
+                "--max-item-size",
+                format!(
+                    "must be between 1 byte and --max-frame ({} bytes)",
+                    self.max_frame
+                ),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::new("--max-connections", "must be at least 1"));
+        }
+        if self.load_timeout.is_zero() {
+            return Err(ConfigError::new("--load-timeout", "must be more than 0"));
+        }
+        if !(1..=4096).contains(&self.loader_threads) {
+            return Err(ConfigError::new("--loader-threads", "must be in 1..=4096"));
+        }
+        for (i, g) in self.groups.iter().enumerate() {
+            let valid = !g.name.is_empty()
+                && g.name.len() <= MAX_GROUP_LEN
+                && g.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                return Err(ConfigError::new(
+                    "group name",
+                    format!(
+                        "`{}` must be 1..={MAX_GROUP_LEN} characters of A-Z a-z 0-9 _ -",
+                        g.name
+                    ),
+                ));
+            }
+            if self.groups[..i].iter().any(|o| o.name == g.name) {
+                return Err(ConfigError::new(
+                    "group name",
+                    format!("`{}` is configured twice", g.name),
+                ));
+            }
+            if g.cache_bytes < self.threads as u64 * 1024 {
+                return Err(ConfigError::new(
+                    format!("group `{}` cache size", g.name),
+                    format!(
+                        "must be at least 1KiB per thread ({} bytes)",
+                        self.threads * 1024
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One line per setting, for the start-up log.
+    pub fn summary(&self) -> String {
+        let groups: Vec<String> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let ttl = g
+                    .ttl
+                    .map_or("none".to_string(), |t| format!("{}ms", t.as_millis()));
+                format!(
+                    "{} ({} bytes, origin {}, ttl {})",
+                    g.name, g.cache_bytes, g.origin, ttl
+                )
+            })
+            .collect();
+        format!(
+            "protocol v{PROTOCOL_VERSION}, {} threads, groups: {}",
+            self.threads,
+            groups.join("; ")
+        )
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new()
+    }
+}
+
+fn parse_addr(setting: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.to_socket_addrs()
+        .map_err(|e| ConfigError::new(setting, format!("`{s}` is not a host:port address ({e})")))?
+        .next()
+        .ok_or_else(|| ConfigError::new(setting, format!("`{s}` resolves to no address")))
+}
+
+fn parse_ttl(s: &str) -> Result<Option<Duration>, String> {
+    let d = parse_duration(s)?;
+    Ok((!d.is_zero()).then_some(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut all = vec!["groupcached"];
+        all.extend_from_slice(args);
+        Config::from_args(all).expect("flags parse")
+    }
+
+    #[test]
+    fn quick_start_flags_configure_one_group() {
+        let c = parse(&[
+            "--group",
+            "thumbs",
+            "--cache-size",
+            "1GiB",
+            "--origin",
+            "dir:/srv",
+            "--ttl",
+            "5m",
+        ])
+        .unwrap();
+        assert_eq!(c.groups.len(), 1);
+        assert_eq!(c.groups[0].name, "thumbs");
+        assert_eq!(c.groups[0].cache_bytes, 1 << 30);
+        assert!(matches!(c.groups[0].origin, OriginSpec::Dir(_)));
+        assert_eq!(c.groups[0].ttl, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn file_groups_and_flag_overrides() {
+        let dir = std::env::temp_dir().join(format!("gc-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "threads = 3\nmax_frame = \"2MiB\"\n[[group]]\nname = \"a\"\ncache_size = 4194304\n\
+             [[group]]\nname = \"b\"\norigin = \"synthetic:size=10\"\nttl = \"10s\"\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let c = parse(&["--config", p, "--group", "b", "--cache-size", "8MiB"]).unwrap();
+        assert_eq!(c.threads, 3);
+        assert_eq!(c.max_frame, 2 << 20);
+        assert_eq!(c.groups.len(), 2);
+        assert_eq!(c.groups[0].cache_bytes, 4 << 20);
+        assert_eq!(c.groups[1].cache_bytes, 8 << 20);
+        assert!(matches!(
+            c.groups[1].origin,
+            OriginSpec::Synthetic { size: 10, .. }
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        assert_eq!(
+            parse(&["--cache-size", "lots"]).unwrap_err().setting,
+            "--cache-size"
+        );
+        assert_eq!(
+            parse(&["--origin", "ftp://x"]).unwrap_err().setting,
+            "--origin"
+        );
+        assert_eq!(
+            parse(&["--group", "a.b"]).unwrap_err().setting,
+            "group name"
+        );
+        assert_eq!(parse(&["--threads", "0"]).unwrap_err().setting, "--threads");
+        assert!(parse(&["--origin", "http://x/noplaceholder"]).is_err());
+    }
+
+    #[test]
+    fn origin_specs_parse() {
+        assert!(matches!(OriginSpec::parse("none"), Ok(OriginSpec::None)));
+        match OriginSpec::parse("synthetic:size=1KiB,delay_ms=5").unwrap() {
+            OriginSpec::Synthetic { size, delay } => {
+                assert_eq!(size, 1024);
+                assert_eq!(delay, Duration::from_millis(5));
+            }
+            other => panic!("{other}"),
+        }
+        assert!(OriginSpec::parse("synthetic:colour=red").is_err());
+        assert!(OriginSpec::parse("https://x/{key}").is_err());
+    }
+}

@@ -1,0 +1,60 @@
+//! The `groupcached` binary: parse the configuration, bind, run, stop on a signal.
+
+use std::process::ExitCode;
+
+use groupcached::{Config, Server};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+fn main() -> ExitCode {
+    let cfg = match Config::from_args(std::env::args_os()) {
+        Err(clap_err) => clap_err.exit(), // --help, --version, usage errors
+        Ok(Err(e)) => {
+            eprintln!("groupcached: {e}");
+            return ExitCode::from(2);
+        }
+        Ok(Ok(cfg)) => cfg,
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+
+    let bound = match Server::bind(cfg) {
+        Ok(b) => b,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    log::info!(
+        "groupcached {} listening on {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        bound.local_addr(),
+        bound.config().summary()
+    );
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let handle = match bound.run() {
+        Ok(h) => h,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let trigger = handle.trigger();
+    std::thread::Builder::new()
+        .name("gc-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                log::info!("signal {sig} received: finishing in-flight requests, then exiting");
+                trigger.shutdown();
+            }
+        })
+        .ok();
+    handle.join();
+    log::info!("stopped");
+    ExitCode::SUCCESS
+}

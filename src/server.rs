@@ -1,0 +1,255 @@
+//! Starting and stopping a server: bind first (so tests and clusters learn real
+//! ports), run second, shut down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use groupcached_protocol::{Limits, Ring, DEFAULT_VNODES, HEADER_LEN, LENGTH_PREFIX_LEN};
+use mio::{Poll, Waker};
+
+use crate::config::Config;
+use crate::core::{Core, CoreParts, WAKER_TOKEN};
+use crate::error::StartError;
+use crate::mailbox::Remote;
+use crate::origin::{self, LoadContext, LoaderPool};
+use crate::shard::GroupSpec;
+use crate::shared::{GroupRuntime, Shared};
+use crate::stats::StatsRegistry;
+
+/// Entry point of the server library.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Validates `cfg` and binds one listener per core on its address. Nothing is
+    /// served until [`BoundServer::run`].
+    pub fn bind(cfg: Config) -> Result<BoundServer, StartError> {
+        cfg.validate()?;
+        let listeners =
+            crate::listener::bind_reuseport(cfg.listen, cfg.threads).map_err(|source| {
+                StartError::Bind {
+                    addr: cfg.listen,
+                    source,
+                }
+            })?;
+        let local_addr = listeners[0]
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        Ok(BoundServer {
+            cfg,
+            listeners,
+            local_addr,
+        })
+    }
+}
+
+/// A server whose listeners are bound but whose cores are not running yet.
+#[derive(Debug)]
+pub struct BoundServer {
+    cfg: Config,
+    listeners: Vec<std::net::TcpListener>,
+    local_addr: SocketAddr,
+}
+
+impl BoundServer {
+    /// The address clients can connect to (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The configuration being served.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Starts the loader pool and one thread per core.
+    pub fn run(self) -> Result<ServerHandle, StartError> {
+        let cfg = self.cfg;
+        let threads = cfg.threads;
+        let io_err = |what| move |source| StartError::Io { what, source };
+
+        let registry = Arc::new(StatsRegistry::new(
+            threads,
+            &cfg.groups
+                .iter()
+                .map(|g| (g.name.clone(), g.cache_bytes))
+                .collect::<Vec<_>>(),
+        ));
+        let groups = cfg
+            .groups
+            .iter()
+            .map(|g| GroupRuntime {
+                name: g.name.clone(),
+                origin: origin::build(&g.origin, cfg.load_timeout),
+            })
+            .collect::<Vec<_>>();
+        let node_id = cfg
+            .advertise
+            .clone()
+            .unwrap_or_else(|| self.local_addr.to_string());
+        let ring = Ring::new(std::slice::from_ref(&node_id), DEFAULT_VNODES);
+        // A GET response carries 8 header bytes after the prefix plus an 8-byte TTL.
+        let max_value = cfg.max_frame - (HEADER_LEN - LENGTH_PREFIX_LEN) - 8;
+        let shared = Arc::new(Shared::new(
+            threads,
+            groups,
+            Limits::with_max_frame(cfg.max_frame),
+            LoadContext {
+                max_size: max_value,
+                timeout: cfg.load_timeout,
+            },
+            cfg.max_connections,
+            cfg.load_timeout + Duration::from_secs(1),
+            registry.clone(),
+            node_id,
+            ring,
+        ));
+
+        let loader = LoaderPool::start(cfg.loader_threads).map_err(io_err("loader threads"))?;
+
+        let mut polls = Vec::with_capacity(threads);
+        let mut remotes = Vec::with_capacity(threads);
+        let mut inboxes = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let poll = Poll::new().map_err(io_err("poll instance"))?;
+            let waker =
+                Arc::new(Waker::new(poll.registry(), WAKER_TOKEN).map_err(io_err("waker"))?);
+            let (tx, rx) = crossbeam_channel::unbounded();
+            remotes.push(Remote::new(tx, waker));
+            inboxes.push(rx);
+            polls.push(poll);
+        }
+
+        let mut handles = Vec::with_capacity(threads);
+        let parts = polls
+            .into_iter()
+            .zip(inboxes)
+            .zip(self.listeners)
+            .enumerate();
+        for (id, ((poll, inbox), listener)) in parts {
+            let specs = cfg
+                .groups
+                .iter()
+                .zip(&shared.groups)
+                .map(|(g, rt)| GroupSpec {
+                    budget: (g.cache_bytes / threads as u64) as usize,
+                    max_item: cfg.max_item_size,
+                    ttl: g.ttl,
+                    has_origin: rt.origin.is_some(),
+                })
+                .collect();
+            let stats = registry.cores[id].clone();
+            let parts = CoreParts {
+                id,
+                poll,
+                listener: mio::net::TcpListener::from_std(listener),
+                shared: shared.clone(),
+                groups: specs,
+                load_timeout: cfg.load_timeout,
+                inbox,
+                me: remotes[id].clone(),
+                remotes: remotes.clone(),
+                loader: loader.handle(),
+                stats,
+            };
+            let trigger = ShutdownTrigger {
+                shared: shared.clone(),
+                remotes: remotes.clone(),
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("gc-core-{id}"))
+                .spawn(move || match Core::new(parts) {
+                    Ok(core) => core.run(),
+                    Err(e) => {
+                        log::error!("core {id} cannot start: {e}; shutting down");
+                        trigger.shutdown();
+                    }
+                })
+                .map_err(io_err("core thread"))?;
+            handles.push(handle);
+        }
+        Ok(ServerHandle {
+            trigger: ShutdownTrigger { shared, remotes },
+            threads: handles,
+            loader,
+            local_addr: self.local_addr,
+        })
+    }
+}
+
+/// Starts a graceful shutdown from any thread (a signal handler thread, a test).
+#[derive(Clone)]
+pub struct ShutdownTrigger {
+    shared: Arc<Shared>,
+    remotes: Vec<Remote>,
+}
+
+impl ShutdownTrigger {
+    /// Stops accepting, answers requests already read, closes connections, and lets
+    /// the cores exit. Idempotent.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        for r in &self.remotes {
+            r.wake();
+        }
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    trigger: ShutdownTrigger,
+    threads: Vec<JoinHandle<()>>,
+    loader: LoaderPool,
+    local_addr: SocketAddr,
+}
+
+impl ServerHandle {
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that can start shutdown from another thread.
+    pub fn trigger(&self) -> ShutdownTrigger {
+        self.trigger.clone()
+    }
+
+    /// Starts a graceful shutdown (see [`ShutdownTrigger::shutdown`]).
+    pub fn shutdown(&self) {
+        self.trigger.shutdown();
+    }
+
+    /// Every counter, summed over cores, under its STATS name.
+    pub fn stats(&self) -> Vec<(String, u64)> {
+        self.trigger.shared.registry.snapshot()
+    }
+
+    /// Waits for every core to stop (after a shutdown).
+    pub fn join(mut self) {
+        self.join_threads();
+    }
+
+    fn join_threads(&mut self) {
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                log::error!("a core thread panicked");
+            }
+        }
+        self.loader.shutdown();
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.trigger.shutdown();
+            self.join_threads();
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! One core's shard of every group: main and hot cache plus in-flight table.
+//!
+//! A pure state machine in the style of quinn-proto: requests go in with an explicit
+//! `now`, [`Effect`]s come out (answer this waiter, start that load). No sockets, no
+//! threads, no clock, so every rule here is unit-tested directly.
+
+pub mod inflight;
+pub mod lru;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use groupcached_protocol::Status;
+
+use crate::origin::{LoadResult, OriginError};
+use crate::stats::{CacheCounters, CoreStats, GroupCounters};
+use crate::value::ByteView;
+use inflight::{InflightTable, Join, LoadId};
+use lru::{charge, Lru};
+
+/// The answer to one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A value and its remaining TTL in milliseconds (0 = no expiry).
+    Value {
+        /// The value.
+        value: ByteView,
+        /// Remaining time to live in ms; 0 = none.
+        ttl_ms: u64,
+    },
+    /// No such key.
+    NotFound,
+    /// SET done.
+    Stored,
+    /// DELETE done; whether an entry was removed.
+    Deleted(bool),
+    /// INVALIDATE done.
+    Invalidated,
+    /// Failure, with the status and a message for the client.
+    Error {
+        /// The status.
+        status: Status,
+        /// Human-readable detail.
+        message: Cow<'static, str>,
+    },
+}
+
+impl Reply {
+    /// An error reply.
+    pub fn error(status: Status, message: impl Into<Cow<'static, str>>) -> Reply {
+        Reply::Error {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the shard asks its core to do.
+#[derive(Debug)]
+pub enum Effect<W> {
+    /// Send `reply` to `waiter`.
+    Reply(W, Reply),
+    /// Start loading `key` of group `group` from its origin; report back with `id`.
+    Load {
+        /// Group index.
+        group: usize,
+        /// Load id to report the result under.
+        id: LoadId,
+        /// The key.
+        key: Box<[u8]>,
+    },
+}
+
+/// Per-group settings a shard needs.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    /// This shard's share of the group's budget (main + hot), in bytes.
+    pub budget: usize,
+    /// Largest value kept.
+    pub max_item: usize,
+    /// TTL of loaded values and of SETs without one.
+    pub ttl: Option<Duration>,
+    /// Whether misses can be loaded (false for `none`: a miss is NOT_FOUND).
+    pub has_origin: bool,
+}
+
+struct GroupShard<W> {
+    spec: GroupSpec,
+    main: Lru,
+    hot: Lru,
+    inflight: InflightTable<W>,
+}
+
+/// One core's part of every group.
+pub struct Shard<W> {
+    groups: Vec<GroupShard<W>>,
+    load_timeout: Duration,
+    stats: Arc<CoreStats>,
+}
+
+impl<W: Clone> Shard<W> {
+    /// A shard for `groups` (in configuration order), counting into `stats`.
+    pub fn new(groups: Vec<GroupSpec>, load_timeout: Duration, stats: Arc<CoreStats>) -> Self {
+        Shard {
+            groups: groups
+                .into_iter()
+                .map(|spec| GroupShard {
+                    spec,
+                    main: Lru::new(),
+                    hot: Lru::new(),
+                    inflight: InflightTable::default(),
+                })
+                .collect(),
+            load_timeout,
+            stats,
+        }
+    }
+
+    /// Answers a GET (or a peer's FETCH) from cache, or joins/starts the key's load.
+    pub fn get(&mut self, now: Instant, g: usize, key: &[u8], waiter: W, out: &mut Vec<Effect<W>>) {
+        let stats = &self.stats.groups[g];
+        let gs = &mut self.groups[g];
+        stats.gets.inc();
+        stats.main.gets.inc();
+        if let Some(hit) = gs.main.get(key, now) {
+            stats.main.hits.inc();
+            stats.cache_hits.inc();
+            publish(&stats.main, &gs.main);
+            out.push(Effect::Reply(
+                waiter,
+                value_reply(hit.value, hit.expires, now),
+            ));
+            return;
+        }
+        stats.hot.gets.inc();
+        if let Some(hit) = gs.hot.get(key, now) {
+            stats.hot.hits.inc();
+            stats.cache_hits.inc();
+            out.push(Effect::Reply(
+                waiter,
+                value_reply(hit.value, hit.expires, now),
+            ));
+            return;
+        }
+        // An expired entry may have been dropped by the lookups above.
+        publish(&stats.main, &gs.main);
+        publish(&stats.hot, &gs.hot);
+        stats.loads.inc();
+        if !gs.spec.has_origin {
+            out.push(Effect::Reply(waiter, Reply::NotFound));
+            return;
+        }
+        if let Join::First(id) = gs.inflight.join(key, waiter, now + self.load_timeout) {
+            stats.loads_deduped.inc();
+            out.push(Effect::Load {
+                group: g,
+                id,
+                key: key.into(),
+            });
+        }
+    }
+
+    /// Delivers the result of load `id` to its waiters, caching a value if the load
+    /// is still current (no SET/DELETE of the key since it began).
+    pub fn on_load_done(
+        &mut self,
+        now: Instant,
+        g: usize,
+        id: LoadId,
+        result: LoadResult,
+        out: &mut Vec<Effect<W>>,
+    ) {
+        let stats = &self.stats.groups[g];
+        let gs = &mut self.groups[g];
+        let Some(load) = gs.inflight.complete(id) else {
+            return; // Timed out already; its waiters were answered.
+        };
+        let reply = match result {
+            Ok(Some(loaded)) => {
+                stats.local_loads.inc();
+                let value = ByteView::from_vec(loaded.value);
+                let expires = expiry(now, loaded.ttl.or(gs.spec.ttl));
+                if load.current && cacheable(&gs.spec, load.key.len(), value.len()) {
+                    gs.main.insert(&load.key, value.clone(), expires);
+                    enforce_budget(gs, stats);
+                }
+                value_reply(value, expires, now)
+            }
+            Ok(None) => {
+                stats.local_loads.inc();
+                Reply::NotFound
+            }
+            Err(e) => {
+                stats.local_load_errs.inc();
+                origin_error_reply(&e)
+            }
+        };
+        answer_all(load.waiters, reply, out);
+    }
+
+    /// Stores a value. `ttl` of `None` means the group default.
+    pub fn set(
+        &mut self,
+        now: Instant,
+        g: usize,
+        key: &[u8],
+        value: ByteView,
+        ttl: Option<Duration>,
+    ) -> Reply {
+        let stats = &self.stats.groups[g];
+        let gs = &mut self.groups[g];
+        stats.sets.inc();
+        gs.inflight.supersede(key);
+        gs.hot.remove(key);
+        if value.len() > gs.spec.max_item || charge(key.len(), value.len()) > gs.spec.budget {
+            gs.main.remove(key);
+            publish(&stats.main, &gs.main);
+            publish(&stats.hot, &gs.hot);
+            return Reply::error(
+                Status::TooLarge,
+                format!(
+                    "value of {} bytes is over this server's item limit of {} bytes",
+                    value.len(),
+                    gs.spec.max_item.min(
+                        gs.spec
+                            .budget
+                            .saturating_sub(key.len() + lru::ENTRY_OVERHEAD)
+                    )
+                ),
+            );
+        }
+        gs.main.insert(key, value, expiry(now, ttl.or(gs.spec.ttl)));
+        enforce_budget(gs, stats);
+        Reply::Stored
+    }
+
+    /// Removes a key from main and hot cache, and makes any running load of it
+    /// unable to put an older value back.
+    pub fn delete(&mut self, g: usize, key: &[u8]) -> Reply {
+        let stats = &self.stats.groups[g];
+        let gs = &mut self.groups[g];
+        stats.deletes.inc();
+        gs.inflight.supersede(key);
+        let removed = gs.main.remove(key) | gs.hot.remove(key);
+        publish(&stats.main, &gs.main);
+        publish(&stats.hot, &gs.hot);
+        Reply::Deleted(removed)
+    }
+
+    /// Drops a key from the hot cache only (a peer's INVALIDATE).
+    pub fn invalidate(&mut self, g: usize, key: &[u8]) -> Reply {
+        let gs = &mut self.groups[g];
+        gs.hot.remove(key);
+        publish(&self.stats.groups[g].hot, &gs.hot);
+        Reply::Invalidated
+    }
+
+    /// Puts a value fetched from its owner into the hot cache, expiring when the
+    /// owner's copy would.
+    pub fn insert_hot(&mut self, now: Instant, g: usize, key: &[u8], value: ByteView, ttl_ms: u64) {
+        let stats = &self.stats.groups[g];
+        let gs = &mut self.groups[g];
+        if !cacheable(&gs.spec, key.len(), value.len()) {
+            return;
+        }
+        let expires = (ttl_ms > 0).then(|| now + Duration::from_millis(ttl_ms));
+        gs.hot.insert(key, value, expires);
+        enforce_budget(gs, stats);
+    }
+
+    /// Answers the waiters of loads that passed their deadline with TIMEOUT.
+    pub fn expire(&mut self, now: Instant, out: &mut Vec<Effect<W>>) {
+        for (g, gs) in self.groups.iter_mut().enumerate() {
+            let stats = &self.stats.groups[g];
+            gs.inflight.expire(now, |load| {
+                stats.local_load_errs.inc();
+                answer_all(
+                    load.waiters,
+                    Reply::error(Status::Timeout, "origin load timed out"),
+                    out,
+                );
+            });
+        }
+    }
+
+    /// The earliest moment [`Shard::expire`] has work to do.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        self.groups
+            .iter_mut()
+            .filter_map(|g| g.inflight.next_deadline())
+            .min()
+    }
+
+    /// Number of loads running in all groups.
+    pub fn loads_in_flight(&self) -> usize {
+        self.groups.iter().map(|g| g.inflight.len()).sum()
+    }
+
+    /// Bytes charged by the main and hot cache of group `g`.
+    pub fn cache_bytes(&self, g: usize) -> (usize, usize) {
+        (self.groups[g].main.bytes(), self.groups[g].hot.bytes())
+    }
+
+    /// Main-cache keys of group `g` from most to least recently used.
+    pub fn main_keys(&self, g: usize) -> Vec<Vec<u8>> {
+        self.groups[g].main.keys()
+    }
+}
+
+fn cacheable(spec: &GroupSpec, key_len: usize, value_len: usize) -> bool {
+    value_len <= spec.max_item && charge(key_len, value_len) <= spec.budget
+}
+
+fn expiry(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
+    ttl.filter(|t| !t.is_zero()).map(|t| now + t)
+}
+
+fn value_reply(value: ByteView, expires: Option<Instant>, now: Instant) -> Reply {
+    let ttl_ms = match expires {
+        // Round up and never send 0, which would mean "no expiry".
+        Some(e) => (e.saturating_duration_since(now).as_micros().div_ceil(1000) as u64).max(1),
+        None => 0,
+    };
+    Reply::Value { value, ttl_ms }
+}
+
+fn origin_error_reply(e: &OriginError) -> Reply {
+    Reply::error(e.status(), e.to_string())
+}
+
+fn answer_all<W: Clone>(waiters: Vec<W>, reply: Reply, out: &mut Vec<Effect<W>>) {
+    out.extend(waiters.into_iter().map(|w| Effect::Reply(w, reply.clone())));
+}
+
+/// groupcache's rule: while over budget, evict the oldest hot entry if the hot cache
+/// holds more than 1/8 of what the main cache holds, else the oldest main entry.
+fn enforce_budget<W>(gs: &mut GroupShard<W>, stats: &GroupCounters) {
+    while gs.main.bytes() + gs.hot.bytes() > gs.spec.budget {
+        let from_hot = gs.hot.bytes() > gs.main.bytes() / 8;
+        let (victim, counters) = if from_hot {
+            (&mut gs.hot, &stats.hot)
+        } else {
+            (&mut gs.main, &stats.main)
+        };
+        if victim.pop_oldest().is_none() {
+            break;
+        }
+        counters.evictions.inc();
+    }
+    publish(&stats.main, &gs.main);
+    publish(&stats.hot, &gs.hot);
+}
+
+fn publish(c: &CacheCounters, lru: &Lru) {
+    c.bytes.set(lru.bytes() as u64);
+    c.items.set(lru.len() as u64);
+}
+
+#[cfg(test)]
+mod tests;
