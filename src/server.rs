@@ -253,3 +253,72 @@ impl Drop for ServerHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{GroupConfig, OriginSpec};
+    use crate::origin::{LoadContext, Loaded, Origin, OriginError};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Barrier;
+
+    /// A Rust origin that counts its loads and takes a while, so concurrent misses overlap.
+    struct Counting {
+        loads: AtomicUsize,
+    }
+
+    impl Origin for Counting {
+        fn load(&self, key: &[u8], _: &LoadContext) -> Result<Option<Loaded>, OriginError> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(200));
+            if key == b"missing" {
+                return Ok(None);
+            }
+            if key == b"panic" {
+                panic!("embedded origin bug");
+            }
+            Ok(Some(Loaded::new([b"v:", key].concat())))
+        }
+    }
+
+    #[test]
+    fn embedded_origin_loads_each_key_once_under_concurrency() {
+        let origin = Arc::new(Counting {
+            loads: AtomicUsize::new(0),
+        });
+        let mut cfg = Config::for_test();
+        cfg.groups = vec![GroupConfig {
+            origin: OriginSpec::Custom(origin.clone()),
+            ..GroupConfig::new("emb")
+        }];
+        let handle = Server::bind(cfg).unwrap().run().unwrap();
+        let addr = handle.local_addr();
+        let barrier = Arc::new(Barrier::new(40));
+        let threads: Vec<_> = (0..40)
+            .map(|_| {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let mut c = groupcached_client::Client::connect(addr).unwrap();
+                    barrier.wait();
+                    c.get("emb", "k").unwrap().map(|v| v.into_bytes())
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Some(b"v:k".to_vec()));
+        }
+        assert_eq!(origin.loads.load(Ordering::SeqCst), 1);
+
+        let mut c = groupcached_client::Client::connect(addr).unwrap();
+        assert_eq!(c.get("emb", "missing").unwrap(), None);
+        // A panicking origin answers an error and the server keeps serving.
+        let err = c.get("emb", "panic").unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        assert_eq!(c.get("emb", "k").unwrap().map(|v| v.into_bytes()), Some(b"v:k".to_vec()));
+        let stats: std::collections::HashMap<_, _> = handle.stats().into_iter().collect();
+        assert_eq!(stats["group.emb.local_loads"], 2);
+        assert_eq!(stats["group.emb.local_load_errs"], 1);
+        handle.shutdown();
+        handle.join();
+    }
+}
