@@ -1,7 +1,6 @@
 //! Bad input: arbitrary bytes never panic the decoder or the FrameBuffer, and each
-//! decode error of docs/protocol.md ("Decode errors and what the server does") is
-//! reported as documented: with its status, fatal or skippable, and when skippable
-//! the next frame still decodes.
+//! decode error in the "Errors" section of docs/protocol.md is reported as documented:
+//! with its status, fatal or skippable, and when skippable the next frame still decodes.
 
 use groupcached_protocol::{
     decode, DecodeError, Frame, FrameBuffer, FrameError, KeyRef, Limits, Request, RequestKind,
