@@ -1,0 +1,189 @@
+//! Pipelining on one connection, with the client's low-level `Connection`: answers
+//! leave out of order (a hit overtakes a miss waiting for its origin) and every
+//! response carries the id of its request.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{Gate, HttpOrigin, TempDir, TestServer};
+use groupcached_client::protocol::{KeyRef, Opcode, Request, RequestKind, Status};
+use groupcached_client::{ConnectOptions, Connection, OwnedBody, OwnedResponse};
+
+fn fast_value(i: usize) -> Vec<u8> {
+    format!("fast value number {i}").into_bytes()
+}
+
+fn value_of(r: &OwnedResponse) -> &[u8] {
+    match &r.body {
+        OwnedBody::Value(v) => v.as_bytes(),
+        other => panic!("not a value: {other:?} in {r:?}"),
+    }
+}
+
+#[test]
+fn cached_gets_overtake_a_slow_miss_on_one_connection() {
+    let gate = Gate::new();
+    let g = gate.clone();
+    let origin = HttpOrigin::start(move |path| {
+        g.wait();
+        (200, format!("slow {path}").into_bytes())
+    });
+    let dir = TempDir::new("pipelining");
+    let cfg = dir.write(
+        "groupcached.toml",
+        format!(
+            "threads = 2\nload_timeout = \"60s\"\n\
+             [[group]]\nname = \"slow\"\norigin = \"{}\"\n\
+             [[group]]\nname = \"fast\"\norigin = \"none\"\n",
+            origin.spec("/{key}")
+        )
+        .as_bytes(),
+    );
+    let s = TestServer::start(&["--config", &cfg.display().to_string()]);
+    let mut setter = s.client();
+    for i in 0..50 {
+        setter
+            .set("fast", format!("f{i}"), &fast_value(i), None)
+            .unwrap();
+    }
+
+    let opts = ConnectOptions {
+        timeout: Some(common::DEADLINE),
+        ..ConnectOptions::default()
+    };
+    let mut conn = Connection::connect(s.addr(), &opts).unwrap();
+    let slow_id = conn.next_id();
+    conn.send(&Request {
+        id: slow_id,
+        kind: RequestKind::Get(KeyRef::new(b"slow", b"cold")),
+    })
+    .unwrap();
+    let mut fast_ids = HashMap::new();
+    let keys: Vec<String> = (0..50).map(|i| format!("f{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        let id = conn.next_id();
+        fast_ids.insert(id, i);
+        conn.send(&Request {
+            id,
+            kind: RequestKind::Get(KeyRef::new(b"fast", key.as_bytes())),
+        })
+        .unwrap();
+    }
+    conn.flush().unwrap();
+
+    // The origin cannot answer until the gate opens, so in-order processing would
+    // never deliver these 50: they must all come first.
+    let mut seen = HashMap::new();
+    for n in 0..50 {
+        let r = conn.recv().unwrap();
+        assert_ne!(r.id, slow_id, "the slow miss came back as response {n}");
+        let i = *fast_ids
+            .get(&r.id)
+            .unwrap_or_else(|| panic!("unknown id {}", r.id));
+        assert_eq!((r.status, r.op()), (Status::Ok, Some(Opcode::Get)), "{r:?}");
+        assert_eq!(value_of(&r), &fast_value(i)[..], "id {} (key f{i})", r.id);
+        assert!(seen.insert(r.id, n).is_none(), "id {} answered twice", r.id);
+    }
+    assert_eq!(seen.len(), 50);
+    common::wait_until("the slow load to reach the origin", || origin.requests() == 1);
+    assert_eq!(s.stat("group.slow.loads_deduped"), 1);
+    gate.open();
+    let r = conn.recv().unwrap();
+    assert_eq!((r.id, r.status), (slow_id, Status::Ok), "{r:?}");
+    assert_eq!(value_of(&r), b"slow /cold");
+}
+
+#[test]
+fn a_deep_pipeline_of_mixed_ops_answers_every_id_once() {
+    let s = TestServer::start(&["--threads", "2", "--origin", "none"]);
+    let opts = ConnectOptions {
+        timeout: Some(common::DEADLINE),
+        ..ConnectOptions::default()
+    };
+    let mut conn = Connection::connect(s.addr(), &opts).unwrap();
+    const N: usize = 2000;
+    let key = |i: usize| format!("key-{i}");
+    let val = |i: usize| format!("v{i}-").repeat(1 + i % 50).into_bytes();
+
+    // Phase 1: N SETs in flight at once.
+    let mut expect = HashMap::new();
+    let keys: Vec<String> = (0..N).map(key).collect();
+    let vals: Vec<Vec<u8>> = (0..N).map(val).collect();
+    for i in 0..N {
+        let id = conn.next_id();
+        expect.insert(id, i);
+        conn.send(&Request {
+            id,
+            kind: RequestKind::Set {
+                key: KeyRef::new(b"default", keys[i].as_bytes()),
+                ttl_ms: 0,
+                value: &vals[i],
+            },
+        })
+        .unwrap();
+    }
+    conn.flush().unwrap();
+    for _ in 0..N {
+        let r = conn.recv().unwrap();
+        assert!(expect.remove(&r.id).is_some(), "unexpected id {}", r.id);
+        assert_eq!((r.status, r.op()), (Status::Ok, Some(Opcode::Set)), "{r:?}");
+    }
+
+    // Phase 2: GETs, DELETEs of other keys, PINGs, misses and STATS, interleaved.
+    #[derive(Debug)]
+    enum Want {
+        Value(usize),
+        Deleted,
+        Missing,
+        Pong(Vec<u8>),
+        Stats,
+    }
+    let payloads: Vec<Vec<u8>> = (0..N).map(|i| i.to_be_bytes().to_vec()).collect();
+    let absent: Vec<String> = (0..N).map(|i| format!("absent-{i}")).collect();
+    let mut want = HashMap::new();
+    for i in 0..N {
+        let id = conn.next_id();
+        let (kind, w) = match i % 5 {
+            0 | 1 => (
+                RequestKind::Get(KeyRef::new(b"default", keys[i].as_bytes())),
+                Want::Value(i),
+            ),
+            2 => (
+                RequestKind::Delete(KeyRef::new(b"default", keys[i].as_bytes())),
+                Want::Deleted,
+            ),
+            3 => (
+                RequestKind::Ping(&payloads[i]),
+                Want::Pong(payloads[i].clone()),
+            ),
+            _ if i % 10 == 4 => (RequestKind::Stats, Want::Stats),
+            _ => (
+                RequestKind::Get(KeyRef::new(b"default", absent[i].as_bytes())),
+                Want::Missing,
+            ),
+        };
+        want.insert(id, w);
+        conn.send(&Request { id, kind }).unwrap();
+    }
+    conn.flush().unwrap();
+    for _ in 0..N {
+        let r = conn.recv().unwrap();
+        let w = want
+            .remove(&r.id)
+            .unwrap_or_else(|| panic!("unexpected or repeated id {}", r.id));
+        match (&w, &r.status, &r.body) {
+            (Want::Value(i), Status::Ok, OwnedBody::Value(v)) => {
+                assert_eq!(v.as_bytes(), &val(*i)[..])
+            }
+            (Want::Deleted, Status::Ok, OwnedBody::Deleted(true)) => {}
+            (Want::Missing, Status::NotFound, _) => {}
+            (Want::Pong(p), Status::Ok, OwnedBody::Pong(got)) => assert_eq!(got, p),
+            (Want::Stats, Status::Ok, OwnedBody::Stats(st)) => assert!(st.get("threads").is_some()),
+            _ => panic!("wanted {w:?}, got {r:?}"),
+        }
+    }
+    assert!(want.is_empty());
+    let st = s.stats();
+    assert_eq!(st.get("group.default.main.items"), Some((N - N / 5) as u64));
+}
