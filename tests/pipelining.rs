@@ -86,7 +86,9 @@ fn cached_gets_overtake_a_slow_miss_on_one_connection() {
         assert!(seen.insert(r.id, n).is_none(), "id {} answered twice", r.id);
     }
     assert_eq!(seen.len(), 50);
-    common::wait_until("the slow load to reach the origin", || origin.requests() == 1);
+    common::wait_until("the slow load to reach the origin", || {
+        origin.requests() == 1
+    });
     assert_eq!(s.stat("group.slow.loads_deduped"), 1);
     gate.open();
     let r = conn.recv().unwrap();
