@@ -189,3 +189,44 @@ fn a_deep_pipeline_of_mixed_ops_answers_every_id_once() {
     let st = s.stats();
     assert_eq!(st.get("group.default.main.items"), Some((N - N / 5) as u64));
 }
+
+#[test]
+fn a_half_closed_client_still_gets_every_answer_then_a_close() {
+    let gate = Gate::new();
+    let g = gate.clone();
+    let origin = HttpOrigin::start(move |_| {
+        g.wait();
+        (200, b"late".to_vec())
+    });
+    let spec = origin.spec("/{key}");
+    let s = TestServer::start(&["--origin", &spec, "--threads", "2", "--load-timeout", "60s"]);
+    let mut raw = s.raw();
+    let mut bytes = Vec::new();
+    for (id, key) in [(1u32, &b"slow"[..]), (2, b"other")] {
+        Request {
+            id,
+            kind: RequestKind::Get(KeyRef::new(b"default", key)),
+        }
+        .encode(&mut bytes);
+    }
+    Request {
+        id: 3,
+        kind: RequestKind::Ping(b"p"),
+    }
+    .encode(&mut bytes);
+    raw.send_bytes(&bytes);
+    // Like `printf ... | nc`: done sending, still listening.
+    raw.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let r = raw.recv();
+    assert_eq!(
+        (r.id, r.status),
+        (3, Status::Ok),
+        "the PING needs no origin: {r:?}"
+    );
+    common::wait_until("both loads to reach the origin", || origin.requests() == 2);
+    gate.open();
+    let mut ids: Vec<u32> = (0..2).map(|_| raw.recv().id).collect();
+    ids.sort();
+    assert_eq!(ids, vec![1, 2]);
+    raw.expect_closed();
+}

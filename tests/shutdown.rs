@@ -91,3 +91,28 @@ fn sigint_with_idle_connections_exits_promptly() {
     assert!(status.success(), "exit status {status}");
     assert!(idle.ping().is_err(), "the server is gone");
 }
+
+#[test]
+fn a_client_that_never_reads_cannot_hold_up_shutdown_forever() {
+    // Drain time is bounded by the load timeout (plus a little).
+    let mut s = TestServer::start(&["--origin", "none", "--load-timeout", "1s"]);
+    let mut c = s.client();
+    c.set(G, "big", &vec![7u8; 1 << 20], None).unwrap();
+    let mut hog = s.raw();
+    let get = common::encode(&groupcached_client::protocol::Request {
+        id: 1,
+        kind: groupcached_client::protocol::RequestKind::Get(
+            groupcached_client::protocol::KeyRef::new(G.as_bytes(), b"big"),
+        ),
+    });
+    for _ in 0..20 {
+        hog.send_bytes(&get);
+    }
+    s.wait_stat("group.default.gets", ">= 5", |n| n >= 5);
+    s.signal("TERM");
+    let status = s
+        .wait_exit(DEADLINE)
+        .expect("exits despite the stuck client");
+    assert!(status.success(), "exit status {status}");
+    drop(hog);
+}

@@ -408,3 +408,34 @@ fn stats_report_every_groupcache_counter_and_node_counters() {
     let payload = (1 + 10) + (1 + 1);
     assert!(st.get("group.default.main.bytes").unwrap() >= payload);
 }
+
+#[test]
+fn origin_values_over_the_shard_budget_are_served_but_not_cached() {
+    let s = TestServer::start(&[
+        "--threads",
+        "1",
+        "--cache-size",
+        "64KiB",
+        "--origin",
+        "synthetic:size=100000",
+    ]);
+    let mut c = s.client();
+    let first = c.get(G, "big").unwrap().unwrap();
+    assert_eq!(first.len(), 100_000);
+    assert_eq!(c.get(G, "big").unwrap().unwrap(), first);
+    assert_eq!(s.stat("group.default.local_loads"), 2);
+    assert!(s.stat("group.default.main.bytes") <= 64 * 1024);
+}
+
+#[test]
+fn origin_values_over_the_frame_limit_are_too_large_errors() {
+    let s = TestServer::start(&["--max-frame", "64KiB", "--origin", "synthetic:size=100000"]);
+    let mut c = s.client();
+    for _ in 0..2 {
+        let err = c.get(G, "huge").unwrap_err();
+        assert_eq!(server_status(&err), Some(Status::TooLarge), "{err}");
+    }
+    // Neither cached nor poisoning: each GET tried again, and the connection works.
+    assert_eq!(s.stat("group.default.local_load_errs"), 2);
+    c.ping().unwrap();
+}

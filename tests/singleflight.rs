@@ -275,3 +275,91 @@ fn slow_http_load_times_out_and_other_keys_are_served() {
         b"too late"
     );
 }
+
+#[test]
+fn a_set_during_a_load_wins_over_the_loaded_value() {
+    let gate = Gate::new();
+    let g = gate.clone();
+    let origin = HttpOrigin::start(move |_| {
+        g.wait();
+        (200, b"stale from origin".to_vec())
+    });
+    let spec = origin.spec("/{key}");
+    let s = TestServer::start(&["--origin", &spec, "--threads", "2", "--load-timeout", "60s"]);
+    let mut waiter = s.client();
+    let waiting = std::thread::spawn(move || waiter.get(G, "k").unwrap());
+    common::wait_until("the load to reach the origin", || origin.requests() == 1);
+    let mut c = s.client();
+    c.set(G, "k", b"fresh from SET", None).unwrap();
+    gate.open();
+    // The waiter gets what it asked the origin for...
+    let got = waiting.join().unwrap().unwrap();
+    assert_eq!(got.as_bytes(), b"stale from origin");
+    // ...but the older load must not overwrite the newer SET in the cache.
+    assert_eq!(
+        c.get(G, "k").unwrap().unwrap().as_bytes(),
+        b"fresh from SET"
+    );
+    assert_eq!(origin.requests(), 1);
+}
+
+#[test]
+fn a_delete_during_a_load_keeps_the_loaded_value_out_of_the_cache() {
+    let gate = Gate::new();
+    let g = gate.clone();
+    let origin = HttpOrigin::start(move |_| {
+        g.wait();
+        (200, b"loaded".to_vec())
+    });
+    let spec = origin.spec("/{key}");
+    let s = TestServer::start(&["--origin", &spec, "--load-timeout", "60s"]);
+    let mut waiter = s.client();
+    let waiting = std::thread::spawn(move || waiter.get(G, "k").unwrap());
+    common::wait_until("the load to reach the origin", || origin.requests() == 1);
+    let mut c = s.client();
+    assert!(!c.delete(G, "k").unwrap());
+    gate.open();
+    assert_eq!(waiting.join().unwrap().unwrap().as_bytes(), b"loaded");
+    // Deleted after the load began: the next GET asks the origin again.
+    assert_eq!(c.get(G, "k").unwrap().unwrap().as_bytes(), b"loaded");
+    assert_eq!(origin.requests(), 2);
+}
+
+#[test]
+fn more_waiters_on_one_connection_than_its_pending_limit_are_all_answered() {
+    let gate = Gate::new();
+    let g = gate.clone();
+    let origin = HttpOrigin::start(move |_| {
+        g.wait();
+        (200, b"eventually".to_vec())
+    });
+    let spec = origin.spec("/{key}");
+    let s = TestServer::start(&["--origin", &spec, "--threads", "2", "--load-timeout", "60s"]);
+    let mut raw = s.raw();
+    const N: u32 = 5000;
+    let bytes: Vec<u8> = (1..=N)
+        .flat_map(|id| {
+            common::encode(&Request {
+                id,
+                kind: RequestKind::Get(KeyRef::new(G.as_bytes(), b"slow")),
+            })
+        })
+        .collect();
+    raw.send_bytes(&bytes);
+    // The server stops reading at its pending limit; the rest wait in the socket.
+    common::wait_until("the load to reach the origin", || origin.requests() == 1);
+    s.wait_stat("group.default.gets", ">= 4096", |n| n >= 4096);
+    gate.open();
+    let mut seen = vec![false; N as usize + 1];
+    for _ in 0..N {
+        let r = raw.recv();
+        assert_eq!(r.status, Status::Ok, "{r:?}");
+        assert!(
+            !std::mem::replace(&mut seen[r.id as usize], true),
+            "id {} twice",
+            r.id
+        );
+    }
+    assert_eq!(origin.requests(), 1);
+    assert_eq!(s.stat("group.default.gets"), N as u64);
+}
