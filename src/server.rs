@@ -314,7 +314,10 @@ mod tests {
         // A panicking origin answers an error and the server keeps serving.
         let err = c.get("emb", "panic").unwrap_err();
         assert!(err.to_string().contains("panicked"), "{err}");
-        assert_eq!(c.get("emb", "k").unwrap().map(|v| v.into_bytes()), Some(b"v:k".to_vec()));
+        assert_eq!(
+            c.get("emb", "k").unwrap().map(|v| v.into_bytes()),
+            Some(b"v:k".to_vec())
+        );
         let stats: std::collections::HashMap<_, _> = handle.stats().into_iter().collect();
         assert_eq!(stats["group.emb.local_loads"], 2);
         assert_eq!(stats["group.emb.local_load_errs"], 1);

@@ -244,10 +244,6 @@ fn assert_load_times_out(s: &TestServer) {
 }
 
 #[test]
-#[ignore = "server bug: src/origin/synthetic.rs sleeps delay.min(ctx.timeout) and then returns \
-            the value, so a load slower than --load-timeout completes exactly at the deadline, \
-            wins over the in-flight expiry (src/core/mod.rs handles the mailbox before \
-            Shard::expire) and is answered and cached instead of TIMEOUT"]
 fn slow_synthetic_load_times_out_and_other_keys_are_served() {
     let dir = TempDir::new("timeout-synth");
     let cfg = two_group_config(&dir, "synthetic:size=10,delay_ms=3000");

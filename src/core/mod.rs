@@ -147,6 +147,9 @@ impl Core {
                 break;
             }
             self.ctx.now = Instant::now();
+            // Expire first: a load that finished after its deadline must not beat
+            // the timeout just because both were noticed in the same turn.
+            self.expire_loads();
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
@@ -161,16 +164,21 @@ impl Core {
                     }
                 }
             }
-            let mut effects = std::mem::take(&mut self.ctx.effects);
-            self.ctx.shard.expire(self.ctx.now, &mut effects);
-            self.ctx.effects = effects;
-            self.ctx.drain_effects(None);
+            self.expire_loads();
             self.before_sleep();
             if self.shutdown_step() {
                 break;
             }
         }
         log::debug!("core {} stopped", self.ctx.id);
+    }
+
+    /// Answers the waiters of overdue loads with TIMEOUT.
+    fn expire_loads(&mut self) {
+        let mut effects = std::mem::take(&mut self.ctx.effects);
+        self.ctx.shard.expire(self.ctx.now, &mut effects);
+        self.ctx.effects = effects;
+        self.ctx.drain_effects(None);
     }
 
     fn poll_timeout(&mut self) -> Option<Duration> {

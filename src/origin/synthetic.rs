@@ -54,8 +54,14 @@ impl SyntheticOrigin {
 impl Origin for SyntheticOrigin {
     fn load(&self, key: &[u8], ctx: &LoadContext) -> Result<Option<Loaded>, OriginError> {
         self.loads.fetch_add(1, Ordering::Relaxed);
+        if self.delay > ctx.timeout {
+            // A backend slower than the server will wait for: behave like one that
+            // never answered in time, without holding a loader thread any longer.
+            std::thread::sleep(ctx.timeout);
+            return Err(OriginError::Timeout);
+        }
         if !self.delay.is_zero() {
-            std::thread::sleep(self.delay.min(ctx.timeout));
+            std::thread::sleep(self.delay);
         }
         if self.size > ctx.max_size {
             return Err(OriginError::TooLarge {

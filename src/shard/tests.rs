@@ -26,8 +26,11 @@ fn loaded(s: &str) -> LoadResult {
     Ok(Some(Loaded::new(s.as_bytes().to_vec())))
 }
 
-/// Splits effects into (waiter, value-or-status) replies and started loads.
-fn split(out: &mut Vec<Effect<u32>>) -> (Vec<(u32, String)>, Vec<(LoadId, Vec<u8>)>) {
+/// Replies as (waiter, value or `<STATUS>`), and started loads as (id, key).
+type Split = (Vec<(u32, String)>, Vec<(LoadId, Vec<u8>)>);
+
+/// Splits effects into replies and started loads.
+fn split(out: &mut Vec<Effect<u32>>) -> Split {
     let mut replies = Vec::new();
     let mut loads = Vec::new();
     for e in out.drain(..) {
