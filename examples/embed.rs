@@ -6,14 +6,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use groupcached::{Config, GroupConfig, LoadContext, Loaded, Origin, OriginError, OriginSpec, Server};
+use groupcached::{
+    Config, GroupConfig, LoadContext, Loaded, Origin, OriginError, OriginSpec, Server,
+};
 
 /// A loader that computes a value instead of fetching it: the square of the key.
 struct Squares;
 
 impl Origin for Squares {
     fn load(&self, key: &[u8], _ctx: &LoadContext) -> Result<Option<Loaded>, OriginError> {
-        let text = std::str::from_utf8(key).map_err(|_| OriginError::InvalidKey("not UTF-8".into()))?;
+        let text =
+            std::str::from_utf8(key).map_err(|_| OriginError::InvalidKey("not UTF-8".into()))?;
         let n: u64 = text
             .parse()
             .map_err(|_| OriginError::InvalidKey(format!("`{text}` is not a number")))?;

@@ -15,7 +15,7 @@ for pipeline in 1 16; do
   for run in $(seq "$runs"); do
     taskset -c 0 target/release/groupcached --listen 127.0.0.1:$gc_port --threads 1 \
       --cache-size 1GiB --origin none 2>/dev/null & gc=$!
-    taskset -c 0 memcached -U 0 -t 1 -m 1024 -p $mc_port -l 127.0.0.1 & mc=$!
+    taskset -c 0 memcached -u nobody -U 0 -t 1 -m 1024 -p $mc_port -l 127.0.0.1 & mc=$!
     for p in $gc_port $mc_port; do
       for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
     done
