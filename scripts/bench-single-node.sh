@@ -11,6 +11,13 @@ cargo build -q --release --bin groupcached
 cargo build -q --release -p groupcached-client --example pipelined_load
 load=target/release/examples/pipelined_load
 gc_port=17400 mc_port=17401
+# SO_REUSEPORT would let a leftover server on the same port take a share of the
+# connections and skew every figure: refuse to start if anything listens there.
+for p in $gc_port $mc_port; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+    echo "port $p is already in use; stop whatever listens there first" >&2; exit 1
+  fi
+done
 for pipeline in 1 16; do
   for run in $(seq "$runs"); do
     taskset -c 0 target/release/groupcached --listen 127.0.0.1:$gc_port --threads 1 \

@@ -217,10 +217,18 @@ fn worker(o: Opts, seed: u64, deadline: Instant) -> std::io::Result<(u64, u64)> 
                     }
                     c.fb.commit(n);
                     while let Some(f) = c.fb.next_frame().map_err(std::io::Error::other)? {
-                        if let Frame::Response(r) = f {
-                            if matches!(r.body, ResponseBody::Value { .. }) {
-                                hits += 1;
+                        match f {
+                            Frame::Response(r) if matches!(r.body, ResponseBody::Value { .. }) => {
+                                hits += 1
                             }
+                            Frame::Response(r) if r.status != Status::NotFound => {
+                                return Err(std::io::Error::other(format!(
+                                    "server answered {}: {}",
+                                    r.status,
+                                    String::from_utf8_lossy(r.message().unwrap_or_default())
+                                )))
+                            }
+                            _ => {}
                         }
                         left -= 1;
                     }
