@@ -155,8 +155,9 @@ impl Core {
                     LISTENER => self.accept(),
                     WAKER => self.drain_inbox(),
                     Token(t) => {
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.read_conn(t);
+                        let hangup = ev.is_read_closed() || ev.is_error();
+                        if ev.is_readable() || hangup {
+                            self.read_conn(t, hangup);
                         }
                         if ev.is_writable() {
                             self.mark_dirty(t);
@@ -240,9 +241,10 @@ impl Core {
         }
     }
 
-    /// Reads and handles frames until the socket would block, the connection is
-    /// backpressured, or it is closing.
-    fn read_conn(&mut self, token: usize) {
+    /// Reads and handles frames until the socket is drained, the connection is
+    /// backpressured, or it is closing. `hangup` says the event also reported the
+    /// peer's FIN (or an error), which a short read would not reach: read to the end.
+    fn read_conn(&mut self, token: usize, hangup: bool) {
         let Core { conns, ctx, .. } = self;
         let Some(conn) = conns.get_mut(token) else {
             return;
@@ -256,6 +258,7 @@ impl Core {
                 break;
             }
             let space = conn.rbuf.read_space();
+            let room = space.len();
             match conn.stream.read(space) {
                 Ok(0) => {
                     conn.read_closed = true;
@@ -263,6 +266,11 @@ impl Core {
                 Ok(n) => {
                     conn.rbuf.commit(n);
                     ctx.handle_frames(token, conn);
+                    if n < room && !hangup {
+                        // A short read emptied the socket; new data raises a new
+                        // edge, so the read that would only say WouldBlock is skipped.
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -367,7 +375,7 @@ impl Core {
             }
             if resume && !conn.backpressured() && !self.ctx.draining {
                 conn.read_paused = false;
-                self.read_conn(token);
+                self.read_conn(token, false);
                 self.deliver_later();
                 continue;
             }
