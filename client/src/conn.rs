@@ -367,8 +367,11 @@ pub(crate) fn encoded_len(kind: &RequestKind<'_>) -> usize {
             RequestKind::Get(k)
             | RequestKind::Delete(k)
             | RequestKind::Fetch(k)
-            | RequestKind::Invalidate(k) => key_ref(k),
-            RequestKind::Set { key, value, .. } => key_ref(key) + 8 + value.len(),
+            | RequestKind::Invalidate(k)
+            | RequestKind::Purge(k) => key_ref(k),
+            RequestKind::Set { key, value, .. } | RequestKind::Store { key, value, .. } => {
+                key_ref(key) + 8 + value.len()
+            }
             RequestKind::Stats => 0,
             RequestKind::Ping(payload) => payload.len(),
             RequestKind::Hello { node_id, .. } => 1 + node_id.len() + 8,
@@ -384,7 +387,9 @@ pub(crate) fn validate(kind: &RequestKind<'_>, max_frame: usize) -> Result<()> {
         | RequestKind::Delete(k)
         | RequestKind::Fetch(k)
         | RequestKind::Invalidate(k)
-        | RequestKind::Set { key: k, .. } => {
+        | RequestKind::Purge(k)
+        | RequestKind::Set { key: k, .. }
+        | RequestKind::Store { key: k, .. } => {
             check_len("group", k.group.len(), MAX_GROUP_LEN)?;
             check_len("key", k.key.len(), MAX_KEY_LEN)?;
         }

@@ -86,11 +86,12 @@ impl Req {
             RequestKind::Get(k)
             | RequestKind::Delete(k)
             | RequestKind::Fetch(k)
-            | RequestKind::Invalidate(k) => {
+            | RequestKind::Invalidate(k)
+            | RequestKind::Purge(k) => {
                 req.group = k.group.to_vec();
                 req.key = k.key.to_vec();
             }
-            RequestKind::Set { key, ttl_ms, value } => {
+            RequestKind::Set { key, ttl_ms, value } | RequestKind::Store { key, ttl_ms, value } => {
                 req.group = key.group.to_vec();
                 req.key = key.key.to_vec();
                 req.ttl_ms = ttl_ms;
