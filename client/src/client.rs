@@ -86,6 +86,22 @@ impl Client {
         }
     }
 
+    /// A client of `addrs` that connects at its first call, for
+    /// [`crate::ClusterClient`]'s lazily opened per-node connections.
+    pub(crate) fn unconnected(addrs: Vec<SocketAddr>, opts: ConnectOptions) -> Client {
+        Client {
+            addrs,
+            opts,
+            conn: None,
+        }
+    }
+
+    /// Whether the client holds a connection that no error has broken (one the next
+    /// call reuses rather than opens).
+    pub(crate) fn is_connected(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| !c.is_broken())
+    }
+
     /// The options this client connects with.
     pub fn options(&self) -> &ConnectOptions {
         &self.opts

@@ -64,7 +64,7 @@ impl Default for ConnectOptions {
 }
 
 impl ConnectOptions {
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if self.connect_timeout == Some(Duration::ZERO) || self.timeout == Some(Duration::ZERO) {
             return Err(Error::InvalidArgument(
                 "a timeout of zero is not allowed (use None to wait forever)".into(),

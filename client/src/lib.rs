@@ -28,6 +28,10 @@
 //!   undecodable frame) the connection is dropped and the next call reconnects once.
 //! - Batches ([`Client::get_many`], [`Pipeline`]) are pipelined in bounded windows
 //!   and matched by request id, since a server may answer out of order.
+//! - [`ClusterClient`] knows the cluster's members (given, or learnt from a seed
+//!   node by HELLO), computes the same ring as the servers and sends each key straight
+//!   to its owner over one pooled connection per member, falling back to the next
+//!   member when the owner is down.
 //! - [`Connection`] is the low-level layer (send / flush / recv of raw frames) for
 //!   load generators and tests that drive pipelining themselves.
 //!
@@ -35,6 +39,7 @@
 #![deny(missing_docs)]
 
 mod client;
+mod cluster;
 mod conn;
 mod duration;
 mod error;
@@ -43,6 +48,7 @@ mod response;
 mod stats;
 
 pub use client::{Client, ClientBuilder};
+pub use cluster::{ClusterBuilder, ClusterClient, DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF};
 pub use conn::{
     ConnectOptions, Connection, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, VECTORED_WRITE_MIN,
 };

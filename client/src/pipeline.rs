@@ -250,7 +250,7 @@ impl Client {
 
     /// Validates every request, then runs them as one batch, reconnecting first if
     /// the connection is broken and dropping it if the batch breaks it.
-    fn run(&mut self, kinds: &[RequestKind<'_>]) -> Result<Vec<OwnedResponse>> {
+    pub(crate) fn run(&mut self, kinds: &[RequestKind<'_>]) -> Result<Vec<OwnedResponse>> {
         let max_frame = self.options().max_frame;
         for (i, kind) in kinds.iter().enumerate() {
             validate(kind, max_frame).map_err(|e| match e {
