@@ -2,21 +2,26 @@
 //!
 //! Exit status: 0 on success, 1 when `get` finds no value, 2 for a usage error, a
 //! connection failure or an error answered by the server. Argument parsing is written
-//! by hand: seven commands do not justify making every embedder of the library build
+//! by hand: eight commands do not justify making every embedder of the library build
 //! an argument-parsing crate.
+//!
+//! With `--peers`, `get`, `set` and `delete` go through a [`ClusterClient`] straight
+//! to the key's owner (falling back to the next member if it is down), and `owner`
+//! prints which member that is without touching the network.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use groupcached_client::{parse_duration, Client, Error};
+use groupcached_client::protocol::{Ring, DEFAULT_VNODES};
+use groupcached_client::{parse_duration, Client, ClusterClient, ConnectOptions, Error, Value};
 
 const DEFAULT_SERVER: &str = "127.0.0.1:7000";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 const USAGE: &str = "\
-Usage: groupcached-cli [--server ADDR] [--timeout DURATION] <command>
+Usage: groupcached-cli [--server ADDR | --peers A,B,C [--vnodes N]] [--timeout D] <command>
 
 Commands:
   get GROUP KEY                   write the value's raw bytes to stdout
@@ -28,9 +33,16 @@ Commands:
                                   or one JSON object
   ping                            measure a round trip
   hello                           node id, ring fingerprint, vnodes and members
+  owner GROUP KEY --peers A,B,C   print the member that owns KEY (computed from
+                                  the ring, no network; GROUP does not matter)
 
 Options:
   --server ADDR       server address (default 127.0.0.1:7000)
+  --peers A,B,C       the cluster's members, as the servers' --peers: get, set
+                      and delete go straight to the key's owner (the next member
+                      if it is down); required by owner
+  --vnodes N          virtual nodes per member, as the servers' (default 512);
+                      only with --peers
   --timeout D         time allowed to connect and for each response (default 5s)
   -h, --help          print this help
 
@@ -57,6 +69,9 @@ enum Command {
     Stats,
     Ping,
     Hello,
+    Owner {
+        key: Vec<u8>,
+    },
 }
 
 /// Where `set` takes its value from.
@@ -70,6 +85,9 @@ enum ValueSource {
 #[derive(Debug, PartialEq, Eq)]
 struct Args {
     server: String,
+    /// `--peers`: route keyed commands by the ring over these members.
+    peers: Option<Vec<String>>,
+    vnodes: u32,
     timeout: Duration,
     ttl: Option<Duration>,
     json: bool,
@@ -86,7 +104,9 @@ enum Parsed {
 /// Parses the arguments after the program name. Options may appear anywhere;
 /// `--` ends them (so a key may start with `-`).
 fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, String> {
-    let mut server = DEFAULT_SERVER.to_owned();
+    let mut server = None;
+    let mut peers = None;
+    let mut vnodes = None;
     let mut timeout = DEFAULT_TIMEOUT;
     let mut ttl = None;
     let mut json = false;
@@ -117,7 +137,16 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
         match name {
             "--" => options_done = true,
             "-h" | "--help" => return Ok(Parsed::Help),
-            "--server" => server = value(name)?,
+            "--server" => server = Some(value(name)?),
+            "--peers" => peers = Some(parse_peers(&value(name)?)?),
+            "--vnodes" => {
+                let v = value(name)?;
+                let n: u32 =
+                    v.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        format!("--vnodes {v:?}: expected a positive whole number")
+                    })?;
+                vnodes = Some(n);
+            }
             "--timeout" => timeout = parse_duration(&value(name)?).map_err(|e| e.to_string())?,
             "--ttl" => ttl = Some(parse_duration(&value(name)?).map_err(|e| e.to_string())?),
             "--json" if inline.is_none() => json = true,
@@ -178,6 +207,15 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
             want(0, "")?;
             Command::Hello
         }
+        "owner" => {
+            want(2, "GROUP KEY --peers A,B,C [--vnodes N]")?;
+            if peers.is_none() {
+                return Err("owner needs --peers (the cluster's members)".into());
+            }
+            Command::Owner {
+                key: os_bytes(&rest[1]),
+            }
+        }
         other => return Err(format!("unknown command {other:?}")),
     };
     if ttl.is_some() && !matches!(command, Command::Set { .. }) {
@@ -186,13 +224,41 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
     if json && command != Command::Stats {
         return Err("--json only applies to stats".into());
     }
+    if peers.is_some() {
+        if server.is_some() {
+            return Err("--server and --peers exclude each other".into());
+        }
+        if matches!(command, Command::Stats | Command::Ping | Command::Hello) {
+            return Err(
+                "--peers applies to get, set, delete and owner; use --server for the others".into(),
+            );
+        }
+    } else if vnodes.is_some() {
+        return Err("--vnodes only applies with --peers".into());
+    }
     Ok(Parsed::Run(Args {
-        server,
+        server: server.unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+        peers,
+        vnodes: vnodes.unwrap_or(DEFAULT_VNODES),
         timeout,
         ttl,
         json,
         command,
     }))
+}
+
+/// A comma-separated member list; blanks around names and empty entries are ignored.
+fn parse_peers(list: &str) -> Result<Vec<String>, String> {
+    let peers: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if peers.is_empty() {
+        return Err("--peers needs at least one member".into());
+    }
+    Ok(peers)
 }
 
 /// An argument's bytes: exact on Unix (keys need not be UTF-8), lossy elsewhere.
@@ -228,17 +294,87 @@ impl From<io::Error> for Failure {
     }
 }
 
+/// Where keyed commands go: one server, or the key's owner in a cluster.
+enum Target {
+    Server(Client),
+    Cluster(ClusterClient),
+}
+
+impl Target {
+    fn get(&mut self, group: &[u8], key: &[u8]) -> Result<Option<Value>, Error> {
+        match self {
+            Target::Server(c) => c.get(group, key),
+            Target::Cluster(c) => c.get(group, key),
+        }
+    }
+
+    fn set(
+        &mut self,
+        group: &[u8],
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), Error> {
+        match self {
+            Target::Server(c) => c.set(group, key, value, ttl),
+            Target::Cluster(c) => c.set(group, key, value, ttl),
+        }
+    }
+
+    fn delete(&mut self, group: &[u8], key: &[u8]) -> Result<bool, Error> {
+        match self {
+            Target::Server(c) => c.delete(group, key),
+            Target::Cluster(c) => c.delete(group, key),
+        }
+    }
+
+    /// The single server, for the commands that address one node.
+    fn server(&mut self) -> Result<&mut Client, Failure> {
+        match self {
+            Target::Server(c) => Ok(c),
+            // The parser refuses --peers with these commands.
+            Target::Cluster(_) => Err(Failure::Error("this command needs --server".into())),
+        }
+    }
+}
+
 fn run(args: Args) -> Result<(), Failure> {
-    let mut client = Client::builder(args.server.as_str())
-        .connect_timeout(args.timeout)
-        .timeout(args.timeout)
-        .connect()
-        .map_err(|e| Failure::Error(format!("cannot connect to {}: {e}", args.server)))?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    if let Command::Owner { key } = &args.command {
+        let peers = args.peers.as_deref().unwrap_or_default();
+        let ring = Ring::new(peers, args.vnodes);
+        let owner = ring
+            .owner(key)
+            .ok_or_else(|| Failure::Error("the member list is empty".into()))?;
+        writeln!(out, "{owner}")?;
+        out.flush()?;
+        return Ok(());
+    }
+    let mut target = match &args.peers {
+        Some(peers) => {
+            let opts = ConnectOptions {
+                connect_timeout: Some(args.timeout),
+                timeout: Some(args.timeout),
+                ..ConnectOptions::default()
+            };
+            let cluster = ClusterClient::builder()
+                .options(opts)
+                .vnodes(args.vnodes)
+                .with_members(peers)?;
+            Target::Cluster(cluster)
+        }
+        None => Target::Server(
+            Client::builder(args.server.as_str())
+                .connect_timeout(args.timeout)
+                .timeout(args.timeout)
+                .connect()
+                .map_err(|e| Failure::Error(format!("cannot connect to {}: {e}", args.server)))?,
+        ),
+    };
     match args.command {
         Command::Get { group, key } => {
-            let value = client.get(&group, &key)?.ok_or(Failure::NotFound)?;
+            let value = target.get(&group, &key)?.ok_or(Failure::NotFound)?;
             out.write_all(&value)?;
         }
         Command::Set { group, key, value } => {
@@ -250,14 +386,14 @@ fn run(args: Args) -> Result<(), Failure> {
                     v
                 }
             };
-            client.set(&group, &key, &value, args.ttl)?;
+            target.set(&group, &key, &value, args.ttl)?;
         }
         Command::Delete { group, key } => {
-            let removed = client.delete(&group, &key)?;
+            let removed = target.delete(&group, &key)?;
             writeln!(out, "{}", if removed { "deleted" } else { "not found" })?;
         }
         Command::Stats => {
-            let stats = client.stats()?;
+            let stats = target.server()?.stats()?;
             if args.json {
                 writeln!(out, "{}", stats.to_json())?;
             } else {
@@ -267,11 +403,11 @@ fn run(args: Args) -> Result<(), Failure> {
             }
         }
         Command::Ping => {
-            let rtt = client.ping()?;
+            let rtt = target.server()?.ping()?;
             writeln!(out, "pong in {:.3} ms", rtt.as_secs_f64() * 1000.0)?;
         }
         Command::Hello => {
-            let h = client.hello()?;
+            let h = target.server()?.hello()?;
             writeln!(out, "node_id {}", h.node_id)?;
             writeln!(out, "ring_fingerprint {:016x}", h.ring_fingerprint)?;
             writeln!(out, "vnodes {}", h.vnodes)?;
@@ -279,6 +415,7 @@ fn run(args: Args) -> Result<(), Failure> {
                 writeln!(out, "member {m}")?;
             }
         }
+        Command::Owner { .. } => unreachable!("handled above"),
     }
     out.flush()?;
     Ok(())
@@ -391,6 +528,33 @@ mod tests {
             &["--timeout"],
             &["--bogus", "ping"],
             &["--json=yes", "stats"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn peers_vnodes_and_owner() {
+        let a = run_args(&["owner", "g", "k", "--peers", "b:1, a:1,,c:1"]);
+        assert_eq!(
+            a.peers,
+            Some(vec!["b:1".to_owned(), "a:1".to_owned(), "c:1".to_owned()])
+        );
+        assert_eq!(a.vnodes, DEFAULT_VNODES);
+        assert_eq!(a.command, Command::Owner { key: b"k".to_vec() });
+        let a = run_args(&["--peers=a:1,b:1", "--vnodes", "64", "get", "g", "k"]);
+        assert_eq!(a.vnodes, 64);
+        assert!(a.peers.is_some());
+        for bad in [
+            &["owner", "g", "k"][..],
+            &["owner", "k", "--peers", "a:1"],
+            &["owner", "g", "k", "--peers", ","],
+            &["--peers", "a:1", "--server", "b:1", "get", "g", "k"],
+            &["--peers", "a:1", "stats"],
+            &["--peers", "a:1", "ping"],
+            &["--vnodes", "8", "get", "g", "k"],
+            &["--peers", "a:1", "--vnodes", "0", "get", "g", "k"],
+            &["--peers", "a:1", "--vnodes", "x", "get", "g", "k"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }

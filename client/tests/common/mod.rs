@@ -6,8 +6,10 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -113,6 +115,10 @@ pub struct Peer {
 impl Peer {
     pub fn accept(l: &TcpListener) -> Peer {
         let (stream, _) = l.accept().expect("accept");
+        Peer::new(stream)
+    }
+
+    pub fn new(stream: TcpStream) -> Peer {
         stream
             .set_read_timeout(Some(SERVER_PATIENCE))
             .expect("read timeout");
@@ -140,6 +146,23 @@ impl Peer {
                 return None;
             }
             self.buf.commit(n);
+        }
+    }
+
+    /// Like [`Peer::read_request`], but a socket error (the connection was reset or
+    /// shut down under it) also ends the connection instead of failing the test.
+    pub fn try_read_request(&mut self) -> Option<Req> {
+        loop {
+            match self.buf.next_frame() {
+                Ok(Some(Frame::Request(r))) => return Some(Req::from_request(&r)),
+                Ok(Some(Frame::Response(r))) => panic!("client sent a response: {r:?}"),
+                Err(e) => panic!("client sent a bad frame: {e}"),
+                Ok(None) => {}
+            }
+            match self.stream.read(self.buf.read_space()) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.commit(n),
+            }
         }
     }
 
@@ -301,4 +324,171 @@ pub fn answer(store: &mut Store, req: &Req) -> Vec<u8> {
         }
         other => error_response(id, other, Status::UnknownOp, "not a client op"),
     }
+}
+
+/// A fake cluster member: accepts any number of connections, serves each in its own
+/// thread from one shared [`Store`] (so `gen:` keys work on every member, as any real
+/// member can serve any key), records every request, answers HELLO with its own name
+/// and a member list the test can change, and can be shut down like a crashed node
+/// (listener closed, connections shut down).
+pub struct FakeNode {
+    pub addr: SocketAddr,
+    /// `addr` as a member name (`127.0.0.1:PORT`).
+    pub name: String,
+    shared: Arc<NodeShared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+struct NodeShared {
+    name: String,
+    /// Whether requests are answered; a stalled node reads and records them only.
+    answers: bool,
+    seen: Mutex<Vec<Req>>,
+    accepted: AtomicUsize,
+    members: Mutex<(Vec<String>, u32)>,
+    store: Mutex<Store>,
+    conns: Mutex<Vec<TcpStream>>,
+    stopping: AtomicBool,
+}
+
+impl FakeNode {
+    /// A member on a fresh port of 127.0.0.1 that answers like [`serve_store`].
+    pub fn start() -> FakeNode {
+        FakeNode::on(TcpListener::bind("127.0.0.1:0").expect("bind"), true)
+    }
+
+    /// A member that accepts connections and reads requests but never answers, as a
+    /// hung node does: clients time out.
+    pub fn stalled() -> FakeNode {
+        FakeNode::on(TcpListener::bind("127.0.0.1:0").expect("bind"), false)
+    }
+
+    /// A member on `addr` again, after an earlier one there was shut down (a restart).
+    pub fn restart(addr: SocketAddr) -> FakeNode {
+        FakeNode::on(TcpListener::bind(addr).expect("bind the same port"), true)
+    }
+
+    fn on(listener: TcpListener, answers: bool) -> FakeNode {
+        let addr = listener.local_addr().expect("local addr");
+        let name = addr.to_string();
+        let shared = Arc::new(NodeShared {
+            name: name.clone(),
+            answers,
+            seen: Mutex::new(Vec::new()),
+            accepted: AtomicUsize::new(0),
+            members: Mutex::new((vec![name.clone()], VNODES)),
+            store: Mutex::new(Store::default()),
+            conns: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+        });
+        let s = Arc::clone(&shared);
+        let accept = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                s.accepted.fetch_add(1, Ordering::SeqCst);
+                s.conns
+                    .lock()
+                    .unwrap()
+                    .push(stream.try_clone().expect("clone stream"));
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || s.serve(Peer::new(stream)));
+            }
+        });
+        FakeNode {
+            addr,
+            name,
+            shared,
+            accept: Some(accept),
+        }
+    }
+
+    /// What HELLO answers from now on.
+    pub fn set_members(&self, members: &[String], vnodes: u32) {
+        *self.shared.members.lock().unwrap() = (members.to_vec(), vnodes);
+    }
+
+    /// Every request received so far.
+    pub fn seen(&self) -> Vec<Req> {
+        self.shared.seen.lock().unwrap().clone()
+    }
+
+    /// The keys of the GET, SET and DELETE requests received so far.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        self.seen()
+            .into_iter()
+            .filter(|r| matches!(r.op, Opcode::Get | Opcode::Set | Opcode::Delete))
+            .map(|r| r.key)
+            .collect()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Stops like a crashed node: the listener is closed (new connections are
+    /// refused) and every open connection is shut down (clients read end-of-stream).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(accept) = self.accept.take() else {
+            return;
+        };
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the accept loop, which then sees `stopping` and drops the listener.
+        drop(TcpStream::connect(self.addr));
+        accept.join().expect("accept thread");
+        for c in self.shared.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for FakeNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl NodeShared {
+    fn serve(&self, mut peer: Peer) {
+        while let Some(req) = peer.try_read_request() {
+            self.seen.lock().unwrap().push(req.clone());
+            if !self.answers {
+                continue;
+            }
+            let reply = if req.op == Opcode::Hello {
+                let (members, vnodes) = self.members.lock().unwrap().clone();
+                hello_response(req.id, &self.name, &members, vnodes)
+            } else {
+                answer(&mut self.store.lock().unwrap(), &req)
+            };
+            if peer.stream.write_all(&reply).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A HELLO answer from `node_id` with the ring of `members` and `vnodes`.
+pub fn hello_response(id: u32, node_id: &str, members: &[String], vnodes: u32) -> Vec<u8> {
+    let raw = MemberList::build(members);
+    let (list, _) = MemberList::parse_prefix(&raw).expect("valid members");
+    let ring = groupcached_protocol::Ring::new(members, vnodes);
+    encode(&Response {
+        id,
+        opcode: Opcode::Hello as u8,
+        status: Status::Ok,
+        body: ResponseBody::Hello(HelloInfo {
+            node_id: node_id.as_bytes(),
+            ring_fingerprint: ring.fingerprint(),
+            vnodes,
+            members: list,
+        }),
+    })
 }
