@@ -1,0 +1,486 @@
+//! Counting and reporting: the counters and HDR histograms each generator thread
+//! keeps, their merge, the line per second, the final summary and its JSON form.
+//!
+//! Definitions used everywhere: an **op** is a request answered successfully (a GET
+//! hit or miss, a stored SET); an **error** is a request answered with an error or
+//! never answered (connection lost, timed out); **requests** = ops + errors. Latency
+//! covers every answered request, measured from when it was sent (closed loop) or
+//! was due (open loop) to when the read that completed it returned.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use crate::args::{Config, Stop, Target};
+use crate::workload::Op;
+
+/// A histogram of latencies in nanoseconds, from 1 ns to 100 s, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("constant, valid histogram bounds")
+}
+
+/// Counters of one thread or of a whole run.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    /// Successful GETs (hits + misses).
+    pub gets: u64,
+    /// Successful SETs.
+    pub sets: u64,
+    /// GETs that found a value.
+    pub hits: u64,
+    /// GETs that found nothing.
+    pub misses: u64,
+    /// Errors by kind (server status names, `timeout`, `connection_lost`, ...).
+    pub errors: BTreeMap<&'static str, u64>,
+    /// Bytes read from sockets while measuring.
+    pub bytes_in: u64,
+    /// Bytes written to sockets while measuring.
+    pub bytes_out: u64,
+}
+
+impl Counters {
+    /// Successful requests.
+    pub fn ops(&self) -> u64 {
+        self.gets + self.sets
+    }
+
+    /// Errors of every kind.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// Counts `n` errors of `kind`.
+    pub fn error(&mut self, kind: &'static str, n: u64) {
+        if n > 0 {
+            *self.errors.entry(kind).or_default() += n;
+        }
+    }
+
+    /// Adds another set of counters.
+    pub fn merge(&mut self, other: &Counters) {
+        self.gets += other.gets;
+        self.sets += other.sets;
+        self.hits += other.hits;
+        self.misses += other.misses;
+        for (k, v) in &other.errors {
+            self.error(k, *v);
+        }
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+    }
+
+    /// Hits over GETs, `None` without GETs.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        (self.gets > 0).then(|| self.hits as f64 / self.gets as f64)
+    }
+}
+
+/// Latencies by operation.
+#[derive(Debug, Clone)]
+pub struct Latencies {
+    /// GET latencies (ns).
+    pub get: Histogram<u64>,
+    /// SET latencies (ns).
+    pub set: Histogram<u64>,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies {
+            get: new_histogram(),
+            set: new_histogram(),
+        }
+    }
+}
+
+impl Latencies {
+    /// Records one latency.
+    #[inline]
+    pub fn record(&mut self, op: Op, nanos: u64) {
+        match op {
+            Op::Get => self.get.saturating_record(nanos.max(1)),
+            Op::Set => self.set.saturating_record(nanos.max(1)),
+        }
+    }
+
+    /// Adds another set of latencies.
+    pub fn merge(&mut self, other: &Latencies) {
+        // Same bounds everywhere, so adding cannot fail.
+        let _ = self.get.add(&other.get);
+        let _ = self.set.add(&other.set);
+    }
+
+    /// Every operation together.
+    pub fn all(&self) -> Histogram<u64> {
+        let mut h = self.get.clone();
+        let _ = h.add(&self.set);
+        h
+    }
+}
+
+/// One second of one thread (or, merged, of the run).
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Seconds since measurement began (0 = the first second).
+    pub index: u64,
+    /// Length in seconds (shorter than 1 for a run's last, partial second).
+    pub secs: f64,
+    /// What happened in it.
+    pub counters: Counters,
+    /// Latencies of every operation in it.
+    pub hist: Histogram<u64>,
+}
+
+impl Interval {
+    /// An empty interval.
+    pub fn new(index: u64) -> Self {
+        Interval {
+            index,
+            secs: 0.0,
+            counters: Counters::default(),
+            hist: new_histogram(),
+        }
+    }
+
+    /// Adds another thread's interval with the same index.
+    pub fn merge(&mut self, other: &Interval) {
+        self.secs = self.secs.max(other.secs);
+        self.counters.merge(&other.counters);
+        let _ = self.hist.add(&other.hist);
+    }
+
+    /// The line printed for it.
+    pub fn line(&self) -> String {
+        let c = &self.counters;
+        let rate = if self.secs > 0.0 {
+            c.ops() as f64 / self.secs
+        } else {
+            0.0
+        };
+        let hit = c
+            .hit_ratio()
+            .map_or_else(|| "  -  ".to_string(), |h| format!("{h:.3}"));
+        format!(
+            "{:>4}s  {:>10.0} ops/s  hit {hit}  p50 {:>7.1} µs  p99 {:>8.1} µs  errors {}",
+            self.index + 1,
+            rate,
+            us(self.hist.value_at_quantile(0.50)),
+            us(self.hist.value_at_quantile(0.99)),
+            c.error_count(),
+        )
+    }
+
+    /// The interval as JSON.
+    pub fn to_json(&self) -> Value {
+        let c = &self.counters;
+        json!({
+            "second": self.index + 1,
+            "secs": self.secs,
+            "ops": c.ops(),
+            "ops_per_sec": if self.secs > 0.0 { c.ops() as f64 / self.secs } else { 0.0 },
+            "hit_ratio": c.hit_ratio(),
+            "p50_us": us(self.hist.value_at_quantile(0.50)),
+            "p99_us": us(self.hist.value_at_quantile(0.99)),
+            "errors": c.error_count(),
+        })
+    }
+}
+
+/// What one generator thread hands back at the end.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadResult {
+    /// Its counters over the measured part.
+    pub counters: Counters,
+    /// Its latencies over the measured part.
+    pub latencies: Latencies,
+    /// CPU time the thread used while measuring.
+    pub cpu: Duration,
+    /// Wall time the thread spent measuring.
+    pub wall: Duration,
+    /// Open loop: the most requests that were due but not yet sent at once.
+    pub max_backlog: u64,
+}
+
+/// A run's results, merged over threads.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Merged counters.
+    pub counters: Counters,
+    /// Merged latencies.
+    pub latencies: Latencies,
+    /// Measured wall time (for `--requests`, until the last thread finished).
+    pub secs: f64,
+    /// CPU time / wall time of each thread.
+    pub busy: Vec<f64>,
+    /// Open loop: the largest backlog of any thread.
+    pub max_backlog: u64,
+    /// The lines per second.
+    pub intervals: Vec<Interval>,
+}
+
+impl Summary {
+    /// Merges the threads' results; `secs` is the measured wall time.
+    pub fn new(results: &[ThreadResult], secs: f64, intervals: Vec<Interval>) -> Self {
+        let mut counters = Counters::default();
+        let mut latencies = Latencies::default();
+        for r in results {
+            counters.merge(&r.counters);
+            latencies.merge(&r.latencies);
+        }
+        Summary {
+            counters,
+            latencies,
+            secs,
+            busy: results
+                .iter()
+                .map(|r| {
+                    let wall = r.wall.as_secs_f64();
+                    if wall > 0.0 {
+                        r.cpu.as_secs_f64() / wall
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+            max_backlog: results.iter().map(|r| r.max_backlog).max().unwrap_or(0),
+            intervals,
+        }
+    }
+
+    /// Errors over requests (0 without requests).
+    pub fn error_rate(&self) -> f64 {
+        let errors = self.counters.error_count();
+        let requests = self.counters.ops() + errors;
+        if requests == 0 {
+            0.0
+        } else {
+            errors as f64 / requests as f64
+        }
+    }
+
+    fn per_sec(&self, n: u64) -> f64 {
+        if self.secs > 0.0 {
+            n as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+
+    /// The human-readable summary.
+    pub fn text(&self, config: &Config) -> String {
+        let c = &self.counters;
+        let mut s = String::new();
+        let _ = writeln!(s, "== {} ({})", describe(config), config.protocol);
+        let _ = writeln!(
+            s,
+            "ops/s      {:.0} total, {:.0} get, {:.0} set  ({} ops in {:.2} s)",
+            self.per_sec(c.ops()),
+            self.per_sec(c.gets),
+            self.per_sec(c.sets),
+            c.ops(),
+            self.secs
+        );
+        let _ = writeln!(
+            s,
+            "gets       {} hits, {} misses, hit ratio {}",
+            c.hits,
+            c.misses,
+            c.hit_ratio().map_or("-".into(), |h| format!("{h:.4}"))
+        );
+        let errors = if c.errors.is_empty() {
+            "none".to_string()
+        } else {
+            c.errors
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "errors     {} ({:.4}%): {errors}",
+            c.error_count(),
+            self.error_rate() * 100.0
+        );
+        for (name, h) in [
+            ("latency", self.latencies.all()),
+            ("  get", self.latencies.get.clone()),
+            ("  set", self.latencies.set.clone()),
+        ] {
+            if h.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "{name:<10} µs p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  p99.99 {:.1}  max {:.1}",
+                us(h.value_at_quantile(0.50)),
+                us(h.value_at_quantile(0.90)),
+                us(h.value_at_quantile(0.99)),
+                us(h.value_at_quantile(0.999)),
+                us(h.value_at_quantile(0.9999)),
+                us(h.max()),
+            );
+        }
+        let _ = writeln!(
+            s,
+            "bytes      in {} ({:.1} MB/s), out {} ({:.1} MB/s)",
+            c.bytes_in,
+            self.per_sec(c.bytes_in) / 1e6,
+            c.bytes_out,
+            self.per_sec(c.bytes_out) / 1e6
+        );
+        let busy: Vec<String> = self
+            .busy
+            .iter()
+            .map(|b| format!("{:.0}%", b * 100.0))
+            .collect();
+        let _ = write!(
+            s,
+            "generator  threads busy (CPU time / wall time): {}",
+            busy.join(" ")
+        );
+        if self.busy.iter().any(|&b| b > 0.9) {
+            let _ = write!(
+                s,
+                "  -- a thread was over 90% busy: the generator may be the bottleneck"
+            );
+        }
+        let _ = writeln!(s);
+        if config.rate.is_some() {
+            let _ = writeln!(
+                s,
+                "open loop  largest backlog of due-but-unsent requests in a thread: {}",
+                self.max_backlog
+            );
+        }
+        s
+    }
+
+    /// The summary as JSON (the same figures as [`Summary::text`], plus the intervals).
+    pub fn to_json(&self, config: &Config) -> Value {
+        let c = &self.counters;
+        let lat = |h: &Histogram<u64>| {
+            json!({
+                "count": h.len(),
+                "p50": us(h.value_at_quantile(0.50)),
+                "p90": us(h.value_at_quantile(0.90)),
+                "p99": us(h.value_at_quantile(0.99)),
+                "p99_9": us(h.value_at_quantile(0.999)),
+                "p99_99": us(h.value_at_quantile(0.9999)),
+                "max": us(h.max()),
+                "mean": h.mean() / 1000.0,
+            })
+        };
+        let (target_kind, addrs) = match &config.target {
+            Target::Servers(a) => ("servers", a),
+            Target::Ring(a) => ("ring", a),
+        };
+        let busy_mean = if self.busy.is_empty() {
+            0.0
+        } else {
+            self.busy.iter().sum::<f64>() / self.busy.len() as f64
+        };
+        json!({
+            "config": {
+                "protocol": config.protocol.name(),
+                "target": target_kind,
+                "addresses": addrs,
+                "threads": config.threads,
+                "connections": config.connections,
+                "pipeline": config.pipeline,
+                "duration_secs": match config.stop { Stop::Duration(d) => Some(d.as_secs_f64()), Stop::Requests(_) => None },
+                "requests": match config.stop { Stop::Requests(n) => Some(n), Stop::Duration(_) => None },
+                "warmup_secs": config.warmup.as_secs_f64(),
+                "keys": config.keys,
+                "key_prefix": config.key_prefix,
+                "key_dist": format!("{:?}", config.key_dist).to_lowercase(),
+                "value_size": [config.value_size.min, config.value_size.max],
+                "ratio": [config.ratio.get, config.ratio.set],
+                "group": config.group,
+                "prefill": config.prefill,
+                "rate": config.rate,
+                "seed": config.seed,
+            },
+            "secs": self.secs,
+            "ops": c.ops(),
+            "ops_per_sec": self.per_sec(c.ops()),
+            "per_op": {
+                "get": { "ops": c.gets, "ops_per_sec": self.per_sec(c.gets), "latency_us": lat(&self.latencies.get) },
+                "set": { "ops": c.sets, "ops_per_sec": self.per_sec(c.sets), "latency_us": lat(&self.latencies.set) },
+            },
+            "hits": c.hits,
+            "misses": c.misses,
+            "hit_ratio": c.hit_ratio(),
+            "errors": c.error_count(),
+            "errors_by_kind": c.errors,
+            "error_rate": self.error_rate(),
+            "latency_us": lat(&self.latencies.all()),
+            "bytes_in": c.bytes_in,
+            "bytes_out": c.bytes_out,
+            "generator": { "busy": self.busy, "busy_mean": busy_mean, "max_backlog": self.max_backlog },
+            "intervals": self.intervals.iter().map(Interval::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Nanoseconds as microseconds.
+pub fn us(nanos: u64) -> f64 {
+    nanos as f64 / 1000.0
+}
+
+fn describe(config: &Config) -> String {
+    let stop = match config.stop {
+        Stop::Duration(d) => format!("{:.1} s", d.as_secs_f64()),
+        Stop::Requests(n) => format!("{n} requests"),
+    };
+    let mode = match config.rate {
+        Some(r) => format!("open loop at {r:.0}/s"),
+        None => "closed loop".into(),
+    };
+    format!(
+        "{stop}, {mode}, {} threads, {} connections, pipeline {}, {} keys {:?}, GET:SET {}:{}",
+        config.threads,
+        config.connections,
+        config.pipeline,
+        config.keys,
+        config.key_dist,
+        config.ratio.get,
+        config.ratio.set
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_threads_and_computes_rates() {
+        let mut a = ThreadResult::default();
+        a.counters.gets = 90;
+        a.counters.hits = 80;
+        a.counters.misses = 10;
+        a.counters.sets = 10;
+        for i in 1..=100 {
+            a.latencies
+                .record(if i % 10 == 0 { Op::Set } else { Op::Get }, i * 1000);
+        }
+        a.cpu = Duration::from_millis(500);
+        a.wall = Duration::from_secs(1);
+        let mut b = a.clone();
+        b.counters.error("timeout", 2);
+        let s = Summary::new(&[a, b], 2.0, Vec::new());
+        assert_eq!(s.counters.ops(), 200);
+        assert_eq!(s.counters.error_count(), 2);
+        assert!((s.error_rate() - 2.0 / 202.0).abs() < 1e-12);
+        assert_eq!(s.counters.hit_ratio(), Some(160.0 / 180.0));
+        assert_eq!(s.busy, vec![0.5, 0.5]);
+        let all = s.latencies.all();
+        assert_eq!(all.len(), 200);
+        let p50 = us(all.value_at_quantile(0.5));
+        assert!((49.9..=50.1).contains(&p50), "{p50}");
+        assert!((99.9..=100.1).contains(&us(all.max())));
+    }
+}

@@ -1,0 +1,246 @@
+//! Orchestration: resolve the targets, start the generator threads, show the prefill
+//! progress, release every thread at one instant, print the lines per second as they
+//! complete, then the summary, and judge the error rate.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use groupcached_protocol::{Ring, DEFAULT_VNODES};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::args::{Config, Target};
+use crate::engine::{self, EngineError, Msg, Shared};
+use crate::report::{Interval, Summary, ThreadResult};
+use crate::workload::value_pool;
+
+/// How a finished run is judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// Errors within the limit.
+    Pass,
+    /// Errors over `--max-error-rate`.
+    TooManyErrors {
+        /// Errors / requests.
+        rate: f64,
+        /// The limit.
+        max: f64,
+    },
+}
+
+/// Why a run could not be completed.
+#[derive(Debug)]
+pub enum RunError {
+    /// An address did not resolve.
+    Resolve(String, io::Error),
+    /// A generator thread failed.
+    Thread(usize, EngineError),
+    /// A generator thread panicked or vanished.
+    Lost(usize),
+    /// The JSON summary could not be written.
+    Json(std::path::PathBuf, io::Error),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Resolve(a, e) => write!(f, "cannot resolve {a}: {e}"),
+            RunError::Thread(t, e) => write!(f, "generator thread {t}: {e}"),
+            RunError::Lost(t) => write!(f, "generator thread {t} stopped without a result"),
+            RunError::Json(p, e) => write!(f, "cannot write {}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+fn resolve(addr: &str) -> Result<SocketAddr, RunError> {
+    addr.to_socket_addrs()
+        .map_err(|e| RunError::Resolve(addr.into(), e))?
+        .next()
+        .ok_or_else(|| RunError::Resolve(addr.into(), io::Error::other("no address")))
+}
+
+/// Runs the whole benchmark described by `config`.
+pub fn run(config: Config) -> Result<Verdict, RunError> {
+    let (ring, addrs) = match &config.target {
+        Target::Servers(list) => (
+            None,
+            list.iter()
+                .map(|a| resolve(a))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Target::Ring(members) => {
+            let ring = Ring::new(members, DEFAULT_VNODES);
+            let addrs = ring
+                .members()
+                .iter()
+                .map(|a| resolve(a))
+                .collect::<Result<Vec<_>, _>>()?;
+            (Some(ring), addrs)
+        }
+    };
+    let threads = config.threads;
+    let shared = Arc::new(Shared {
+        values: value_pool(config.value_size.max, config.seed),
+        addrs,
+        ring,
+        prefilled: AtomicU64::new(0),
+        config,
+    });
+    let config = &shared.config;
+
+    let (tx, rx) = mpsc::channel();
+    let mut go = Vec::with_capacity(threads);
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let conns = config.connections / threads + usize::from(t < config.connections % threads);
+        let (go_tx, go_rx) = mpsc::channel();
+        go.push(go_tx);
+        let (shared, tx) = (shared.clone(), tx.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("gen-{t}"))
+            .spawn(move || engine::thread_main(shared, t, threads, conns, tx, go_rx))
+            .map_err(|e| RunError::Thread(t, EngineError::Poll(e)))?;
+        handles.push(handle);
+    }
+    drop(tx);
+
+    let outcome = wait_ready(&shared, &rx, threads);
+    if let Err(e) = outcome {
+        for g in &go {
+            let _ = g.send(None);
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        return Err(e);
+    }
+
+    let start = Instant::now();
+    for g in &go {
+        let _ = g.send(Some(start));
+    }
+    if !config.warmup.is_zero() && !config.quiet {
+        println!("warming up for {:.1} s", config.warmup.as_secs_f64());
+    }
+
+    let mut results: Vec<Option<ThreadResult>> = vec![None; threads];
+    let mut pending: BTreeMap<u64, (usize, Interval)> = BTreeMap::new();
+    let mut intervals = Vec::new();
+    let mut done = 0;
+    let mut failure = None;
+    while done < threads {
+        match rx.recv() {
+            Ok(Msg::Interval { interval, .. }) => {
+                let entry = pending
+                    .entry(interval.index)
+                    .or_insert_with(|| (0, Interval::new(interval.index)));
+                entry.0 += 1;
+                entry.1.merge(&interval);
+            }
+            Ok(Msg::Done { thread, result }) => {
+                done += 1;
+                match result {
+                    Ok(r) => results[thread] = Some(r),
+                    Err(e) => failure = failure.or(Some(RunError::Thread(thread, e))),
+                }
+            }
+            Ok(Msg::Ready { .. }) => {}
+            Err(_) => break,
+        }
+        // A second is complete once every thread still running has reported it.
+        let running = threads - done;
+        while let Some(entry) = pending.first_entry() {
+            if entry.get().0 < running.max(1) && done < threads {
+                break;
+            }
+            let (_, iv) = entry.remove();
+            if !config.quiet {
+                println!("{}", iv.line());
+            }
+            intervals.push(iv);
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let results: Vec<ThreadResult> = results
+        .into_iter()
+        .enumerate()
+        .map(|(t, r)| r.ok_or(RunError::Lost(t)))
+        .collect::<Result<_, _>>()?;
+    let secs = results
+        .iter()
+        .map(|r| r.wall.as_secs_f64())
+        .fold(0.0, f64::max);
+    let summary = Summary::new(&results, secs, intervals);
+    print!("{}", summary.text(config));
+    if let Some(path) = &config.json {
+        let mut text = serde_json::to_string_pretty(&summary.to_json(config))
+            .map_err(|e| RunError::Json(path.clone(), io::Error::other(e)))?;
+        text.push('\n');
+        std::fs::write(path, text).map_err(|e| RunError::Json(path.clone(), e))?;
+    }
+    let rate = summary.error_rate();
+    Ok(if rate > config.max_error_rate {
+        Verdict::TooManyErrors {
+            rate,
+            max: config.max_error_rate,
+        }
+    } else {
+        Verdict::Pass
+    })
+}
+
+/// Waits for every thread to connect (and prefill), drawing the prefill progress.
+fn wait_ready(shared: &Shared, rx: &mpsc::Receiver<Msg>, threads: usize) -> Result<(), RunError> {
+    let config = &shared.config;
+    let bar = config.prefill.then(|| {
+        // Drawn on stderr, and only when stderr is a terminal (indicatif's default).
+        let bar = ProgressBar::new(config.keys);
+        if let Ok(style) =
+            ProgressStyle::with_template("prefill {bar:40} {pos}/{len} keys {per_sec} eta {eta}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let started = Instant::now();
+    let mut ready = 0;
+    while ready < threads {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Msg::Ready { thread, result }) => {
+                result.map_err(|e| RunError::Thread(thread, e))?;
+                ready += 1;
+            }
+            Ok(Msg::Done {
+                thread,
+                result: Err(e),
+            }) => return Err(RunError::Thread(thread, e)),
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(RunError::Lost(ready)),
+        }
+        if let Some(bar) = &bar {
+            bar.set_position(shared.prefilled.load(Ordering::Relaxed));
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+        eprintln!(
+            "prefill: {} keys written in {:.2} s",
+            shared.prefilled.load(Ordering::Relaxed),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
