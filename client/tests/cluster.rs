@@ -245,26 +245,26 @@ fn a_hung_member_is_skipped_while_marked_down() {
 
 #[test]
 fn a_restarted_member_gets_its_keys_back() {
-    let (mut nodes, names) = nodes(3);
+    let (nodes, names) = nodes(3);
     let ring = Ring::new(&names, VNODES);
-    let target = nodes[0].name.clone();
-    let addr = nodes[0].addr;
+    let owner = &nodes[0];
     let mine: Vec<String> = gen_keys(300)
         .into_iter()
-        .filter(|k| ring.owner(k.as_bytes()) == Some(&target))
+        .filter(|k| ring.owner(k.as_bytes()) == Some(&owner.name))
         .take(3)
         .collect();
     let mut c = cluster(&names);
     c.get("g", &mine[0]).expect("get");
-    assert_eq!(nodes[0].keys().len(), 1);
+    assert_eq!(owner.keys().len(), 1);
 
     // Restarted between two requests: the pooled connection is stale, a fresh one
     // reaches the new process, and the member is not marked down.
-    nodes.remove(0).shutdown();
-    let restarted = FakeNode::restart(addr);
+    owner.crash();
+    owner.recover();
     c.get("g", &mine[1]).expect("get");
-    assert_eq!(restarted.keys(), vec![mine[1].clone().into_bytes()]);
-    assert!(!c.is_down(&target));
+    assert_eq!(owner.keys()[1..], [mine[1].clone().into_bytes()]);
+    assert_eq!(owner.connections(), 2);
+    assert!(!c.is_down(&owner.name));
 
     // Down, then up again: with no backoff each request tries the owner first.
     let mut c = ClusterClient::builder()
@@ -272,15 +272,16 @@ fn a_restarted_member_gets_its_keys_back() {
         .backoff(Duration::ZERO, Duration::ZERO)
         .with_members(&names)
         .expect("cluster");
-    restarted.shutdown();
+    owner.crash();
     c.get("g", &mine[2]).expect("served by the fallback");
-    let fallback = next_member(&ring, &target);
-    assert!(node(&nodes, &fallback)
-        .keys()
-        .contains(&mine[2].clone().into_bytes()));
-    let back = FakeNode::restart(addr);
+    let fallback = next_member(&ring, &owner.name);
+    assert_eq!(
+        node(&nodes, &fallback).keys(),
+        vec![mine[2].clone().into_bytes()]
+    );
+    owner.recover();
     c.get("g", &mine[2]).expect("get");
-    assert_eq!(back.keys(), vec![mine[2].clone().into_bytes()]);
+    assert_eq!(owner.keys()[2..], [mine[2].clone().into_bytes()]);
 }
 
 #[test]

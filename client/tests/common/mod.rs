@@ -349,6 +349,9 @@ struct NodeShared {
     store: Mutex<Store>,
     conns: Mutex<Vec<TcpStream>>,
     stopping: AtomicBool,
+    /// While set, the node acts crashed but keeps its port: every new connection is
+    /// closed at once and no request is answered.
+    crashed: AtomicBool,
 }
 
 impl FakeNode {
@@ -363,11 +366,6 @@ impl FakeNode {
         FakeNode::on(TcpListener::bind("127.0.0.1:0").expect("bind"), false)
     }
 
-    /// A member on `addr` again, after an earlier one there was shut down (a restart).
-    pub fn restart(addr: SocketAddr) -> FakeNode {
-        FakeNode::on(TcpListener::bind(addr).expect("bind the same port"), true)
-    }
-
     fn on(listener: TcpListener, answers: bool) -> FakeNode {
         let addr = listener.local_addr().expect("local addr");
         let name = addr.to_string();
@@ -380,6 +378,7 @@ impl FakeNode {
             store: Mutex::new(Store::default()),
             conns: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
+            crashed: AtomicBool::new(false),
         });
         let s = Arc::clone(&shared);
         let accept = std::thread::spawn(move || {
@@ -388,6 +387,9 @@ impl FakeNode {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
+                if s.crashed.load(Ordering::SeqCst) {
+                    continue; // dropped: the client reads end-of-stream
+                }
                 s.accepted.fetch_add(1, Ordering::SeqCst);
                 s.conns
                     .lock()
@@ -429,6 +431,21 @@ impl FakeNode {
         self.shared.accepted.load(Ordering::SeqCst)
     }
 
+    /// Crashes without giving up the port (so a restart cannot lose it to another
+    /// socket): open connections are shut down, new ones closed at once, until
+    /// [`FakeNode::recover`].
+    pub fn crash(&self) {
+        self.shared.crashed.store(true, Ordering::SeqCst);
+        for c in self.shared.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Serves again after [`FakeNode::crash`], like a restarted process.
+    pub fn recover(&self) {
+        self.shared.crashed.store(false, Ordering::SeqCst);
+    }
+
     /// Stops like a crashed node: the listener is closed (new connections are
     /// refused) and every open connection is shut down (clients read end-of-stream).
     pub fn shutdown(mut self) {
@@ -458,6 +475,9 @@ impl Drop for FakeNode {
 impl NodeShared {
     fn serve(&self, mut peer: Peer) {
         while let Some(req) = peer.try_read_request() {
+            if self.crashed.load(Ordering::SeqCst) {
+                return;
+            }
             self.seen.lock().unwrap().push(req.clone());
             if !self.answers {
                 continue;
