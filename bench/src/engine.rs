@@ -99,6 +99,8 @@ pub enum Msg {
     },
     /// One second of measurement is over.
     Interval {
+        /// Which thread.
+        thread: usize,
         /// What happened in it.
         interval: Interval,
     },
@@ -523,7 +525,7 @@ impl<'a> Worker<'a> {
                 }
             }
         }
-        if let (Mode::Run(run), Some((_, tx))) = (mode, report) {
+        if let (Mode::Run(run), Some((thread, tx))) = (mode, report) {
             let finish = run.end.unwrap_or(run.last_completion);
             let start = run.interval_end - Duration::from_secs(1);
             let mut interval = std::mem::replace(&mut run.interval, Interval::new(0));
@@ -534,7 +536,7 @@ impl<'a> Worker<'a> {
             if interval.secs > 0.001
                 || interval.counters.ops() + interval.counters.error_count() > 0
             {
-                let _ = tx.send(Msg::Interval { interval });
+                let _ = tx.send(Msg::Interval { thread, interval });
             }
         }
         Ok(())
@@ -558,8 +560,11 @@ impl<'a> Worker<'a> {
             let mut done = std::mem::replace(&mut run.interval, next);
             done.secs = 1.0;
             run.interval_end += Duration::from_secs(1);
-            if let Some((_, tx)) = report {
-                let _ = tx.send(Msg::Interval { interval: done });
+            if let Some((thread, tx)) = report {
+                let _ = tx.send(Msg::Interval {
+                    thread,
+                    interval: done,
+                });
             }
         }
     }

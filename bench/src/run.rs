@@ -131,21 +131,24 @@ pub fn run(config: Config) -> Result<Verdict, RunError> {
     }
 
     let mut results: Vec<Option<ThreadResult>> = vec![None; threads];
-    let mut pending: BTreeMap<u64, (usize, Interval)> = BTreeMap::new();
+    // Threads send their seconds in order; a second is complete once every thread has
+    // sent it or finished.
+    let mut reported: Vec<Option<u64>> = vec![None; threads];
+    let mut finished = vec![false; threads];
+    let mut pending: BTreeMap<u64, Interval> = BTreeMap::new();
     let mut intervals = Vec::new();
-    let mut done = 0;
     let mut failure = None;
-    while done < threads {
+    while finished.iter().any(|f| !f) {
         match rx.recv() {
-            Ok(Msg::Interval { interval, .. }) => {
-                let entry = pending
+            Ok(Msg::Interval { thread, interval }) => {
+                reported[thread] = Some(interval.index);
+                pending
                     .entry(interval.index)
-                    .or_insert_with(|| (0, Interval::new(interval.index)));
-                entry.0 += 1;
-                entry.1.merge(&interval);
+                    .or_insert_with(|| Interval::new(interval.index))
+                    .merge(&interval);
             }
             Ok(Msg::Done { thread, result }) => {
-                done += 1;
+                finished[thread] = true;
                 match result {
                     Ok(r) => results[thread] = Some(r),
                     Err(e) => failure = failure.or(Some(RunError::Thread(thread, e))),
@@ -154,13 +157,14 @@ pub fn run(config: Config) -> Result<Verdict, RunError> {
             Ok(Msg::Ready { .. }) => {}
             Err(_) => break,
         }
-        // A second is complete once every thread still running has reported it.
-        let running = threads - done;
         while let Some(entry) = pending.first_entry() {
-            if entry.get().0 < running.max(1) && done < threads {
+            let index = *entry.key();
+            let complete =
+                (0..threads).all(|t| finished[t] || reported[t].is_some_and(|r| r >= index));
+            if !complete {
                 break;
             }
-            let (_, iv) = entry.remove();
+            let iv = entry.remove();
             if !config.quiet {
                 println!("{}", iv.line());
             }

@@ -1,0 +1,499 @@
+//! `groupcached-bench` against real servers: the `groupcached` binary of this
+//! workspace (built once if missing) and, when installed, `memcached`. Every server
+//! listens on a free 127.0.0.1 port; every wait polls with a deadline.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use groupcached_client::Client;
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_path_buf()
+}
+
+/// The server binary: `target/debug/groupcached` (or under `CARGO_TARGET_DIR`),
+/// built once with `cargo build --bin groupcached` if it is not there.
+fn server_bin() -> PathBuf {
+    static BUILD: Once = Once::new();
+    let root = workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join("debug").join("groupcached");
+    BUILD.call_once(|| {
+        if !bin.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--bin", "groupcached"])
+                .current_dir(&root)
+                .status()
+                .expect("run cargo build --bin groupcached");
+            assert!(status.success(), "cargo build --bin groupcached failed");
+        }
+    });
+    assert!(bin.exists(), "{} is missing", bin.display());
+    bin
+}
+
+/// A child process killed when dropped.
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// `groupcached --listen 127.0.0.1:0 <args>`, once it has logged its port.
+    fn groupcached(args: &[&str]) -> Proc {
+        let mut cmd = Command::new(server_bin());
+        cmd.args(["--listen", "127.0.0.1:0", "--threads", "2"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("GROUPCACHED_") {
+                cmd.env_remove(k);
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn groupcached");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        // Drains stderr for the life of the process so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut p = Proc {
+            child,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            logs,
+        };
+        let addr = poll_until("groupcached to log its port", || {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!(
+                    "groupcached exited with {status}: {:?}",
+                    p.logs.lock().unwrap()
+                );
+            }
+            p.logs.lock().unwrap().iter().find_map(|l| listen_addr(l))
+        });
+        p.addr = addr;
+        p
+    }
+
+    /// `memcached` on a free port, or `None` (with a note) if it is not installed.
+    fn memcached() -> Option<Proc> {
+        if Command::new("memcached").arg("-V").output().is_err() {
+            eprintln!("note: memcached is not on PATH; skipping the memcached protocol test");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("memcached")
+            .args([
+                "-u",
+                "nobody",
+                "-U",
+                "0",
+                "-t",
+                "1",
+                "-m",
+                "64",
+                "-l",
+                "127.0.0.1",
+            ])
+            .args(["-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn memcached");
+        let mut p = Proc {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            logs: Arc::default(),
+        };
+        poll_until("memcached to accept connections", || {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("memcached exited with {status}");
+            }
+            TcpStream::connect(p.addr).ok().map(|_| ())
+        });
+        Some(p)
+    }
+
+    fn stat(&self, name: &str) -> u64 {
+        let mut c = Client::builder(self.addr)
+            .timeout(Duration::from_secs(10))
+            .connect()
+            .expect("connect for STATS");
+        let stats = c.stats().expect("STATS");
+        stats
+            .get(name)
+            .unwrap_or_else(|| panic!("no counter {name}: {stats:?}"))
+    }
+}
+
+fn listen_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.split("listening on ").nth(1)?;
+    rest.split(" (").next()?.trim().parse().ok()
+}
+
+fn poll_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A fresh path for a JSON summary.
+fn json_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("groupcached-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(format!("{name}.json"))
+}
+
+/// Runs the generator; returns its output and parsed JSON summary (if it wrote one).
+fn bench(name: &str, args: &[&str]) -> (Output, Option<Value>) {
+    let json = json_path(name);
+    let _ = std::fs::remove_file(&json);
+    let out = Command::new(env!("CARGO_BIN_EXE_groupcached-bench"))
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run groupcached-bench");
+    let value = std::fs::read_to_string(&json)
+        .ok()
+        .map(|t| serde_json::from_str(&t).expect("valid JSON summary"));
+    (out, value)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The checks every clean run must pass: ops, no errors, ordered percentiles.
+fn assert_clean(out: &Output, j: &Value) {
+    assert!(out.status.success(), "{}", text(out));
+    assert!(j["ops"].as_u64().unwrap() > 0, "{j}");
+    assert!(j["ops_per_sec"].as_f64().unwrap() > 0.0);
+    assert_eq!(j["errors"], 0, "{j}");
+    assert!(j["bytes_in"].as_u64().unwrap() > 0 && j["bytes_out"].as_u64().unwrap() > 0);
+    let lat = &j["latency_us"];
+    let ps: Vec<f64> = ["p50", "p90", "p99", "p99_9", "p99_99", "max"]
+        .iter()
+        .map(|k| lat[k].as_f64().unwrap())
+        .collect();
+    assert!(ps[0] > 0.0, "{lat}");
+    assert!(
+        ps.windows(2).all(|w| w[0] <= w[1]),
+        "percentiles out of order: {lat}"
+    );
+    assert_eq!(lat["count"].as_u64(), j["ops"].as_u64());
+    let busy = j["generator"]["busy"].as_array().unwrap();
+    assert!(
+        busy.iter()
+            .all(|b| (0.0..=1.5).contains(&b.as_f64().unwrap())),
+        "{busy:?}"
+    );
+}
+
+#[test]
+fn groupcached_get_only_after_prefill_hits_every_time() {
+    let server = Proc::groupcached(&["--cache-size", "64MiB"]);
+    let addr = server.addr.to_string();
+    let (out, j) = bench(
+        "get-only",
+        &[
+            "--server",
+            &addr,
+            "--prefill",
+            "--keys",
+            "2000",
+            "--requests",
+            "20000",
+            "--ratio",
+            "1:0",
+            "--threads",
+            "2",
+            "--connections",
+            "6",
+            "--pipeline",
+            "8",
+        ],
+    );
+    let j = j.unwrap_or_else(|| panic!("no JSON: {}", text(&out)));
+    assert_clean(&out, &j);
+    assert_eq!(j["ops"], 20000);
+    assert_eq!(j["hits"], 20000);
+    assert_eq!(j["hit_ratio"], 1.0);
+    assert_eq!(j["per_op"]["set"]["ops"], 0);
+    assert_eq!(
+        server.stat("group.default.sets"),
+        2000,
+        "prefill wrote each key once"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ops/s") && stdout.contains("p99.99"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn groupcached_timed_zipf_mix_with_warmup_reports_each_second() {
+    let server = Proc::groupcached(&["--cache-size", "64MiB"]);
+    let addr = server.addr.to_string();
+    let (out, j) = bench(
+        "zipf-mix",
+        &[
+            "--server",
+            &addr,
+            "--prefill",
+            "--keys",
+            "1000",
+            "--duration",
+            "1s",
+            "--warmup",
+            "500ms",
+            "--ratio",
+            "9:1",
+            "--key-dist",
+            "zipf:0.99",
+            "--value-size",
+            "50-150",
+            "--connections",
+            "4",
+            "--pipeline",
+            "4",
+        ],
+    );
+    let j = j.unwrap_or_else(|| panic!("no JSON: {}", text(&out)));
+    assert_clean(&out, &j);
+    assert_eq!(j["hit_ratio"], 1.0, "every key was prefilled");
+    assert!(j["per_op"]["set"]["ops"].as_u64().unwrap() > 0);
+    let secs = j["secs"].as_f64().unwrap();
+    assert!((0.99..1.2).contains(&secs), "measured {secs} s");
+    let intervals = j["intervals"].as_array().unwrap();
+    assert_eq!(intervals.len(), 1, "{intervals:?}");
+    assert_eq!(intervals[0]["ops"], j["ops"]);
+}
+
+#[test]
+fn open_loop_holds_its_rate() {
+    let server = Proc::groupcached(&["--cache-size", "64MiB"]);
+    let addr = server.addr.to_string();
+    let (out, j) = bench(
+        "open-loop",
+        &[
+            "--server",
+            &addr,
+            "--prefill",
+            "--keys",
+            "500",
+            "--duration",
+            "1s",
+            "--rate",
+            "2000",
+            "--connections",
+            "4",
+            "--pipeline",
+            "4",
+        ],
+    );
+    let j = j.unwrap_or_else(|| panic!("no JSON: {}", text(&out)));
+    assert_clean(&out, &j);
+    let ops = j["ops"].as_u64().unwrap();
+    // Due instants are fixed, so the count cannot exceed the schedule; a server that
+    // kept up delivers nearly all of it.
+    assert!((1000..=2001).contains(&ops), "{ops} ops at 2000/s for 1 s");
+    assert_eq!(j["config"]["rate"], 2000.0);
+}
+
+#[test]
+fn ring_aware_routing_sends_each_key_to_its_owner() {
+    let a = Proc::groupcached(&["--cache-size", "64MiB"]);
+    let b = Proc::groupcached(&["--cache-size", "64MiB"]);
+    let peers = format!("{},{}", a.addr, b.addr);
+    let (out, j) = bench(
+        "ring",
+        &[
+            "--peers",
+            &peers,
+            "--prefill",
+            "--keys",
+            "2000",
+            "--requests",
+            "10000",
+            "--ratio",
+            "1:0",
+            "--connections",
+            "4",
+            "--pipeline",
+            "4",
+        ],
+    );
+    let j = j.unwrap_or_else(|| panic!("no JSON: {}", text(&out)));
+    assert_clean(&out, &j);
+    // The two servers are not a cluster: a GET that went anywhere but the node the
+    // prefill wrote its key to would miss.
+    assert_eq!(j["hit_ratio"], 1.0);
+    let (sa, sb) = (a.stat("group.default.sets"), b.stat("group.default.sets"));
+    assert_eq!(sa + sb, 2000);
+    assert!(sa > 600 && sb > 600, "keys split {sa}/{sb}");
+}
+
+#[test]
+fn cold_cache_loads_each_key_once() {
+    let server = Proc::groupcached(&["--origin", "synthetic:size=100,delay_ms=5"]);
+    let addr = server.addr.to_string();
+    // 200 keys, 4000 uniform GETs: every key is asked for (the chance one is not is
+    // about 200 * e^-20), many of them while its first load is still running.
+    let (out, j) = bench(
+        "cold",
+        &[
+            "--server",
+            &addr,
+            "--keys",
+            "200",
+            "--requests",
+            "4000",
+            "--ratio",
+            "1:0",
+            "--connections",
+            "20",
+            "--pipeline",
+            "4",
+        ],
+    );
+    let j = j.unwrap_or_else(|| panic!("no JSON: {}", text(&out)));
+    assert_clean(&out, &j);
+    assert_eq!(j["hits"], 4000, "the origin has every key");
+    assert_eq!(server.stat("group.default.local_loads"), 200);
+    assert_eq!(server.stat("group.default.loads_deduped"), 200);
+}
+
+#[test]
+fn server_errors_fail_the_run_unless_tolerated() {
+    let server = Proc::groupcached(&[]);
+    let addr = server.addr.to_string();
+    let args = [
+        "--server",
+        &addr,
+        "--group",
+        "nosuch",
+        "--requests",
+        "200",
+        "--connections",
+        "2",
+    ];
+    let (out, j) = bench("errors", &args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let j = j.expect("JSON is written even when the run fails its error budget");
+    assert_eq!(j["errors"], 200);
+    assert_eq!(j["errors_by_kind"]["UNKNOWN_GROUP"], 200);
+    assert_eq!(j["error_rate"], 1.0);
+
+    let tolerant: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--max-error-rate", "1"])
+        .collect();
+    let (out, _) = bench("errors-tolerated", &tolerant);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn refused_connection_and_bad_flags_exit_non_zero() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let (out, j) = bench("refused", &["--server", &addr, "--requests", "10"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(j.is_none());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot connect"),
+        "{}",
+        text(&out)
+    );
+
+    let (out, _) = bench("bad-flag", &["--ratio", "0:0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn memcached_meta_and_text_protocols() {
+    let Some(mc) = Proc::memcached() else {
+        return;
+    };
+    let addr = mc.addr.to_string();
+    for protocol in ["memcache", "memcache-text"] {
+        let (out, j) = bench(
+            protocol,
+            &[
+                "--server",
+                &addr,
+                "--protocol",
+                protocol,
+                "--prefill",
+                "--keys",
+                "2000",
+                "--requests",
+                "10000",
+                "--ratio",
+                "9:1",
+                "--connections",
+                "4",
+                "--pipeline",
+                "8",
+                "--threads",
+                "2",
+                "--key-prefix",
+                protocol,
+            ],
+        );
+        let j = j.unwrap_or_else(|| panic!("no JSON: {}", text(&out)));
+        assert_clean(&out, &j);
+        assert_eq!(j["ops"], 10000, "{protocol}");
+        assert_eq!(j["hit_ratio"], 1.0, "{protocol}");
+        assert!(j["per_op"]["set"]["ops"].as_u64().unwrap() > 0);
+    }
+}
