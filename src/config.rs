@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use groupcached_protocol::{MAX_GROUP_LEN, PROTOCOL_VERSION};
+use groupcached_protocol::{DEFAULT_VNODES, MAX_GROUP_LEN, PROTOCOL_VERSION};
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+use crate::membership::PeerSource;
 use crate::origin::Origin;
 use crate::units::{parse_duration, parse_size};
 
@@ -30,6 +31,15 @@ pub const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_LOADER_THREADS: usize = 32;
 /// Default largest value that is cached (larger values are served but not kept).
 pub const DEFAULT_MAX_ITEM_SIZE: usize = 8 << 20;
+/// Default interval for re-resolving `--peers-dns` and checking `--peers-file`.
+pub const DEFAULT_PEERS_REFRESH: Duration = Duration::from_secs(5);
+/// Default limit on one request to a peer before it counts as a peer error.
+pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default share of values fetched from peers that go into the hot cache (groupcache: 1 in 10).
+pub const DEFAULT_HOT_PROMOTE_RATIO: f64 = 0.1;
+/// Default bound on how long a hot-cache copy is served (its staleness after a DELETE
+/// whose INVALIDATE did not arrive).
+pub const DEFAULT_HOT_TTL: Duration = Duration::from_secs(60);
 
 /// Where a group's values come from on a miss.
 #[derive(Clone)]
@@ -174,6 +184,20 @@ pub struct Config {
     pub load_timeout: Duration,
     /// Threads that run origin loads.
     pub loader_threads: usize,
+    /// Where the cluster's member list comes from.
+    pub peers: PeerSource,
+    /// Interval of `--peers-file` checks and `--peers-dns` lookups.
+    pub peers_refresh: Duration,
+    /// Limit on one request to a peer.
+    pub peer_timeout: Duration,
+    /// Share of peer-fetched values kept in the hot cache, 0.0..=1.0.
+    pub hot_promote_ratio: f64,
+    /// Seed of the hot-cache sampling (for reproducible tests); random when `None`.
+    pub hot_promote_seed: Option<u64>,
+    /// Longest a hot-cache copy is served.
+    pub hot_ttl: Duration,
+    /// Virtual nodes per member in the ring (every node must use the same value).
+    pub vnodes: u32,
 }
 
 /// Command-line flags (each also readable from a `GROUPCACHED_*` variable).
@@ -226,6 +250,38 @@ pub struct Args {
     /// Origin loader threads [default: 32].
     #[arg(long, env = "GROUPCACHED_LOADER_THREADS", value_name = "N")]
     pub loader_threads: Option<usize>,
+    /// Cluster members, comma-separated host:port (this node included or added).
+    #[arg(
+        long,
+        env = "GROUPCACHED_PEERS",
+        value_name = "A,B,C",
+        value_delimiter = ','
+    )]
+    pub peers: Option<Vec<String>>,
+    /// File with one member per line; re-read when it changes and on SIGHUP.
+    #[arg(long, env = "GROUPCACHED_PEERS_FILE", value_name = "PATH")]
+    pub peers_file: Option<PathBuf>,
+    /// DNS name whose every A/AAAA record is a member, with the members' port.
+    #[arg(long, env = "GROUPCACHED_PEERS_DNS", value_name = "NAME:PORT")]
+    pub peers_dns: Option<String>,
+    /// How often --peers-dns is re-resolved and --peers-file checked [default: 5s].
+    #[arg(long, env = "GROUPCACHED_PEERS_REFRESH", value_name = "DURATION")]
+    pub peers_refresh: Option<String>,
+    /// Limit on one request to a peer [default: 2s].
+    #[arg(long, env = "GROUPCACHED_PEER_TIMEOUT", value_name = "DURATION")]
+    pub peer_timeout: Option<String>,
+    /// Share of values fetched from peers kept in the hot cache [default: 0.1].
+    #[arg(long, env = "GROUPCACHED_HOT_PROMOTE_RATIO", value_name = "RATIO")]
+    pub hot_promote_ratio: Option<f64>,
+    /// Seed of the hot-cache sampling, for reproducible tests [default: random].
+    #[arg(long, env = "GROUPCACHED_HOT_PROMOTE_SEED", value_name = "N")]
+    pub hot_promote_seed: Option<u64>,
+    /// Longest a hot-cache copy is served [default: 60s].
+    #[arg(long, env = "GROUPCACHED_HOT_TTL", value_name = "DURATION")]
+    pub hot_ttl: Option<String>,
+    /// Virtual nodes per member; must be the same on every node [default: 512].
+    #[arg(long, env = "GROUPCACHED_VNODES", value_name = "N")]
+    pub vnodes: Option<u32>,
 }
 
 /// The TOML file's layout.
@@ -240,6 +296,15 @@ struct FileConfig {
     max_connections: Option<usize>,
     load_timeout: Option<String>,
     loader_threads: Option<usize>,
+    peers: Option<Vec<String>>,
+    peers_file: Option<PathBuf>,
+    peers_dns: Option<String>,
+    peers_refresh: Option<String>,
+    peer_timeout: Option<String>,
+    hot_promote_ratio: Option<f64>,
+    hot_promote_seed: Option<u64>,
+    hot_ttl: Option<String>,
+    vnodes: Option<u32>,
     #[serde(default)]
     group: Vec<FileGroup>,
 }
@@ -285,6 +350,13 @@ impl Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             load_timeout: DEFAULT_LOAD_TIMEOUT,
             loader_threads: DEFAULT_LOADER_THREADS,
+            peers: PeerSource::Static(Vec::new()),
+            peers_refresh: DEFAULT_PEERS_REFRESH,
+            peer_timeout: DEFAULT_PEER_TIMEOUT,
+            hot_promote_ratio: DEFAULT_HOT_PROMOTE_RATIO,
+            hot_promote_seed: None,
+            hot_ttl: DEFAULT_HOT_TTL,
+            vnodes: DEFAULT_VNODES,
         }
     }
 
@@ -349,6 +421,20 @@ impl Config {
         if let Some(v) = file.loader_threads {
             cfg.loader_threads = v;
         }
+        cfg.apply_cluster(
+            "",
+            ClusterSettings {
+                peers: file.peers.as_deref(),
+                peers_file: file.peers_file.as_deref(),
+                peers_dns: file.peers_dns.as_deref(),
+                peers_refresh: file.peers_refresh.as_deref(),
+                peer_timeout: file.peer_timeout.as_deref(),
+                hot_promote_ratio: file.hot_promote_ratio,
+                hot_promote_seed: file.hot_promote_seed,
+                hot_ttl: file.hot_ttl.as_deref(),
+                vnodes: file.vnodes,
+            },
+        )?;
         if !file.group.is_empty() {
             cfg.groups.clear();
             for g in &file.group {
@@ -395,6 +481,20 @@ impl Config {
         if let Some(v) = args.loader_threads {
             cfg.loader_threads = v;
         }
+        cfg.apply_cluster(
+            "--",
+            ClusterSettings {
+                peers: args.peers.as_deref(),
+                peers_file: args.peers_file.as_deref(),
+                peers_dns: args.peers_dns.as_deref(),
+                peers_refresh: args.peers_refresh.as_deref(),
+                peer_timeout: args.peer_timeout.as_deref(),
+                hot_promote_ratio: args.hot_promote_ratio,
+                hot_promote_seed: args.hot_promote_seed,
+                hot_ttl: args.hot_ttl.as_deref(),
+                vnodes: args.vnodes,
+            },
+        )?;
         if file.max_item_size.is_none() && args.max_item_size.is_none() {
             // The default follows a smaller --max-frame instead of contradicting it.
             cfg.max_item_size = cfg.max_item_size.min(cfg.max_frame.saturating_sub(64));
@@ -432,8 +532,92 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Applies the cluster settings of one layer (file or flags). `prefix` is how
+    /// that layer spells a setting (`--` for flags, nothing for the file), so
+    /// errors name the setting as the operator wrote it.
+    fn apply_cluster(&mut self, prefix: &str, c: ClusterSettings<'_>) -> Result<(), ConfigError> {
+        let name = |flag: &str| {
+            if prefix.is_empty() {
+                flag.replace('-', "_")
+            } else {
+                format!("{prefix}{flag}")
+            }
+        };
+        let sources = [
+            c.peers.is_some(),
+            c.peers_file.is_some(),
+            c.peers_dns.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(ConfigError::new(
+                name("peers"),
+                "give only one of peers, peers-file and peers-dns",
+            ));
+        }
+        if let Some(list) = c.peers {
+            self.peers = PeerSource::Static(
+                list.iter()
+                    .map(|m| m.trim().to_string())
+                    .filter(|m| !m.is_empty())
+                    .collect(),
+            );
+        }
+        if let Some(path) = c.peers_file {
+            self.peers = PeerSource::File(path.to_path_buf());
+        }
+        if let Some(dns) = c.peers_dns {
+            let (host, port) = dns
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                .filter(|(h, _)| !h.is_empty())
+                .ok_or_else(|| {
+                    ConfigError::new(name("peers-dns"), format!("`{dns}` is not NAME:PORT"))
+                })?;
+            self.peers = PeerSource::Dns { host, port };
+        }
+        let dur =
+            |flag: &str, v: &str| parse_duration(v).map_err(|m| ConfigError::new(name(flag), m));
+        if let Some(v) = c.peers_refresh {
+            self.peers_refresh = dur("peers-refresh", v)?;
+        }
+        if let Some(v) = c.peer_timeout {
+            self.peer_timeout = dur("peer-timeout", v)?;
+        }
+        if let Some(v) = c.hot_ttl {
+            self.hot_ttl = dur("hot-ttl", v)?;
+        }
+        if let Some(v) = c.hot_promote_ratio {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(ConfigError::new(
+                    name("hot-promote-ratio"),
+                    format!("{v} is not between 0 and 1"),
+                ));
+            }
+            self.hot_promote_ratio = v;
+        }
+        if let Some(v) = c.hot_promote_seed {
+            self.hot_promote_seed = Some(v);
+        }
+        if let Some(v) = c.vnodes {
+            if !(1..=65_536).contains(&v) {
+                return Err(ConfigError::new(name("vnodes"), "must be in 1..=65536"));
+            }
+            self.vnodes = v;
+        }
+        Ok(())
+    }
+
     /// Checks ranges and consistency; every message names the setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.peer_timeout.is_zero() {
+            return Err(ConfigError::new("--peer-timeout", "must be more than 0"));
+        }
+        if self.peers_refresh < Duration::from_millis(100) {
+            return Err(ConfigError::new(
+                "--peers-refresh",
+                "must be at least 100ms",
+            ));
+        }
         if !(1..=1024).contains(&self.threads) {
             return Err(ConfigError::new(
                 "--threads",
@@ -528,6 +712,19 @@ impl Default for Config {
     fn default() -> Self {
         Config::new()
     }
+}
+
+/// One configuration layer's cluster settings, as given.
+struct ClusterSettings<'a> {
+    peers: Option<&'a [String]>,
+    peers_file: Option<&'a std::path::Path>,
+    peers_dns: Option<&'a str>,
+    peers_refresh: Option<&'a str>,
+    peer_timeout: Option<&'a str>,
+    hot_promote_ratio: Option<f64>,
+    hot_promote_seed: Option<u64>,
+    hot_ttl: Option<&'a str>,
+    vnodes: Option<u32>,
 }
 
 fn parse_addr(setting: &str, s: &str) -> Result<SocketAddr, ConfigError> {

@@ -30,11 +30,14 @@ mod core;
 pub mod error;
 mod listener;
 pub mod mailbox;
+pub mod membership;
 pub mod origin;
+mod peer;
 mod server;
 pub mod shard;
 mod shared;
 pub mod stats;
+pub mod topology;
 pub mod units;
 pub mod value;
 

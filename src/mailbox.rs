@@ -11,6 +11,7 @@ use mio::Waker;
 use crate::origin::LoadResult;
 use crate::shard::inflight::LoadId;
 use crate::shard::Reply;
+use crate::topology::Topology;
 use crate::value::ByteView;
 
 /// Who gets a reply: a request on a connection of some core. Plain data, so it can
@@ -48,6 +49,15 @@ pub enum KeyOp {
     Delete,
     /// INVALIDATE (hot cache only).
     Invalidate,
+    /// A peer's STORE: like SET, never forwarded.
+    Store {
+        /// The value.
+        value: ByteView,
+        /// TTL.
+        ttl: Option<Duration>,
+    },
+    /// A peer's PURGE: like DELETE, never forwarded nor fanned out.
+    Purge,
 }
 
 /// A message to a core.
@@ -71,6 +81,8 @@ pub enum Msg {
         /// The answer.
         reply: Reply,
     },
+    /// The member list changed: use this topology from now on.
+    Topology(Arc<Topology>),
     /// An origin load started by the receiver finished.
     LoadDone {
         /// Group index.

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use groupcached::{Config, Server};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         bound.local_addr(),
         bound.config().summary()
     );
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot install signal handlers: {e}");
@@ -48,9 +48,15 @@ fn main() -> ExitCode {
     std::thread::Builder::new()
         .name("gc-signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    log::info!("SIGHUP received: re-reading the member list");
+                    trigger.reload_members();
+                    continue;
+                }
                 log::info!("signal {sig} received: finishing in-flight requests, then exiting");
                 trigger.shutdown();
+                break;
             }
         })
         .ok();

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use groupcached_protocol::{Limits, Ring, DEFAULT_VNODES, HEADER_LEN, LENGTH_PREFIX_LEN};
+use crossbeam_channel::Sender;
+use groupcached_protocol::{Limits, HEADER_LEN, LENGTH_PREFIX_LEN};
 use mio::{Poll, Waker};
 
 use crate::config::Config;
 use crate::core::{Core, CoreParts, WAKER_TOKEN};
 use crate::error::StartError;
 use crate::mailbox::Remote;
+use crate::membership::{Control, Membership, PeerSource};
 use crate::origin::{self, LoadContext, LoaderPool};
 use crate::shard::GroupSpec;
 use crate::shared::{GroupRuntime, Shared};
@@ -93,7 +95,29 @@ impl BoundServer {
             .advertise
             .clone()
             .unwrap_or_else(|| self.local_addr.to_string());
-        let ring = Ring::new(std::slice::from_ref(&node_id), DEFAULT_VNODES);
+        let membership = Membership {
+            source: cfg.peers.clone(),
+            node_id: node_id.clone(),
+            local_addr: self.local_addr,
+            vnodes: cfg.vnodes,
+            refresh: cfg.peers_refresh,
+        };
+        let members = match cfg.peers.read() {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("membership: {e}; starting as a single node until it can be read");
+                Vec::new()
+            }
+        };
+        let topology = Arc::new(membership.topology(&members));
+        if topology.ring.len() > 1 {
+            log::info!(
+                "cluster of {} members (ring fingerprint {:016x}): {}",
+                topology.ring.len(),
+                topology.ring.fingerprint(),
+                topology.ring.members().join(", ")
+            );
+        }
         // A GET response carries 8 header bytes after the prefix plus an 8-byte TTL.
         let max_value = cfg.max_frame - (HEADER_LEN - LENGTH_PREFIX_LEN) - 8;
         let shared = Arc::new(Shared::new(
@@ -108,8 +132,14 @@ impl BoundServer {
             cfg.load_timeout + Duration::from_secs(1),
             registry.clone(),
             node_id,
-            ring,
+            cfg.peer_timeout,
+            cfg.hot_promote_ratio,
         ));
+        let seed = cfg.hot_promote_seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0x5eed, |d| d.as_nanos() as u64)
+        });
 
         let loader = LoaderPool::start(cfg.loader_threads).map_err(io_err("loader threads"))?;
 
@@ -126,6 +156,7 @@ impl BoundServer {
             polls.push(poll);
         }
 
+        let (control, control_rx) = crossbeam_channel::unbounded();
         let mut handles = Vec::with_capacity(threads);
         let parts = polls
             .into_iter()
@@ -142,6 +173,7 @@ impl BoundServer {
                     max_item: cfg.max_item_size,
                     ttl: g.ttl,
                     has_origin: rt.origin.is_some(),
+                    hot_ttl: cfg.hot_ttl,
                 })
                 .collect();
             let stats = registry.cores[id].clone();
@@ -157,10 +189,13 @@ impl BoundServer {
                 remotes: remotes.clone(),
                 loader: loader.handle(),
                 stats,
+                topology: topology.clone(),
+                seed: seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             };
             let trigger = ShutdownTrigger {
                 shared: shared.clone(),
                 remotes: remotes.clone(),
+                control: control.clone(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("gc-core-{id}"))
@@ -174,8 +209,19 @@ impl BoundServer {
                 .map_err(io_err("core thread"))?;
             handles.push(handle);
         }
+        if !matches!(cfg.peers, PeerSource::Static(_)) {
+            let cores = remotes.clone();
+            std::thread::Builder::new()
+                .name("gc-membership".into())
+                .spawn(move || membership.run(members, cores, control_rx))
+                .map_err(io_err("membership thread"))?;
+        }
         Ok(ServerHandle {
-            trigger: ShutdownTrigger { shared, remotes },
+            trigger: ShutdownTrigger {
+                shared,
+                remotes,
+                control,
+            },
             threads: handles,
             loader,
             local_addr: self.local_addr,
@@ -188,6 +234,7 @@ impl BoundServer {
 pub struct ShutdownTrigger {
     shared: Arc<Shared>,
     remotes: Vec<Remote>,
+    control: Sender<Control>,
 }
 
 impl ShutdownTrigger {
@@ -195,9 +242,15 @@ impl ShutdownTrigger {
     /// the cores exit. Idempotent.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::Release);
+        let _ = self.control.send(Control::Stop);
         for r in &self.remotes {
             r.wake();
         }
+    }
+
+    /// Re-reads the member list now (what SIGHUP does); a no-op for `--peers`.
+    pub fn reload_members(&self) {
+        let _ = self.control.send(Control::Reload);
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use groupcached_protocol::{Limits, Ring};
+use groupcached_protocol::Limits;
 
 use crate::origin::{LoadContext, Origin};
 use crate::stats::StatsRegistry;
@@ -44,8 +44,10 @@ pub struct Shared {
     pub registry: Arc<StatsRegistry>,
     /// This node's advertised name.
     pub node_id: String,
-    /// The consistent-hash ring over the members.
-    pub ring: Ring,
+    /// Limit on one request to a peer.
+    pub peer_timeout: Duration,
+    /// Share of peer-fetched values kept in the hot cache.
+    pub hot_promote_ratio: f64,
 }
 
 impl Shared {
@@ -60,7 +62,8 @@ impl Shared {
         drain_timeout: Duration,
         registry: Arc<StatsRegistry>,
         node_id: String,
-        ring: Ring,
+        peer_timeout: Duration,
+        hot_promote_ratio: f64,
     ) -> Shared {
         let group_index = groups
             .iter()
@@ -80,7 +83,8 @@ impl Shared {
             drain_timeout,
             registry,
             node_id,
-            ring,
+            peer_timeout,
+            hot_promote_ratio,
         }
     }
 

@@ -98,6 +98,14 @@ pub struct NodeCounters {
     pub protocol_errors: Counter,
     /// Requests of every op.
     pub requests: Counter,
+    /// Peer connections currently up.
+    pub peer_connections: Counter,
+    /// Peers that answered HELLO with another ring fingerprint than ours.
+    pub ring_mismatches: Counter,
+    /// INVALIDATEs after a DELETE that could not be delivered.
+    pub invalidate_errors: Counter,
+    /// Members of the current ring (gauge, the same on every core).
+    pub members: Counter,
 }
 
 /// Everything one core counts, padded so cores do not share cache lines.
@@ -166,6 +174,22 @@ impl StatsRegistry {
                 sum(&|c| c.node.protocol_errors.get()),
             ),
             ("requests".to_string(), sum(&|c| c.node.requests.get())),
+            (
+                "members".to_string(),
+                self.cores.first().map_or(0, |c| c.node.members.get()),
+            ),
+            (
+                "peer_connections".to_string(),
+                sum(&|c| c.node.peer_connections.get()),
+            ),
+            (
+                "ring_mismatches".to_string(),
+                sum(&|c| c.node.ring_mismatches.get()),
+            ),
+            (
+                "invalidate_errors".to_string(),
+                sum(&|c| c.node.invalidate_errors.get()),
+            ),
         ];
         for (gi, name) in self.group_names.iter().enumerate() {
             let g = |f: &dyn Fn(&GroupCounters) -> u64| sum(&|c| f(&c.groups[gi]));

@@ -84,15 +84,17 @@ fn decode_request<'a>(h: &Header, body: &'a [u8]) -> Result<Request<'a>, DecodeE
         Opcode::Delete => RequestKind::Delete(c.key_ref()?),
         Opcode::Fetch => RequestKind::Fetch(c.key_ref()?),
         Opcode::Invalidate => RequestKind::Invalidate(c.key_ref()?),
-        Opcode::Set => {
+        Opcode::Set | Opcode::Store => {
             let key = c.key_ref()?;
             let ttl_ms = c.u64("SET ttl")?;
-            RequestKind::Set {
-                key,
-                ttl_ms,
-                value: c.rest(),
+            let value = c.rest();
+            if op == Opcode::Set {
+                RequestKind::Set { key, ttl_ms, value }
+            } else {
+                RequestKind::Store { key, ttl_ms, value }
             }
         }
+        Opcode::Purge => RequestKind::Purge(c.key_ref()?),
         Opcode::Stats => RequestKind::Stats,
         Opcode::Ping => RequestKind::Ping(c.rest()),
         Opcode::Hello => {
@@ -129,8 +131,8 @@ fn decode_response<'a>(h: &Header, body: &'a [u8]) -> Result<Response<'a>, Decod
                     value: c.rest(),
                 }
             }
-            Opcode::Set | Opcode::Invalidate => ResponseBody::Empty,
-            Opcode::Delete => match c.u8("DELETE result")? {
+            Opcode::Set | Opcode::Store | Opcode::Invalidate => ResponseBody::Empty,
+            Opcode::Delete | Opcode::Purge => match c.u8("DELETE result")? {
                 0 => ResponseBody::Deleted(false),
                 1 => ResponseBody::Deleted(true),
                 _ => return Err(DecodeError::Malformed("DELETE result is not 0 or 1")),

@@ -18,11 +18,12 @@ impl<'a> Request<'a> {
             RequestKind::Get(k)
             | RequestKind::Delete(k)
             | RequestKind::Fetch(k)
-            | RequestKind::Invalidate(k) => {
+            | RequestKind::Invalidate(k)
+            | RequestKind::Purge(k) => {
                 put_key_ref(out, k);
                 &[]
             }
-            RequestKind::Set { key, ttl_ms, value } => {
+            RequestKind::Set { key, ttl_ms, value } | RequestKind::Store { key, ttl_ms, value } => {
                 put_key_ref(out, key);
                 out.extend_from_slice(&ttl_ms.to_be_bytes());
                 value

@@ -52,6 +52,17 @@ pub enum RequestKind<'a> {
     Fetch(KeyRef<'a>),
     /// Peer-internal hot-cache drop.
     Invalidate(KeyRef<'a>),
+    /// Peer-internal SET, never forwarded; same fields as [`RequestKind::Set`].
+    Store {
+        /// Where to store it.
+        key: KeyRef<'a>,
+        /// Time to live in milliseconds; 0 = the group's default.
+        ttl_ms: u64,
+        /// The value.
+        value: &'a [u8],
+    },
+    /// Peer-internal DELETE, never forwarded.
+    Purge(KeyRef<'a>),
 }
 
 impl RequestKind<'_> {
@@ -66,6 +77,8 @@ impl RequestKind<'_> {
             RequestKind::Hello { .. } => Opcode::Hello,
             RequestKind::Fetch(_) => Opcode::Fetch,
             RequestKind::Invalidate(_) => Opcode::Invalidate,
+            RequestKind::Store { .. } => Opcode::Store,
+            RequestKind::Purge(_) => Opcode::Purge,
         }
     }
 }
@@ -82,7 +95,7 @@ pub struct Request<'a> {
 /// The body of a response; which variant is legal depends on opcode and status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseBody<'a> {
-    /// No body (SET and INVALIDATE success, NOT_FOUND).
+    /// No body (SET, STORE and INVALIDATE success, NOT_FOUND).
     Empty,
     /// GET / FETCH success: the value and its remaining time to live.
     Value {
@@ -91,7 +104,7 @@ pub enum ResponseBody<'a> {
         /// The value.
         value: &'a [u8],
     },
-    /// DELETE success: whether an entry was actually removed at the owner.
+    /// DELETE / PURGE success: whether an entry was actually removed at the owner.
     Deleted(bool),
     /// STATS success.
     Stats(StatsList<'a>),

@@ -23,11 +23,16 @@ pub enum Opcode {
     Fetch = 0x07,
     /// Peer-internal: drop a key from the receiver's hot cache.
     Invalidate = 0x08,
+    /// Peer-internal SET: the receiver stores the value itself and never forwards it
+    /// (a SET taken by a node that does not own the key reaches the owner as STORE).
+    Store = 0x09,
+    /// Peer-internal DELETE: the receiver removes the key itself and never forwards it.
+    Purge = 0x0a,
 }
 
 impl Opcode {
     /// Every opcode, in numeric order.
-    pub const ALL: [Opcode; 8] = [
+    pub const ALL: [Opcode; 10] = [
         Opcode::Get,
         Opcode::Set,
         Opcode::Delete,
@@ -36,6 +41,8 @@ impl Opcode {
         Opcode::Hello,
         Opcode::Fetch,
         Opcode::Invalidate,
+        Opcode::Store,
+        Opcode::Purge,
     ];
 
     /// The opcode's name as written in docs/protocol.md.
@@ -49,6 +56,8 @@ impl Opcode {
             Opcode::Hello => "HELLO",
             Opcode::Fetch => "FETCH",
             Opcode::Invalidate => "INVALIDATE",
+            Opcode::Store => "STORE",
+            Opcode::Purge => "PURGE",
         }
     }
 }
@@ -65,6 +74,8 @@ impl TryFrom<u8> for Opcode {
             0x06 => Opcode::Hello,
             0x07 => Opcode::Fetch,
             0x08 => Opcode::Invalidate,
+            0x09 => Opcode::Store,
+            0x0a => Opcode::Purge,
             other => return Err(other),
         })
     }
@@ -166,7 +177,7 @@ mod tests {
             assert_eq!(Opcode::try_from(op as u8), Ok(op));
         }
         assert_eq!(Opcode::try_from(0), Err(0));
-        assert_eq!(Opcode::try_from(0x09), Err(0x09));
+        assert_eq!(Opcode::try_from(0x0b), Err(0x0b));
     }
 
     #[test]

@@ -19,6 +19,8 @@ enum OwnedKind {
     Hello(Vec<u8>, u64),
     Fetch(Vec<u8>, Vec<u8>),
     Invalidate(Vec<u8>, Vec<u8>),
+    Store(Vec<u8>, Vec<u8>, u64, Vec<u8>),
+    Purge(Vec<u8>, Vec<u8>),
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +47,12 @@ impl OwnedRequest {
             },
             OwnedKind::Fetch(g, key) => RequestKind::Fetch(KeyRef::new(g, key)),
             OwnedKind::Invalidate(g, key) => RequestKind::Invalidate(KeyRef::new(g, key)),
+            OwnedKind::Store(g, key, ttl_ms, value) => RequestKind::Store {
+                key: KeyRef::new(g, key),
+                ttl_ms: *ttl_ms,
+                value,
+            },
+            OwnedKind::Purge(g, key) => RequestKind::Purge(KeyRef::new(g, key)),
         };
         Request { id: self.id, kind }
     }
@@ -160,6 +168,8 @@ fn request() -> impl Strategy<Value = OwnedRequest> {
         (bytes(MAX_NODE_ID_LEN), any::<u64>()).prop_map(|(n, f)| OwnedKind::Hello(n, f)),
         (group(), key()).prop_map(|(g, k)| OwnedKind::Fetch(g, k)),
         (group(), key()).prop_map(|(g, k)| OwnedKind::Invalidate(g, k)),
+        (group(), key(), ttl(), value()).prop_map(|(g, k, t, v)| OwnedKind::Store(g, k, t, v)),
+        (group(), key()).prop_map(|(g, k)| OwnedKind::Purge(g, k)),
     ];
     (any::<u32>(), kind).prop_map(|(id, kind)| OwnedRequest { id, kind })
 }
@@ -179,8 +189,8 @@ fn ok_body(op: Opcode) -> BoxedStrategy<OwnedBody> {
         Opcode::Get | Opcode::Fetch => (ttl(), value())
             .prop_map(|(t, v)| OwnedBody::Value(t, v))
             .boxed(),
-        Opcode::Set | Opcode::Invalidate => Just(OwnedBody::Empty).boxed(),
-        Opcode::Delete => any::<bool>().prop_map(OwnedBody::Deleted).boxed(),
+        Opcode::Set | Opcode::Store | Opcode::Invalidate => Just(OwnedBody::Empty).boxed(),
+        Opcode::Delete | Opcode::Purge => any::<bool>().prop_map(OwnedBody::Deleted).boxed(),
         Opcode::Stats => stats_list().prop_map(OwnedBody::Stats).boxed(),
         Opcode::Ping => value().prop_map(OwnedBody::Pong).boxed(),
         Opcode::Hello => (

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
-use groupcached_protocol::{FrameBuffer, Limits, Response};
+use groupcached_protocol::{FrameBuffer, Limits, Request, Response};
 use mio::net::TcpStream;
 
 use crate::value::ByteView;
@@ -62,6 +62,25 @@ impl OutQueue {
         let buf = self.tail_buf();
         let start = buf.len();
         let tail = resp.encode_head(buf);
+        match value {
+            Some(v) if tail.len() > COPY_THRESHOLD => {
+                let head = buf.len() - start;
+                self.bytes += head + v.len();
+                self.chunks.push_back(Chunk::Val(v.clone()));
+            }
+            _ => {
+                buf.extend_from_slice(tail);
+                self.bytes += buf.len() - start;
+            }
+        }
+    }
+
+    /// Queues a request. `value` is the `ByteView` behind a STORE's value, so a large
+    /// one is forwarded without copying.
+    pub fn push_request(&mut self, req: &Request<'_>, value: Option<&ByteView>) {
+        let buf = self.tail_buf();
+        let start = buf.len();
+        let tail = req.encode_head(buf);
         match value {
             Some(v) if tail.len() > COPY_THRESHOLD => {
                 let head = buf.len() - start;

@@ -1,76 +1,61 @@
 //! A core: one thread running one mio event loop over its own listener, its own
-//! connections and its own shard of every group. It is the only code that touches mio.
+//! connections (clients' and, outgoing, to peers) and its own shard of every group.
+//! It is the only code that touches mio.
 //!
-//! Each loop turn: accept until WouldBlock; read each readable connection until
-//! WouldBlock, decoding and dispatching every whole frame as it arrives; drain the
-//! mailbox; expire overdue loads; then, before sleeping, write every connection that
-//! has output and wake every core that was sent messages (one wake per core per turn).
+//! Each loop turn: expire overdue loads; accept until WouldBlock; read each readable
+//! connection, decoding and handling every whole frame as it arrives; drain the
+//! mailbox; send what was queued for peers; then, before sleeping, write every
+//! connection that has output and wake every core that was sent messages (one wake
+//! per core per turn, however many messages).
 
 pub mod conn;
+mod dispatch;
+mod peers;
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groupcached_protocol::{
-    shard_of, Frame, HelloInfo, KeyRef, MemberList, Request, RequestKind, Response, ResponseBody,
-    StatsList, Status,
-};
+use groupcached_protocol::{Response, Status};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::mailbox::{Inbox, KeyOp, Msg, Outbox, Remote, Waiter};
-use crate::origin::{LoadJob, LoaderHandle};
-use crate::shard::{Effect, GroupSpec, Reply, Shard};
+use crate::mailbox::{Inbox, Msg, Outbox, Remote, Waiter};
+use crate::origin::LoaderHandle;
+use crate::peer::PeerConn;
+use crate::shard::{GroupSpec, Reply, Shard};
 use crate::shared::Shared;
 use crate::stats::CoreStats;
-use crate::value::ByteView;
+use crate::topology::Topology;
 use conn::{Conn, Flushed, OutQueue};
+use dispatch::{write_reply, Ctx};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
+/// Tokens at and above this are peer connections (slab index + PEER_BASE).
+const PEER_BASE: usize = 1 << (usize::BITS - 2);
 /// Poll interval while draining at shutdown, to notice when every core is done.
 const DRAIN_TICK: Duration = Duration::from_millis(10);
 const EVENTS_CAPACITY: usize = 1024;
+
+/// The token a core's waker must be registered with.
+pub const WAKER_TOKEN: Token = WAKER;
 
 /// Everything a core owns.
 pub struct Core {
     poll: Poll,
     listener: Option<TcpListener>,
     conns: Slab<Conn>,
+    peers: Slab<PeerConn>,
+    peer_by_name: HashMap<String, usize>,
+    peer_dirty: Vec<usize>,
     ctx: Ctx,
     next_gen: u32,
     drain_deadline: Option<Instant>,
     reported_idle: bool,
-}
-
-/// The parts of a core that request handling needs while a connection is borrowed.
-struct Ctx {
-    id: usize,
-    shared: Arc<Shared>,
-    shard: Shard<Waiter>,
-    inbox: Inbox,
-    outboxes: Vec<Outbox>,
-    me: Remote,
-    loader: LoaderHandle,
-    stats: Arc<CoreStats>,
-    effects: Vec<Effect<Waiter>>,
-    /// Replies for this core's connections produced while another one was borrowed.
-    later: Vec<(Waiter, Reply)>,
-    /// Connections with output to write before sleeping.
-    dirty: Vec<usize>,
-    now: Instant,
-    draining: bool,
-}
-
-/// The connection whose frames are being handled: replies to it go straight to its queue.
-struct Current<'a> {
-    token: usize,
-    gen: u32,
-    out: &'a mut OutQueue,
-    pending: &'a mut usize,
 }
 
 /// Parts a core is built from (see `server.rs`).
@@ -97,10 +82,11 @@ pub struct CoreParts {
     pub loader: LoaderHandle,
     /// Its counters.
     pub stats: Arc<CoreStats>,
+    /// The ring at start.
+    pub topology: Arc<Topology>,
+    /// Seed of the hot-cache sampling.
+    pub seed: u64,
 }
-
-/// The token a core's waker must be registered with.
-pub const WAKER_TOKEN: Token = WAKER;
 
 impl Core {
     /// Builds a core and registers its listener. Call it on the core's own thread.
@@ -109,10 +95,14 @@ impl Core {
         p.poll
             .registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        p.stats.node.members.set(p.topology.ring.len() as u64);
         Ok(Core {
             poll: p.poll,
             listener: Some(listener),
             conns: Slab::with_capacity(1024),
+            peers: Slab::new(),
+            peer_by_name: HashMap::new(),
+            peer_dirty: Vec::new(),
             ctx: Ctx {
                 id: p.id,
                 shared: p.shared,
@@ -122,11 +112,14 @@ impl Core {
                 me: p.me,
                 loader: p.loader,
                 stats: p.stats,
+                topology: p.topology,
                 effects: Vec::with_capacity(64),
                 later: Vec::new(),
+                peer_actions: Vec::new(),
                 dirty: Vec::with_capacity(64),
                 now: Instant::now(),
                 draining: false,
+                rng: p.seed | 1,
             },
             next_gen: 0,
             drain_deadline: None,
@@ -147,15 +140,21 @@ impl Core {
                 break;
             }
             self.ctx.now = Instant::now();
-            // Expire first: a load that finished after its deadline must not beat
-            // the timeout just because both were noticed in the same turn.
-            self.expire_loads();
+            // Expire first: an answer that arrives after its deadline must not beat
+            // the timeout just because both are noticed in the same turn.
+            self.expire();
             for ev in events.iter() {
+                let hangup = ev.is_read_closed() || ev.is_error();
                 match ev.token() {
                     LISTENER => self.accept(),
                     WAKER => self.drain_inbox(),
+                    Token(t) if t >= PEER_BASE => self.on_peer_event(
+                        t - PEER_BASE,
+                        ev.is_readable(),
+                        ev.is_writable(),
+                        hangup,
+                    ),
                     Token(t) => {
-                        let hangup = ev.is_read_closed() || ev.is_error();
                         if ev.is_readable() || hangup {
                             self.read_conn(t, hangup);
                         }
@@ -165,7 +164,6 @@ impl Core {
                     }
                 }
             }
-            self.expire_loads();
             self.before_sleep();
             if self.shutdown_step() {
                 break;
@@ -174,20 +172,21 @@ impl Core {
         log::debug!("core {} stopped", self.ctx.id);
     }
 
-    /// Answers the waiters of overdue loads with TIMEOUT.
-    fn expire_loads(&mut self) {
+    /// Answers the waiters of overdue loads and peer requests.
+    fn expire(&mut self) {
         let mut effects = std::mem::take(&mut self.ctx.effects);
         self.ctx.shard.expire(self.ctx.now, &mut effects);
         self.ctx.effects = effects;
         self.ctx.drain_effects(None);
+        self.expire_peer_requests();
     }
 
     fn poll_timeout(&mut self) -> Option<Duration> {
         let now = Instant::now();
-        let deadline = self
-            .ctx
-            .shard
-            .next_deadline()
+        let deadline = [self.ctx.shard.next_deadline(), self.next_peer_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
             .map(|d| d.saturating_duration_since(now));
         if self.ctx.draining {
             Some(deadline.map_or(DRAIN_TICK, |d| d.min(DRAIN_TICK)))
@@ -323,6 +322,7 @@ impl Core {
                     self.ctx.effects = effects;
                     self.ctx.drain_effects(None);
                 }
+                Msg::Topology(t) => self.set_topology(t),
             }
             self.deliver_later();
         }
@@ -351,9 +351,12 @@ impl Core {
         }
     }
 
-    /// Redis's beforeSleep: write what is queued, resume paused readers, close
-    /// finished connections, and wake the cores that were sent messages.
+    /// Redis's beforeSleep: send what was queued for peers, write what is queued for
+    /// clients, resume paused readers, close finished connections, and wake the
+    /// cores that were sent messages.
     fn before_sleep(&mut self) {
+        self.run_peer_actions();
+        self.flush_peers();
         self.deliver_later();
         while let Some(token) = self.ctx.dirty.pop() {
             let Some(conn) = self.conns.get_mut(token) else {
@@ -376,6 +379,8 @@ impl Core {
             if resume && !conn.backpressured() && !self.ctx.draining {
                 conn.read_paused = false;
                 self.read_conn(token, false);
+                self.run_peer_actions();
+                self.flush_peers();
                 self.deliver_later();
                 continue;
             }
@@ -431,263 +436,6 @@ impl Core {
         let overdue = self.drain_deadline.is_some_and(|d| now >= d);
         all_idle || overdue
     }
-}
-
-impl Ctx {
-    /// Decodes and handles every whole frame buffered on `conn`.
-    fn handle_frames(&mut self, token: usize, conn: &mut Conn) {
-        let Conn {
-            rbuf,
-            out,
-            pending,
-            gen,
-            closing,
-            ..
-        } = conn;
-        let mut cur = Current {
-            token,
-            gen: *gen,
-            out,
-            pending,
-        };
-        loop {
-            match rbuf.next_frame() {
-                Ok(None) => break,
-                Ok(Some(Frame::Request(req))) => {
-                    self.stats.node.requests.inc();
-                    *cur.pending += 1;
-                    self.handle_request(req, &mut cur);
-                }
-                Ok(Some(Frame::Response(r))) => {
-                    self.stats.node.protocol_errors.inc();
-                    cur.out.push_response(
-                        &Response::error(
-                            r.id,
-                            r.opcode,
-                            Status::BadRequest,
-                            "expected a request frame, got a response",
-                        ),
-                        None,
-                    );
-                    *closing = true;
-                    break;
-                }
-                Err(e) => {
-                    self.stats.node.protocol_errors.inc();
-                    let msg = e.error.to_string();
-                    cur.out.push_response(
-                        &Response::error(e.request_id, e.opcode, e.error.status(), &msg),
-                        None,
-                    );
-                    if e.error.is_fatal() {
-                        *closing = true;
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    fn handle_request(&mut self, req: Request<'_>, cur: &mut Current<'_>) {
-        let w = Waiter {
-            core: self.id as u16,
-            token: cur.token as u32,
-            conn_gen: cur.gen,
-            req_id: req.id,
-            opcode: req.kind.opcode() as u8,
-        };
-        match req.kind {
-            RequestKind::Get(k) => self.key_request(k, KeyOp::Get, w, cur),
-            RequestKind::Fetch(k) => self.key_request(k, KeyOp::Fetch, w, cur),
-            RequestKind::Set { key, ttl_ms, value } => {
-                let op = KeyOp::Set {
-                    value: ByteView::copy_from_slice(value),
-                    ttl: (ttl_ms > 0).then(|| Duration::from_millis(ttl_ms)),
-                };
-                self.key_request(key, op, w, cur)
-            }
-            RequestKind::Delete(k) => self.key_request(k, KeyOp::Delete, w, cur),
-            RequestKind::Invalidate(k) => self.key_request(k, KeyOp::Invalidate, w, cur),
-            RequestKind::Ping(payload) => {
-                reply_now(
-                    cur,
-                    &Response {
-                        id: req.id,
-                        opcode: w.opcode,
-                        status: Status::Ok,
-                        body: ResponseBody::Pong(payload),
-                    },
-                );
-            }
-            RequestKind::Stats => {
-                let snapshot = self.shared.registry.snapshot();
-                let body = StatsList::build(snapshot.iter().map(|(n, v)| (n.as_str(), *v)));
-                let resp = match StatsList::parse(&body) {
-                    Some(list) => Response {
-                        id: req.id,
-                        opcode: w.opcode,
-                        status: Status::Ok,
-                        body: ResponseBody::Stats(list),
-                    },
-                    None => {
-                        Response::error(req.id, w.opcode, Status::Error, "stats encoding failed")
-                    }
-                };
-                reply_now(cur, &resp);
-            }
-            RequestKind::Hello { .. } => {
-                let ring = &self.shared.ring;
-                let members = MemberList::build(ring.members());
-                let resp = match MemberList::parse_prefix(&members) {
-                    Some((list, _)) => Response {
-                        id: req.id,
-                        opcode: w.opcode,
-                        status: Status::Ok,
-                        body: ResponseBody::Hello(HelloInfo {
-                            node_id: self.shared.node_id.as_bytes(),
-                            ring_fingerprint: ring.fingerprint(),
-                            vnodes: ring.vnodes(),
-                            members: list,
-                        }),
-                    },
-                    None => Response::error(
-                        req.id,
-                        w.opcode,
-                        Status::Error,
-                        "member list encoding failed",
-                    ),
-                };
-                reply_now(cur, &resp);
-            }
-        }
-    }
-
-    /// Routes a keyed request to the core whose shard holds the key.
-    fn key_request(&mut self, k: KeyRef<'_>, op: KeyOp, w: Waiter, cur: &mut Current<'_>) {
-        let Some(g) = self.shared.group(k.group) else {
-            let msg = format!(
-                "no group named `{}` on this server",
-                String::from_utf8_lossy(k.group)
-            );
-            reply_now(
-                cur,
-                &Response::error(w.req_id, w.opcode, Status::UnknownGroup, &msg),
-            );
-            return;
-        };
-        let shard = shard_of(k.key, self.shared.threads);
-        if shard == self.id {
-            self.apply_key_op(g, k.key, op, w);
-            self.drain_effects(Some(cur));
-        } else {
-            self.outboxes[shard].push(Msg::Key {
-                group: g as u32,
-                key: k.key.into(),
-                op,
-                waiter: w,
-            });
-        }
-    }
-
-    /// Performs a keyed operation on this core's shard.
-    fn apply_key_op(&mut self, g: usize, key: &[u8], op: KeyOp, w: Waiter) {
-        let now = self.now;
-        let reply = match op {
-            KeyOp::Get => {
-                self.shard.get(now, g, key, w, &mut self.effects);
-                return;
-            }
-            KeyOp::Fetch => {
-                self.stats.groups[g].server_requests.inc();
-                self.shard.get(now, g, key, w, &mut self.effects);
-                return;
-            }
-            KeyOp::Set { value, ttl } => self.shard.set(now, g, key, value, ttl),
-            KeyOp::Delete => self.shard.delete(g, key),
-            KeyOp::Invalidate => self.shard.invalidate(g, key),
-        };
-        self.effects.push(Effect::Reply(w, reply));
-    }
-
-    /// Carries out what the shard asked for.
-    fn drain_effects(&mut self, mut cur: Option<&mut Current<'_>>) {
-        let mut effects = std::mem::take(&mut self.effects);
-        for e in effects.drain(..) {
-            match e {
-                Effect::Reply(w, reply) => self.deliver(w, reply, cur.as_deref_mut()),
-                Effect::Load { group, id, key } => self.start_load(group, id, key),
-            }
-        }
-        self.effects = effects;
-    }
-
-    fn deliver(&mut self, w: Waiter, reply: Reply, cur: Option<&mut Current<'_>>) {
-        if w.core as usize != self.id {
-            self.outboxes[w.core as usize].push(Msg::Reply { waiter: w, reply });
-            return;
-        }
-        match cur {
-            Some(c) if c.token == w.token as usize && c.gen == w.conn_gen => {
-                write_reply(c.out, &w, &reply);
-                *c.pending = c.pending.saturating_sub(1);
-            }
-            _ => self.later.push((w, reply)),
-        }
-    }
-
-    fn start_load(&mut self, group: usize, id: u64, key: Box<[u8]>) {
-        let me = self.me.clone();
-        let done = Box::new(move |result| {
-            me.send(Msg::LoadDone {
-                group: group as u32,
-                id,
-                result,
-            })
-        });
-        match &self.shared.groups[group].origin {
-            Some(origin) => self.loader.submit(LoadJob {
-                origin: origin.clone(),
-                key,
-                ctx: self.shared.load_ctx,
-                done,
-            }),
-            None => done(Ok(None)),
-        }
-    }
-}
-
-fn reply_now(cur: &mut Current<'_>, resp: &Response<'_>) {
-    cur.out.push_response(resp, None);
-    *cur.pending = cur.pending.saturating_sub(1);
-}
-
-/// Encodes `reply` for waiter `w` onto a connection's output.
-fn write_reply(out: &mut OutQueue, w: &Waiter, reply: &Reply) {
-    let (status, body, value) = match reply {
-        Reply::Value { value, ttl_ms } => (
-            Status::Ok,
-            ResponseBody::Value {
-                ttl_ms: *ttl_ms,
-                value,
-            },
-            Some(value),
-        ),
-        Reply::NotFound => (Status::NotFound, ResponseBody::Empty, None),
-        Reply::Stored | Reply::Invalidated => (Status::Ok, ResponseBody::Empty, None),
-        Reply::Deleted(removed) => (Status::Ok, ResponseBody::Deleted(*removed), None),
-        Reply::Error { status, message } => {
-            (*status, ResponseBody::Message(message.as_bytes()), None)
-        }
-    };
-    out.push_response(
-        &Response {
-            id: w.req_id,
-            opcode: w.opcode,
-            status,
-            body,
-        },
-        value,
-    );
 }
 
 /// Tells a connection over the limit why it is closed, without blocking.

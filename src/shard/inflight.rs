@@ -37,20 +37,33 @@ pub struct InflightTable<W> {
     loads: HashMap<LoadId, Load<W>, ahash::RandomState>,
     deadlines: BinaryHeap<Reverse<(Instant, LoadId)>>,
     next_id: LoadId,
+    id_step: LoadId,
 }
 
 impl<W> Default for InflightTable<W> {
     fn default() -> Self {
-        InflightTable {
-            by_key: HashMap::default(),
-            loads: HashMap::default(),
-            deadlines: BinaryHeap::new(),
-            next_id: 1,
-        }
+        InflightTable::with_ids(1, 1)
     }
 }
 
 impl<W> InflightTable<W> {
+    /// A table whose load ids are `first`, `first + step`, ...: two tables with the
+    /// same step and different `first` never share an id.
+    pub fn with_ids(first: LoadId, step: LoadId) -> Self {
+        InflightTable {
+            by_key: HashMap::default(),
+            loads: HashMap::default(),
+            deadlines: BinaryHeap::new(),
+            next_id: first,
+            id_step: step.max(1),
+        }
+    }
+
+    /// Whether `id` is a load of this table (running or not).
+    pub fn owns_id(&self, id: LoadId) -> bool {
+        id % self.id_step == self.next_id % self.id_step
+    }
+
     /// Adds `waiter` to the load of `key`, creating the load (due by `deadline`) if
     /// none is running.
     pub fn join(&mut self, key: &[u8], waiter: W, deadline: Instant) -> Join {
@@ -61,7 +74,7 @@ impl<W> InflightTable<W> {
             }
         }
         let id = self.next_id;
-        self.next_id += 1;
+        self.next_id += self.id_step;
         self.by_key.insert(key.into(), id);
         self.loads.insert(
             id,

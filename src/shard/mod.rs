@@ -61,6 +61,16 @@ impl Reply {
 pub enum Effect<W> {
     /// Send `reply` to `waiter`.
     Reply(W, Reply),
+    /// Fetch `key` of group `group` from its owner; report back with `id` through
+    /// [`Shard::on_fetch_done`] or [`Shard::fallback_local`].
+    Fetch {
+        /// Group index.
+        group: usize,
+        /// Load id to report the result under.
+        id: LoadId,
+        /// The key.
+        key: Box<[u8]>,
+    },
     /// Start loading `key` of group `group` from its origin; report back with `id`.
     Load {
         /// Group index.
@@ -83,13 +93,41 @@ pub struct GroupSpec {
     pub ttl: Option<Duration>,
     /// Whether misses can be loaded (false for `none`: a miss is NOT_FOUND).
     pub has_origin: bool,
+    /// Longest a hot-cache copy of another node's value is kept.
+    pub hot_ttl: Duration,
+}
+
+/// What the owner answered to a FETCH.
+#[derive(Debug, Clone)]
+pub enum FetchOutcome {
+    /// The value and its remaining TTL at the owner (0 = none).
+    Value {
+        /// The value.
+        value: ByteView,
+        /// Remaining TTL in milliseconds.
+        ttl_ms: u64,
+    },
+    /// The owner (and its origin) has no value: final, not retried locally.
+    NotFound,
+    /// The owner answered an error (e.g. its origin failed): passed on as is.
+    Error {
+        /// The owner's status.
+        status: Status,
+        /// The owner's message.
+        message: String,
+    },
 }
 
 struct GroupShard<W> {
     spec: GroupSpec,
     main: Lru,
     hot: Lru,
-    inflight: InflightTable<W>,
+    /// Loads from the origin (this node owns the key, or its owner failed).
+    local: InflightTable<W>,
+    /// Fetches from the owner. Kept apart from `local` so that a peer's FETCH, which
+    /// must load locally, never waits on a fetch of ours: two nodes whose rings
+    /// disagree can then not wait on each other.
+    remote: InflightTable<W>,
 }
 
 /// One core's part of every group.
@@ -109,7 +147,8 @@ impl<W: Clone> Shard<W> {
                     spec,
                     main: Lru::new(),
                     hot: Lru::new(),
-                    inflight: InflightTable::default(),
+                    local: InflightTable::with_ids(1, 2),
+                    remote: InflightTable::with_ids(2, 2),
                 })
                 .collect(),
             load_timeout,
@@ -117,8 +156,17 @@ impl<W: Clone> Shard<W> {
         }
     }
 
-    /// Answers a GET (or a peer's FETCH) from cache, or joins/starts the key's load.
-    pub fn get(&mut self, now: Instant, g: usize, key: &[u8], waiter: W, out: &mut Vec<Effect<W>>) {
+    /// Answers a GET (or a peer's FETCH) from cache, or joins/starts the key's load:
+    /// a fetch from the owner when `via_peer`, else a load from the origin.
+    pub fn get(
+        &mut self,
+        now: Instant,
+        g: usize,
+        key: &[u8],
+        waiter: W,
+        via_peer: bool,
+        out: &mut Vec<Effect<W>>,
+    ) {
         let stats = &self.stats.groups[g];
         let gs = &mut self.groups[g];
         stats.gets.inc();
@@ -147,11 +195,23 @@ impl<W: Clone> Shard<W> {
         publish(&stats.main, &gs.main);
         publish(&stats.hot, &gs.hot);
         stats.loads.inc();
+        let deadline = now + self.load_timeout;
+        if via_peer {
+            if let Join::First(id) = gs.remote.join(key, waiter, deadline) {
+                stats.loads_deduped.inc();
+                out.push(Effect::Fetch {
+                    group: g,
+                    id,
+                    key: key.into(),
+                });
+            }
+            return;
+        }
         if !gs.spec.has_origin {
             out.push(Effect::Reply(waiter, Reply::NotFound));
             return;
         }
-        if let Join::First(id) = gs.inflight.join(key, waiter, now + self.load_timeout) {
+        if let Join::First(id) = gs.local.join(key, waiter, deadline) {
             stats.loads_deduped.inc();
             out.push(Effect::Load {
                 group: g,
@@ -159,6 +219,72 @@ impl<W: Clone> Shard<W> {
                 key: key.into(),
             });
         }
+    }
+
+    /// Delivers the owner's answer to fetch `id`; a value may be kept in the hot
+    /// cache (`promote`, decided by the caller's sampling), expiring no later than
+    /// the owner's copy and never after the group's hot TTL.
+    pub fn on_fetch_done(
+        &mut self,
+        now: Instant,
+        g: usize,
+        id: LoadId,
+        outcome: FetchOutcome,
+        promote: bool,
+        out: &mut Vec<Effect<W>>,
+    ) {
+        let Some(load) = self.groups[g].remote.complete(id) else {
+            return;
+        };
+        let reply = match outcome {
+            FetchOutcome::Value { value, ttl_ms } => {
+                if promote && load.current {
+                    self.insert_hot(now, g, &load.key, value.clone(), ttl_ms);
+                }
+                Reply::Value { value, ttl_ms }
+            }
+            FetchOutcome::NotFound => Reply::NotFound,
+            FetchOutcome::Error { status, message } => Reply::error(status, message),
+        };
+        answer_all(load.waiters, reply, out);
+    }
+
+    /// The owner could not be reached for fetch `id`: load the key here instead
+    /// (groupcache's fallback), joining a local load of the key if one is running.
+    pub fn fallback_local(&mut self, now: Instant, g: usize, id: LoadId, out: &mut Vec<Effect<W>>) {
+        let gs = &mut self.groups[g];
+        let Some(load) = gs.remote.complete(id) else {
+            return;
+        };
+        if !gs.spec.has_origin {
+            let reply = Reply::error(
+                Status::Unavailable,
+                "the key's owner is unreachable and this group has no origin to load from",
+            );
+            answer_all(load.waiters, reply, out);
+            return;
+        }
+        for w in load.waiters {
+            if let Join::First(id) = gs.local.join(&load.key, w, now + self.load_timeout) {
+                out.push(Effect::Load {
+                    group: g,
+                    id,
+                    key: load.key.clone(),
+                });
+            }
+        }
+    }
+
+    /// Drops every local trace of a key owned elsewhere that is being written there
+    /// (a SET forwarded to the owner): hot copy, main copy, running loads.
+    pub fn forget(&mut self, g: usize, key: &[u8]) {
+        let gs = &mut self.groups[g];
+        gs.local.supersede(key);
+        gs.remote.supersede(key);
+        gs.main.remove(key);
+        gs.hot.remove(key);
+        publish(&self.stats.groups[g].main, &gs.main);
+        publish(&self.stats.groups[g].hot, &gs.hot);
     }
 
     /// Delivers the result of load `id` to its waiters, caching a value if the load
@@ -173,7 +299,7 @@ impl<W: Clone> Shard<W> {
     ) {
         let stats = &self.stats.groups[g];
         let gs = &mut self.groups[g];
-        let Some(load) = gs.inflight.complete(id) else {
+        let Some(load) = gs.local.complete(id) else {
             return; // Timed out already; its waiters were answered.
         };
         let reply = match result {
@@ -211,7 +337,8 @@ impl<W: Clone> Shard<W> {
         let stats = &self.stats.groups[g];
         let gs = &mut self.groups[g];
         stats.sets.inc();
-        gs.inflight.supersede(key);
+        gs.local.supersede(key);
+        gs.remote.supersede(key);
         gs.hot.remove(key);
         if value.len() > gs.spec.max_item || charge(key.len(), value.len()) > gs.spec.budget {
             gs.main.remove(key);
@@ -241,7 +368,8 @@ impl<W: Clone> Shard<W> {
         let stats = &self.stats.groups[g];
         let gs = &mut self.groups[g];
         stats.deletes.inc();
-        gs.inflight.supersede(key);
+        gs.local.supersede(key);
+        gs.remote.supersede(key);
         let removed = gs.main.remove(key) | gs.hot.remove(key);
         publish(&stats.main, &gs.main);
         publish(&stats.hot, &gs.hot);
@@ -264,8 +392,9 @@ impl<W: Clone> Shard<W> {
         if !cacheable(&gs.spec, key.len(), value.len()) {
             return;
         }
-        let expires = (ttl_ms > 0).then(|| now + Duration::from_millis(ttl_ms));
-        gs.hot.insert(key, value, expires);
+        let owner_left = Duration::from_millis(if ttl_ms == 0 { u64::MAX } else { ttl_ms });
+        gs.hot
+            .insert(key, value, Some(now + owner_left.min(gs.spec.hot_ttl)));
         enforce_budget(gs, stats);
     }
 
@@ -273,11 +402,18 @@ impl<W: Clone> Shard<W> {
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Effect<W>>) {
         for (g, gs) in self.groups.iter_mut().enumerate() {
             let stats = &self.stats.groups[g];
-            gs.inflight.expire(now, |load| {
+            gs.local.expire(now, |load| {
                 stats.local_load_errs.inc();
                 answer_all(
                     load.waiters,
                     Reply::error(Status::Timeout, "origin load timed out"),
+                    out,
+                );
+            });
+            gs.remote.expire(now, |load| {
+                answer_all(
+                    load.waiters,
+                    Reply::error(Status::Timeout, "load through the key's owner timed out"),
                     out,
                 );
             });
@@ -288,13 +424,17 @@ impl<W: Clone> Shard<W> {
     pub fn next_deadline(&mut self) -> Option<Instant> {
         self.groups
             .iter_mut()
-            .filter_map(|g| g.inflight.next_deadline())
+            .flat_map(|g| [g.local.next_deadline(), g.remote.next_deadline()])
+            .flatten()
             .min()
     }
 
     /// Number of loads running in all groups.
     pub fn loads_in_flight(&self) -> usize {
-        self.groups.iter().map(|g| g.inflight.len()).sum()
+        self.groups
+            .iter()
+            .map(|g| g.local.len() + g.remote.len())
+            .sum()
     }
 
     /// Bytes charged by the main and hot cache of group `g`.

@@ -12,6 +12,7 @@ fn shard(budget: usize, has_origin: bool, ttl: Option<Duration>) -> Shard<u32> {
             max_item: 1 << 20,
             ttl,
             has_origin,
+            hot_ttl: Duration::from_secs(60),
         }],
         Duration::from_secs(10),
         reg.cores[0].clone(),
@@ -43,7 +44,9 @@ fn split(out: &mut Vec<Effect<u32>>) -> Split {
                 replies.push((w, format!("<{status}>")))
             }
             Effect::Reply(w, other) => replies.push((w, format!("{other:?}"))),
-            Effect::Load { id, key, .. } => loads.push((id, key.to_vec())),
+            Effect::Load { id, key, .. } | Effect::Fetch { id, key, .. } => {
+                loads.push((id, key.to_vec()))
+            }
         }
     }
     (replies, loads)
@@ -55,7 +58,7 @@ fn concurrent_misses_start_one_load_and_all_waiters_get_the_value() {
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
     for w in 0..100 {
-        s.get(now, 0, b"k", w, &mut out);
+        s.get(now, 0, b"k", w, false, &mut out);
     }
     let (replies, loads) = split(&mut out);
     assert!(replies.is_empty());
@@ -65,7 +68,7 @@ fn concurrent_misses_start_one_load_and_all_waiters_get_the_value() {
     assert_eq!(replies.len(), 100);
     assert!(replies.iter().all(|(_, r)| r == "v"));
     // Now cached.
-    s.get(now, 0, b"k", 7, &mut out);
+    s.get(now, 0, b"k", 7, false, &mut out);
     assert_eq!(split(&mut out).0, vec![(7, "v".to_string())]);
     let st = &s.stats.groups[0];
     assert_eq!(st.gets.get(), 101);
@@ -80,8 +83,8 @@ fn a_failed_load_answers_everyone_and_does_not_poison_the_key() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
-    s.get(now, 0, b"k", 1, &mut out);
-    s.get(now, 0, b"k", 2, &mut out);
+    s.get(now, 0, b"k", 1, false, &mut out);
+    s.get(now, 0, b"k", 2, false, &mut out);
     let (_, loads) = split(&mut out);
     s.on_load_done(
         now,
@@ -96,7 +99,7 @@ fn a_failed_load_answers_everyone_and_does_not_poison_the_key() {
         vec![(1, "<ORIGIN_ERROR>".into()), (2, "<ORIGIN_ERROR>".into())]
     );
     // Not cached: the next GET starts a new load.
-    s.get(now, 0, b"k", 3, &mut out);
+    s.get(now, 0, b"k", 3, false, &mut out);
     let (replies, loads) = split(&mut out);
     assert!(replies.is_empty());
     assert_eq!(loads.len(), 1);
@@ -108,11 +111,11 @@ fn origin_not_found_is_not_cached() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
-    s.get(now, 0, b"k", 1, &mut out);
+    s.get(now, 0, b"k", 1, false, &mut out);
     let (_, loads) = split(&mut out);
     s.on_load_done(now, 0, loads[0].0, Ok(None), &mut out);
     assert_eq!(split(&mut out).0, vec![(1, "<not found>".into())]);
-    s.get(now, 0, b"k", 2, &mut out);
+    s.get(now, 0, b"k", 2, false, &mut out);
     assert_eq!(split(&mut out).1.len(), 1);
 }
 
@@ -121,13 +124,13 @@ fn a_set_during_a_load_wins_over_the_loaded_value() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
-    s.get(now, 0, b"k", 1, &mut out);
+    s.get(now, 0, b"k", 1, false, &mut out);
     let (_, loads) = split(&mut out);
     assert!(matches!(s.set(now, 0, b"k", v("new"), None), Reply::Stored));
     // The old load finishes with an older value: its waiter gets it, the cache does not.
     s.on_load_done(now, 0, loads[0].0, loaded("old"), &mut out);
     assert_eq!(split(&mut out).0, vec![(1, "old".into())]);
-    s.get(now, 0, b"k", 2, &mut out);
+    s.get(now, 0, b"k", 2, false, &mut out);
     assert_eq!(split(&mut out).0, vec![(2, "new".into())]);
 }
 
@@ -136,11 +139,11 @@ fn a_delete_during_a_load_makes_the_next_get_load_afresh() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
-    s.get(now, 0, b"k", 1, &mut out);
+    s.get(now, 0, b"k", 1, false, &mut out);
     let (_, first) = split(&mut out);
     assert!(matches!(s.delete(0, b"k"), Reply::Deleted(false)));
     // A GET after the DELETE must not join the load that began before it.
-    s.get(now, 0, b"k", 2, &mut out);
+    s.get(now, 0, b"k", 2, false, &mut out);
     let (_, second) = split(&mut out);
     assert_eq!(second.len(), 1);
     assert_ne!(first[0].0, second[0].0);
@@ -150,7 +153,7 @@ fn a_delete_during_a_load_makes_the_next_get_load_afresh() {
         split(&mut out).0,
         vec![(1, "stale".into()), (2, "fresh".into())]
     );
-    s.get(now, 0, b"k", 3, &mut out);
+    s.get(now, 0, b"k", 3, false, &mut out);
     assert_eq!(split(&mut out).0, vec![(3, "fresh".into())]);
 }
 
@@ -159,7 +162,7 @@ fn loads_past_their_deadline_answer_timeout_and_late_results_are_dropped() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
-    s.get(now, 0, b"k", 1, &mut out);
+    s.get(now, 0, b"k", 1, false, &mut out);
     let (_, loads) = split(&mut out);
     assert_eq!(s.next_deadline(), Some(now + Duration::from_secs(10)));
     s.expire(now + Duration::from_secs(9), &mut out);
@@ -179,17 +182,45 @@ fn ttl_expiry_and_remaining_ttl_in_replies() {
     let mut out = Vec::new();
     s.set(now, 0, b"short", v("x"), Some(Duration::from_millis(1500)));
     s.set(now, 0, b"default", v("y"), None);
-    s.get(now + Duration::from_millis(500), 0, b"short", 1, &mut out);
+    s.get(
+        now + Duration::from_millis(500),
+        0,
+        b"short",
+        1,
+        false,
+        &mut out,
+    );
     match &out[0] {
         Effect::Reply(1, Reply::Value { ttl_ms, .. }) => assert_eq!(*ttl_ms, 1000),
         other => panic!("{other:?}"),
     }
     out.clear();
-    s.get(now + Duration::from_millis(1500), 0, b"short", 2, &mut out);
+    s.get(
+        now + Duration::from_millis(1500),
+        0,
+        b"short",
+        2,
+        false,
+        &mut out,
+    );
     assert_eq!(split(&mut out).0, vec![(2, "<not found>".into())]);
-    s.get(now + Duration::from_secs(59), 0, b"default", 3, &mut out);
+    s.get(
+        now + Duration::from_secs(59),
+        0,
+        b"default",
+        3,
+        false,
+        &mut out,
+    );
     assert_eq!(split(&mut out).0, vec![(3, "y".into())]);
-    s.get(now + Duration::from_secs(60), 0, b"default", 4, &mut out);
+    s.get(
+        now + Duration::from_secs(60),
+        0,
+        b"default",
+        4,
+        false,
+        &mut out,
+    );
     assert_eq!(split(&mut out).0, vec![(4, "<not found>".into())]);
 }
 
@@ -203,7 +234,7 @@ fn byte_budget_is_never_exceeded_and_eviction_is_lru() {
     for k in [b"k1", b"k2", b"k3", b"k4"] {
         s.set(now, 0, k, val.clone(), None);
     }
-    s.get(now, 0, b"k1", 0, &mut out); // k1 becomes most recent
+    s.get(now, 0, b"k1", 0, false, &mut out); // k1 becomes most recent
     s.set(now, 0, b"k5", val.clone(), None); // evicts k2, the oldest
     assert!(s.cache_bytes(0).0 <= entry * 4);
     assert_eq!(
@@ -225,7 +256,7 @@ fn a_value_over_the_budget_is_served_but_not_cached() {
     let mut s = shard(1000, true, None);
     let mut out = Vec::new();
     s.set(now, 0, b"small", v("s"), None);
-    s.get(now, 0, b"big", 1, &mut out);
+    s.get(now, 0, b"big", 1, false, &mut out);
     let (_, loads) = split(&mut out);
     s.on_load_done(
         now,
@@ -265,11 +296,11 @@ fn hot_cache_is_evicted_first_while_over_an_eighth_of_main() {
     assert_eq!(hot, entry * 2);
     assert_eq!(s.stats.groups[0].hot.evictions.get(), 1);
     let mut out = Vec::new();
-    s.get(now, 0, b"h0", 1, &mut out);
+    s.get(now, 0, b"h0", 1, false, &mut out);
     assert_eq!(split(&mut out).0, vec![(1, "<not found>".into())]);
     // INVALIDATE drops a hot entry; DELETE removes from both.
     s.invalidate(0, b"h1");
-    s.get(now, 0, b"h1", 2, &mut out);
+    s.get(now, 0, b"h1", 2, false, &mut out);
     assert_eq!(split(&mut out).0, vec![(2, "<not found>".into())]);
     assert!(matches!(s.delete(0, b"h2"), Reply::Deleted(true)));
 }
@@ -280,8 +311,149 @@ fn hot_copies_expire_with_the_owners_ttl() {
     let mut s = shard(1 << 20, false, None);
     s.insert_hot(now, 0, b"k", v("x"), 200);
     let mut out = Vec::new();
-    s.get(now + Duration::from_millis(199), 0, b"k", 1, &mut out);
+    s.get(
+        now + Duration::from_millis(199),
+        0,
+        b"k",
+        1,
+        false,
+        &mut out,
+    );
     assert_eq!(split(&mut out).0, vec![(1, "x".into())]);
-    s.get(now + Duration::from_millis(200), 0, b"k", 2, &mut out);
+    s.get(
+        now + Duration::from_millis(200),
+        0,
+        b"k",
+        2,
+        false,
+        &mut out,
+    );
     assert_eq!(split(&mut out).0, vec![(2, "<not found>".into())]);
+}
+
+#[test]
+fn a_miss_on_a_key_owned_elsewhere_fetches_once_and_may_fill_the_hot_cache() {
+    let now = Instant::now();
+    let mut s = shard(1 << 20, true, None);
+    let mut out = Vec::new();
+    for w in 0..5 {
+        s.get(now, 0, b"k", w, true, &mut out);
+    }
+    assert!(matches!(out[..], [Effect::Fetch { .. }]));
+    let (_, fetches) = split(&mut out);
+    let value = FetchOutcome::Value {
+        value: v("remote"),
+        ttl_ms: 5_000,
+    };
+    s.on_fetch_done(now, 0, fetches[0].0, value, true, &mut out);
+    let (replies, _) = split(&mut out);
+    assert_eq!(replies.len(), 5);
+    assert!(replies.iter().all(|(_, r)| r == "remote"));
+    // Promoted into the hot cache (never the main cache), with the owner's TTL.
+    assert!(s.main_keys(0).is_empty());
+    s.get(
+        now + Duration::from_millis(4_999),
+        0,
+        b"k",
+        9,
+        true,
+        &mut out,
+    );
+    assert_eq!(split(&mut out).0, vec![(9, "remote".into())]);
+    s.get(
+        now + Duration::from_millis(5_000),
+        0,
+        b"k",
+        10,
+        true,
+        &mut out,
+    );
+    assert_eq!(
+        split(&mut out).1.len(),
+        1,
+        "expired with the owner's TTL: fetched again"
+    );
+}
+
+#[test]
+fn owner_not_found_is_final_and_errors_pass_through() {
+    let now = Instant::now();
+    let mut s = shard(1 << 20, true, None);
+    let mut out = Vec::new();
+    s.get(now, 0, b"a", 1, true, &mut out);
+    s.get(now, 0, b"b", 2, true, &mut out);
+    let (_, f) = split(&mut out);
+    s.on_fetch_done(now, 0, f[0].0, FetchOutcome::NotFound, true, &mut out);
+    let err = FetchOutcome::Error {
+        status: Status::OriginError,
+        message: "boom".into(),
+    };
+    s.on_fetch_done(now, 0, f[1].0, err, true, &mut out);
+    let (replies, loads) = split(&mut out);
+    assert!(loads.is_empty(), "no local retry of the owner's answer");
+    assert_eq!(
+        replies,
+        vec![(1, "<not found>".into()), (2, "<ORIGIN_ERROR>".into())]
+    );
+}
+
+#[test]
+fn an_unreachable_owner_falls_back_to_one_local_load_that_fills_main() {
+    let now = Instant::now();
+    let mut s = shard(1 << 20, true, None);
+    let mut out = Vec::new();
+    s.get(now, 0, b"k", 1, true, &mut out);
+    s.get(now, 0, b"k", 2, true, &mut out);
+    let (_, f) = split(&mut out);
+    s.fallback_local(now, 0, f[0].0, &mut out);
+    let (replies, loads) = split(&mut out);
+    assert!(replies.is_empty());
+    assert_eq!(loads.len(), 1, "both waiters share one local load");
+    s.on_load_done(now, 0, loads[0].0, loaded("local"), &mut out);
+    assert_eq!(
+        split(&mut out).0,
+        vec![(1, "local".into()), (2, "local".into())]
+    );
+    assert_eq!(s.main_keys(0), vec![b"k".to_vec()]);
+}
+
+#[test]
+fn a_peers_fetch_never_waits_on_a_fetch_of_ours() {
+    let now = Instant::now();
+    let mut s = shard(1 << 20, true, None);
+    let mut out = Vec::new();
+    // Our client's GET went to the (believed) owner...
+    s.get(now, 0, b"k", 1, true, &mut out);
+    // ...while that node, believing we own it, FETCHes it from us: a local load.
+    s.get(now, 0, b"k", 2, false, &mut out);
+    assert!(matches!(
+        out[..],
+        [Effect::Fetch { .. }, Effect::Load { .. }]
+    ));
+}
+
+#[test]
+fn hot_copies_never_outlive_the_hot_ttl() {
+    let now = Instant::now();
+    let mut s = shard(1 << 20, false, None);
+    s.insert_hot(now, 0, b"forever", v("x"), 0);
+    let mut out = Vec::new();
+    s.get(
+        now + Duration::from_secs(59),
+        0,
+        b"forever",
+        1,
+        true,
+        &mut out,
+    );
+    assert_eq!(split(&mut out).0, vec![(1, "x".into())]);
+    s.get(
+        now + Duration::from_secs(60),
+        0,
+        b"forever",
+        2,
+        true,
+        &mut out,
+    );
+    assert_eq!(split(&mut out).1.len(), 1);
 }

@@ -1,0 +1,701 @@
+//! What a core does with a request or an answer: the routing rules of the cluster.
+//! Everything here works on the core's state without touching sockets; what must
+//! go to a peer is queued as a [`PeerAction`] for the core to send.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use groupcached_protocol::{
+    shard_of, Frame, HelloInfo, KeyRef, MemberList, Request, RequestKind, Response, ResponseBody,
+    StatsList, Status,
+};
+
+use super::conn::{Conn, OutQueue};
+use crate::mailbox::{Inbox, KeyOp, Msg, Outbox, Remote, Waiter};
+use crate::origin::{LoadJob, LoaderHandle};
+use crate::peer::pending::PendingOp;
+use crate::shard::inflight::LoadId;
+use crate::shard::{Effect, FetchOutcome, Reply, Shard};
+use crate::shared::Shared;
+use crate::stats::CoreStats;
+use crate::topology::{Owner, Topology};
+use crate::value::ByteView;
+
+/// A request this core must send to another member.
+#[derive(Debug)]
+pub enum PeerAction {
+    /// FETCH a key for a load of ours.
+    Fetch {
+        /// Member index in the current topology.
+        member: usize,
+        /// Group index.
+        group: u32,
+        /// The waiting load.
+        load_id: LoadId,
+        /// The key.
+        key: Box<[u8]>,
+    },
+    /// STORE at the owner for a client's SET.
+    Store {
+        /// Member index.
+        member: usize,
+        /// Group index.
+        group: u32,
+        /// The key.
+        key: Box<[u8]>,
+        /// The value.
+        value: ByteView,
+        /// TTL in ms (0 = group default).
+        ttl_ms: u64,
+        /// The client request.
+        waiter: Waiter,
+    },
+    /// PURGE at the owner for a client's DELETE.
+    Purge {
+        /// Member index.
+        member: usize,
+        /// Group index.
+        group: u32,
+        /// The key.
+        key: Box<[u8]>,
+        /// The client request.
+        waiter: Waiter,
+    },
+    /// INVALIDATE a hot copy after a DELETE.
+    Invalidate {
+        /// Member index.
+        member: usize,
+        /// Group index.
+        group: u32,
+        /// The key.
+        key: Box<[u8]>,
+    },
+}
+
+impl PeerAction {
+    /// The member it goes to.
+    pub fn member(&self) -> usize {
+        match self {
+            PeerAction::Fetch { member, .. }
+            | PeerAction::Store { member, .. }
+            | PeerAction::Purge { member, .. }
+            | PeerAction::Invalidate { member, .. } => *member,
+        }
+    }
+
+    /// Encodes the request under `id` onto `out` and returns what to remember about it.
+    pub fn send(self, id: u32, group_name: &[u8], out: &mut OutQueue) -> PendingOp {
+        match self {
+            PeerAction::Fetch {
+                group,
+                load_id,
+                key,
+                ..
+            } => {
+                out.push_request(
+                    &Request {
+                        id,
+                        kind: RequestKind::Fetch(KeyRef::new(group_name, &key)),
+                    },
+                    None,
+                );
+                PendingOp::Fetch {
+                    group,
+                    load_id,
+                    key,
+                }
+            }
+            PeerAction::Store {
+                key,
+                value,
+                ttl_ms,
+                waiter,
+                ..
+            } => {
+                out.push_request(
+                    &Request {
+                        id,
+                        kind: RequestKind::Store {
+                            key: KeyRef::new(group_name, &key),
+                            ttl_ms,
+                            value: &value,
+                        },
+                    },
+                    Some(&value),
+                );
+                PendingOp::Forward { waiter }
+            }
+            PeerAction::Purge { key, waiter, .. } => {
+                out.push_request(
+                    &Request {
+                        id,
+                        kind: RequestKind::Purge(KeyRef::new(group_name, &key)),
+                    },
+                    None,
+                );
+                PendingOp::Forward { waiter }
+            }
+            PeerAction::Invalidate { key, .. } => {
+                out.push_request(
+                    &Request {
+                        id,
+                        kind: RequestKind::Invalidate(KeyRef::new(group_name, &key)),
+                    },
+                    None,
+                );
+                PendingOp::Invalidate
+            }
+        }
+    }
+
+    /// What to remember about it when it could not even be sent.
+    pub fn into_op(self) -> PendingOp {
+        match self {
+            PeerAction::Fetch {
+                group,
+                load_id,
+                key,
+                ..
+            } => PendingOp::Fetch {
+                group,
+                load_id,
+                key,
+            },
+            PeerAction::Store { waiter, .. } | PeerAction::Purge { waiter, .. } => {
+                PendingOp::Forward { waiter }
+            }
+            PeerAction::Invalidate { .. } => PendingOp::Invalidate,
+        }
+    }
+
+    /// The group index.
+    pub fn group(&self) -> usize {
+        match self {
+            PeerAction::Fetch { group, .. }
+            | PeerAction::Store { group, .. }
+            | PeerAction::Purge { group, .. }
+            | PeerAction::Invalidate { group, .. } => *group as usize,
+        }
+    }
+}
+
+/// The parts of a core that request handling needs while a connection is borrowed.
+pub struct Ctx {
+    /// Core index.
+    pub id: usize,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// This core's shard.
+    pub shard: Shard<Waiter>,
+    /// This core's mailbox.
+    pub inbox: Inbox,
+    /// Mailboxes of every core, by index.
+    pub outboxes: Vec<Outbox>,
+    /// This core's own mailbox, for loader threads.
+    pub me: Remote,
+    /// Origin loader pool.
+    pub loader: LoaderHandle,
+    /// This core's counters.
+    pub stats: Arc<CoreStats>,
+    /// The current ring and members.
+    pub topology: Arc<Topology>,
+    /// Shard effects waiting to be carried out.
+    pub effects: Vec<Effect<Waiter>>,
+    /// Replies for this core's connections produced while another one was borrowed.
+    pub later: Vec<(Waiter, Reply)>,
+    /// Requests for peers, sent by the core at the end of the step.
+    pub peer_actions: Vec<PeerAction>,
+    /// Connections with output to write before sleeping.
+    pub dirty: Vec<usize>,
+    /// The time of this loop turn.
+    pub now: Instant,
+    /// Shutting down: no more reading.
+    pub draining: bool,
+    /// State of the hot-cache sampling generator.
+    pub rng: u64,
+}
+
+/// The connection whose frames are being handled: replies to it go straight to its queue.
+pub struct Current<'a> {
+    token: usize,
+    gen: u32,
+    out: &'a mut OutQueue,
+    pending: &'a mut usize,
+}
+
+impl Ctx {
+    /// Decodes and handles every whole frame buffered on `conn`.
+    pub fn handle_frames(&mut self, token: usize, conn: &mut Conn) {
+        let Conn {
+            rbuf,
+            out,
+            pending,
+            gen,
+            closing,
+            ..
+        } = conn;
+        let mut cur = Current {
+            token,
+            gen: *gen,
+            out,
+            pending,
+        };
+        loop {
+            match rbuf.next_frame() {
+                Ok(None) => break,
+                Ok(Some(Frame::Request(req))) => {
+                    self.stats.node.requests.inc();
+                    *cur.pending += 1;
+                    self.handle_request(req, &mut cur);
+                }
+                Ok(Some(Frame::Response(r))) => {
+                    self.stats.node.protocol_errors.inc();
+                    cur.out.push_response(
+                        &Response::error(
+                            r.id,
+                            r.opcode,
+                            Status::BadRequest,
+                            "expected a request frame, got a response",
+                        ),
+                        None,
+                    );
+                    *closing = true;
+                    break;
+                }
+                Err(e) => {
+                    self.stats.node.protocol_errors.inc();
+                    let msg = e.error.to_string();
+                    cur.out.push_response(
+                        &Response::error(e.request_id, e.opcode, e.error.status(), &msg),
+                        None,
+                    );
+                    if e.error.is_fatal() {
+                        *closing = true;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_request(&mut self, req: Request<'_>, cur: &mut Current<'_>) {
+        let w = Waiter {
+            core: self.id as u16,
+            token: cur.token as u32,
+            conn_gen: cur.gen,
+            req_id: req.id,
+            opcode: req.kind.opcode() as u8,
+        };
+        let ttl = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        match req.kind {
+            RequestKind::Get(k) => self.key_request(k, KeyOp::Get, w, cur),
+            RequestKind::Fetch(k) => self.key_request(k, KeyOp::Fetch, w, cur),
+            RequestKind::Set { key, ttl_ms, value } => {
+                let op = KeyOp::Set {
+                    value: ByteView::copy_from_slice(value),
+                    ttl: ttl(ttl_ms),
+                };
+                self.key_request(key, op, w, cur)
+            }
+            RequestKind::Store { key, ttl_ms, value } => {
+                let op = KeyOp::Store {
+                    value: ByteView::copy_from_slice(value),
+                    ttl: ttl(ttl_ms),
+                };
+                self.key_request(key, op, w, cur)
+            }
+            RequestKind::Delete(k) => self.key_request(k, KeyOp::Delete, w, cur),
+            RequestKind::Purge(k) => self.key_request(k, KeyOp::Purge, w, cur),
+            RequestKind::Invalidate(k) => self.key_request(k, KeyOp::Invalidate, w, cur),
+            RequestKind::Ping(payload) => reply_now(
+                cur,
+                &Response {
+                    id: req.id,
+                    opcode: w.opcode,
+                    status: Status::Ok,
+                    body: ResponseBody::Pong(payload),
+                },
+            ),
+            RequestKind::Stats => {
+                let snapshot = self.shared.registry.snapshot();
+                let body = StatsList::build(snapshot.iter().map(|(n, v)| (n.as_str(), *v)));
+                let resp = match StatsList::parse(&body) {
+                    Some(list) => Response {
+                        id: req.id,
+                        opcode: w.opcode,
+                        status: Status::Ok,
+                        body: ResponseBody::Stats(list),
+                    },
+                    None => {
+                        Response::error(req.id, w.opcode, Status::Error, "stats encoding failed")
+                    }
+                };
+                reply_now(cur, &resp);
+            }
+            RequestKind::Hello {
+                node_id,
+                ring_fingerprint,
+            } => {
+                let ring = &self.topology.ring;
+                if ring_fingerprint != 0 && ring_fingerprint != ring.fingerprint() {
+                    self.stats.node.ring_mismatches.inc();
+                    log::warn!(
+                        "{} says hello with ring fingerprint {ring_fingerprint:016x}, ours is {:016x}: \
+                         the member lists differ (requests still work; FETCH is never forwarded)",
+                        String::from_utf8_lossy(node_id),
+                        ring.fingerprint()
+                    );
+                }
+                let members = MemberList::build(ring.members());
+                let resp = match MemberList::parse_prefix(&members) {
+                    Some((list, _)) => Response {
+                        id: req.id,
+                        opcode: w.opcode,
+                        status: Status::Ok,
+                        body: ResponseBody::Hello(HelloInfo {
+                            node_id: self.shared.node_id.as_bytes(),
+                            ring_fingerprint: ring.fingerprint(),
+                            vnodes: ring.vnodes(),
+                            members: list,
+                        }),
+                    },
+                    None => Response::error(
+                        req.id,
+                        w.opcode,
+                        Status::Error,
+                        "member list encoding failed",
+                    ),
+                };
+                reply_now(cur, &resp);
+            }
+        }
+    }
+
+    /// Routes a keyed request to the core whose shard holds the key.
+    fn key_request(&mut self, k: KeyRef<'_>, op: KeyOp, w: Waiter, cur: &mut Current<'_>) {
+        let Some(g) = self.shared.group(k.group) else {
+            let msg = format!(
+                "no group named `{}` on this server",
+                String::from_utf8_lossy(k.group)
+            );
+            reply_now(
+                cur,
+                &Response::error(w.req_id, w.opcode, Status::UnknownGroup, &msg),
+            );
+            return;
+        };
+        let shard = shard_of(k.key, self.shared.threads);
+        if shard == self.id {
+            self.apply_key_op(g, k.key, op, w);
+            self.drain_effects(Some(cur));
+        } else {
+            self.outboxes[shard].push(Msg::Key {
+                group: g as u32,
+                key: k.key.into(),
+                op,
+                waiter: w,
+            });
+        }
+    }
+
+    /// Performs a keyed operation on this core's shard, following the cluster rules:
+    /// reads of keys owned elsewhere go through the owner; writes are forwarded to
+    /// the owner; a DELETE also invalidates every other member's hot copy. Requests
+    /// from peers (FETCH, STORE, PURGE, INVALIDATE) are served here and never forwarded.
+    pub fn apply_key_op(&mut self, g: usize, key: &[u8], op: KeyOp, w: Waiter) {
+        let now = self.now;
+        let owner = self.topology.owner(key);
+        let reply = match op {
+            KeyOp::Get => {
+                let via_peer = matches!(owner, Owner::Remote(_));
+                self.shard.get(now, g, key, w, via_peer, &mut self.effects);
+                return;
+            }
+            KeyOp::Fetch => {
+                self.stats.groups[g].server_requests.inc();
+                self.shard.get(now, g, key, w, false, &mut self.effects);
+                return;
+            }
+            KeyOp::Set { value, ttl } => match owner {
+                Owner::Local => self.shard.set(now, g, key, value, ttl),
+                Owner::Remote(member) => {
+                    self.stats.groups[g].sets.inc();
+                    self.shard.forget(g, key);
+                    self.peer_actions.push(PeerAction::Store {
+                        member,
+                        group: g as u32,
+                        key: key.into(),
+                        value,
+                        ttl_ms: ttl.map_or(0, |t| t.as_millis().max(1) as u64),
+                        waiter: w,
+                    });
+                    return;
+                }
+            },
+            KeyOp::Store { value, ttl } => self.shard.set(now, g, key, value, ttl),
+            KeyOp::Delete => {
+                let local = self.shard.delete(g, key);
+                let remote_owner = match owner {
+                    Owner::Remote(m) => Some(m),
+                    Owner::Local => None,
+                };
+                let topology = self.topology.clone();
+                for member in topology.others().filter(|&m| Some(m) != remote_owner) {
+                    self.peer_actions.push(PeerAction::Invalidate {
+                        member,
+                        group: g as u32,
+                        key: key.into(),
+                    });
+                }
+                match remote_owner {
+                    None => local,
+                    Some(member) => {
+                        self.peer_actions.push(PeerAction::Purge {
+                            member,
+                            group: g as u32,
+                            key: key.into(),
+                            waiter: w,
+                        });
+                        return;
+                    }
+                }
+            }
+            KeyOp::Purge => self.shard.delete(g, key),
+            KeyOp::Invalidate => self.shard.invalidate(g, key),
+        };
+        self.effects.push(Effect::Reply(w, reply));
+    }
+
+    /// Carries out what the shard asked for (which may ask for more).
+    pub fn drain_effects(&mut self, mut cur: Option<&mut Current<'_>>) {
+        let mut batch = std::mem::take(&mut self.effects);
+        while !batch.is_empty() {
+            for e in batch.drain(..) {
+                match e {
+                    Effect::Reply(w, reply) => self.deliver(w, reply, cur.as_deref_mut()),
+                    Effect::Load { group, id, key } => self.start_load(group, id, key),
+                    Effect::Fetch { group, id, key } => match self.topology.owner(&key) {
+                        Owner::Remote(member) => self.peer_actions.push(PeerAction::Fetch {
+                            member,
+                            group: group as u32,
+                            load_id: id,
+                            key,
+                        }),
+                        // The ring changed since the miss: this node owns the key now.
+                        Owner::Local => {
+                            self.shard
+                                .fallback_local(self.now, group, id, &mut self.effects)
+                        }
+                    },
+                }
+            }
+            std::mem::swap(&mut batch, &mut self.effects);
+        }
+        self.effects = batch;
+    }
+
+    fn deliver(&mut self, w: Waiter, reply: Reply, cur: Option<&mut Current<'_>>) {
+        if w.core as usize != self.id {
+            self.outboxes[w.core as usize].push(Msg::Reply { waiter: w, reply });
+            return;
+        }
+        match cur {
+            Some(c) if c.token == w.token as usize && c.gen == w.conn_gen => {
+                write_reply(c.out, &w, &reply);
+                *c.pending = c.pending.saturating_sub(1);
+            }
+            _ => self.later.push((w, reply)),
+        }
+    }
+
+    fn start_load(&mut self, group: usize, id: LoadId, key: Box<[u8]>) {
+        let me = self.me.clone();
+        let done = Box::new(move |result| {
+            me.send(Msg::LoadDone {
+                group: group as u32,
+                id,
+                result,
+            })
+        });
+        match &self.shared.groups[group].origin {
+            Some(origin) => self.loader.submit(LoadJob {
+                origin: origin.clone(),
+                key,
+                ctx: self.shared.load_ctx,
+                done,
+            }),
+            None => done(Ok(None)),
+        }
+    }
+
+    /// A request to a peer got no answer (peer down, timed out, connection lost).
+    pub fn fail_peer_op(&mut self, op: PendingOp, why: &str) {
+        match op {
+            PendingOp::Hello => {}
+            PendingOp::Fetch { group, load_id, .. } => {
+                let g = group as usize;
+                self.stats.groups[g].peer_errors.inc();
+                log::debug!("peer fetch failed ({why}); loading locally");
+                self.shard
+                    .fallback_local(self.now, g, load_id, &mut self.effects);
+            }
+            PendingOp::Forward { waiter } => {
+                let msg = format!("the key's owner did not answer: {why}");
+                self.effects.push(Effect::Reply(
+                    waiter,
+                    Reply::error(Status::Unavailable, msg),
+                ));
+            }
+            PendingOp::Invalidate => self.stats.node.invalidate_errors.inc(),
+        }
+        self.drain_effects(None);
+    }
+
+    /// A peer answered request `op` with `r`.
+    pub fn on_peer_response(
+        &mut self,
+        op: PendingOp,
+        r: &Response<'_>,
+        peer: &str,
+        mismatch_logged: &mut bool,
+    ) {
+        match op {
+            PendingOp::Hello => {
+                if let ResponseBody::Hello(info) = r.body {
+                    let ours = self.topology.ring.fingerprint();
+                    if info.ring_fingerprint != ours {
+                        self.stats.node.ring_mismatches.inc();
+                        if !*mismatch_logged {
+                            log::warn!(
+                                "peer {peer} has ring fingerprint {:016x} ({} members), ours is {ours:016x} ({} members): \
+                                 member lists differ",
+                                info.ring_fingerprint,
+                                info.members.len(),
+                                self.topology.ring.len()
+                            );
+                            *mismatch_logged = true;
+                        }
+                    } else {
+                        *mismatch_logged = false;
+                    }
+                }
+            }
+            PendingOp::Fetch {
+                group,
+                load_id,
+                key,
+            } => {
+                let g = group as usize;
+                let outcome = match (r.status, r.body) {
+                    (Status::Ok, ResponseBody::Value { ttl_ms, value }) => FetchOutcome::Value {
+                        value: ByteView::copy_from_slice(value),
+                        ttl_ms,
+                    },
+                    (Status::NotFound, _) => FetchOutcome::NotFound,
+                    (Status::Unavailable, _) => {
+                        // The owner is shutting down or full: as good as unreachable.
+                        let why = format!("peer {peer} is unavailable");
+                        self.fail_peer_op(
+                            PendingOp::Fetch {
+                                group,
+                                load_id,
+                                key,
+                            },
+                            &why,
+                        );
+                        return;
+                    }
+                    (status, body) => FetchOutcome::Error {
+                        status: if status == Status::Ok {
+                            Status::Error
+                        } else {
+                            status
+                        },
+                        message: match body {
+                            ResponseBody::Message(m) => {
+                                format!("owner {peer}: {}", String::from_utf8_lossy(m))
+                            }
+                            _ => format!("owner {peer} answered FETCH with an unexpected body"),
+                        },
+                    },
+                };
+                if matches!(outcome, FetchOutcome::Value { .. } | FetchOutcome::NotFound) {
+                    self.stats.groups[g].peer_loads.inc();
+                }
+                let promote = self.sample_promote();
+                self.shard
+                    .on_fetch_done(self.now, g, load_id, outcome, promote, &mut self.effects);
+                self.drain_effects(None);
+            }
+            PendingOp::Forward { waiter } => {
+                let reply = match (r.status, r.body) {
+                    (Status::Ok, ResponseBody::Deleted(removed)) => Reply::Deleted(removed),
+                    (Status::Ok, _) => Reply::Stored,
+                    (Status::NotFound, _) => Reply::NotFound,
+                    (status, ResponseBody::Message(m)) => Reply::error(
+                        status,
+                        format!("owner {peer}: {}", String::from_utf8_lossy(m)),
+                    ),
+                    (status, _) => Reply::error(status, format!("owner {peer} answered {status}")),
+                };
+                self.effects.push(Effect::Reply(waiter, reply));
+                self.drain_effects(None);
+            }
+            PendingOp::Invalidate => {
+                if r.status != Status::Ok {
+                    self.stats.node.invalidate_errors.inc();
+                }
+            }
+        }
+    }
+
+    /// Whether a value fetched from a peer goes into the hot cache (xorshift64*).
+    fn sample_promote(&mut self) -> bool {
+        let ratio = self.shared.hot_promote_ratio;
+        if ratio <= 0.0 {
+            return false;
+        }
+        if ratio >= 1.0 {
+            return true;
+        }
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let x = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        ((x >> 11) as f64 / (1u64 << 53) as f64) < ratio
+    }
+}
+
+fn reply_now(cur: &mut Current<'_>, resp: &Response<'_>) {
+    cur.out.push_response(resp, None);
+    *cur.pending = cur.pending.saturating_sub(1);
+}
+
+/// Encodes `reply` for waiter `w` onto a connection's output.
+pub fn write_reply(out: &mut OutQueue, w: &Waiter, reply: &Reply) {
+    let (status, body, value) = match reply {
+        Reply::Value { value, ttl_ms } => (
+            Status::Ok,
+            ResponseBody::Value {
+                ttl_ms: *ttl_ms,
+                value,
+            },
+            Some(value),
+        ),
+        Reply::NotFound => (Status::NotFound, ResponseBody::Empty, None),
+        Reply::Stored | Reply::Invalidated => (Status::Ok, ResponseBody::Empty, None),
+        Reply::Deleted(removed) => (Status::Ok, ResponseBody::Deleted(*removed), None),
+        Reply::Error { status, message } => {
+            (*status, ResponseBody::Message(message.as_bytes()), None)
+        }
+    };
+    out.push_response(
+        &Response {
+            id: w.req_id,
+            opcode: w.opcode,
+            status,
+            body,
+        },
+        value,
+    );
+}

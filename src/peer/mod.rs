@@ -1,0 +1,193 @@
+//! Connections from one core to other members: at most one per member, opened on
+//! first use, HELLO first, many requests multiplexed by id, reconnect with backoff.
+//! The core drives them (it owns the poll); this module keeps their state.
+
+pub mod pending;
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use groupcached_protocol::{FrameBuffer, Limits};
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use crate::core::conn::{Flushed, OutQueue};
+use pending::{Pending, PendingOp};
+
+/// First wait before reconnecting to a peer that failed.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait before reconnecting.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Where a peer connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// No socket; connect again on first use at or after `retry_at`.
+    Down {
+        /// Earliest reconnect.
+        retry_at: Instant,
+    },
+    /// Connecting; requests are queued until the socket is writable.
+    Connecting,
+    /// Connected.
+    Up,
+}
+
+/// One core's connection to one member.
+pub struct PeerConn {
+    /// The member's name (as in the ring).
+    pub name: String,
+    /// Its address.
+    pub addr: SocketAddr,
+    stream: Option<TcpStream>,
+    /// Connection state.
+    pub state: PeerState,
+    /// Requests not yet written.
+    pub out: OutQueue,
+    /// Bytes read and not yet decoded.
+    pub rbuf: FrameBuffer,
+    /// Requests written and not yet answered.
+    pub pending: Pending,
+    backoff: Duration,
+    /// Queued in the core's list of peers to flush this turn.
+    pub dirty: bool,
+    /// Whether the last transition logged was "up" (so each transition is logged once).
+    pub reported_up: bool,
+    /// Whether a ring mismatch with this peer was already logged.
+    pub mismatch_logged: bool,
+}
+
+/// What reading from a peer produced.
+pub enum ReadOutcome {
+    /// Frames may be buffered in [`PeerConn::rbuf`].
+    Data,
+    /// Nothing more to read now.
+    Idle,
+    /// The connection is gone.
+    Failed(String),
+}
+
+impl PeerConn {
+    /// A connection to `addr`, not opened yet.
+    pub fn new(name: String, addr: SocketAddr, limits: Limits, now: Instant) -> Self {
+        PeerConn {
+            name,
+            addr,
+            stream: None,
+            state: PeerState::Down { retry_at: now },
+            out: OutQueue::default(),
+            rbuf: FrameBuffer::new(limits, 64 * 1024),
+            pending: Pending::default(),
+            backoff: MIN_BACKOFF,
+            dirty: false,
+            reported_up: false,
+            mismatch_logged: false,
+        }
+    }
+
+    /// Opens the socket if the connection is down and its backoff has passed.
+    /// Returns `Ok(true)` when a new connection was started (the caller queues HELLO
+    /// first), `Ok(false)` when it was already open, and `Err` while it is down.
+    pub fn ensure_open(
+        &mut self,
+        now: Instant,
+        registry: &Registry,
+        token: Token,
+    ) -> Result<bool, String> {
+        match self.state {
+            PeerState::Up | PeerState::Connecting => Ok(false),
+            PeerState::Down { retry_at } if now < retry_at => {
+                Err(format!("peer {} is down (retrying shortly)", self.name))
+            }
+            PeerState::Down { .. } => {
+                let mut stream = TcpStream::connect(self.addr).map_err(|e| {
+                    format!("cannot connect to peer {} ({}): {e}", self.name, self.addr)
+                })?;
+                let _ = stream.set_nodelay(true);
+                registry
+                    .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                    .map_err(|e| format!("cannot register peer socket: {e}"))?;
+                self.stream = Some(stream);
+                self.state = PeerState::Connecting;
+                Ok(true)
+            }
+        }
+    }
+
+    /// On a writable event while connecting: whether the connection is now up.
+    pub fn check_connected(&mut self) -> Result<bool, String> {
+        if self.state != PeerState::Connecting {
+            return Ok(self.state == PeerState::Up);
+        }
+        let Some(stream) = &self.stream else {
+            return Err("no socket".into());
+        };
+        if let Ok(Some(e)) | Err(e) = stream.take_error() {
+            return Err(format!("connect to {} failed: {e}", self.addr));
+        }
+        match stream.peer_addr() {
+            Ok(_) => {
+                self.state = PeerState::Up;
+                self.backoff = MIN_BACKOFF;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(format!("connect to {} failed: {e}", self.addr)),
+        }
+    }
+
+    /// Writes queued requests (only once connected).
+    pub fn flush(&mut self) -> Result<(), String> {
+        if self.state != PeerState::Up {
+            return Ok(());
+        }
+        let Some(stream) = &mut self.stream else {
+            return Ok(());
+        };
+        match self.out.write_to(stream) {
+            Ok(Flushed::All) | Ok(Flushed::Blocked) => Ok(()),
+            Err(e) => Err(format!("write to peer {} failed: {e}", self.name)),
+        }
+    }
+
+    /// Reads once into the frame buffer.
+    pub fn read(&mut self) -> ReadOutcome {
+        let Some(stream) = &mut self.stream else {
+            return ReadOutcome::Idle;
+        };
+        match stream.read(self.rbuf.read_space()) {
+            Ok(0) => ReadOutcome::Failed(format!("peer {} closed the connection", self.name)),
+            Ok(n) => {
+                self.rbuf.commit(n);
+                ReadOutcome::Data
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::Idle,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => ReadOutcome::Data,
+            Err(e) => ReadOutcome::Failed(format!("read from peer {} failed: {e}", self.name)),
+        }
+    }
+
+    /// Closes the socket, schedules a reconnect with backoff, and hands back every
+    /// unanswered request for the caller to fail.
+    pub fn fail(&mut self, now: Instant, registry: &Registry, failed: &mut Vec<PendingOp>) {
+        if let Some(mut s) = self.stream.take() {
+            let _ = registry.deregister(&mut s);
+        }
+        self.state = PeerState::Down {
+            retry_at: now + self.backoff,
+        };
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.out = OutQueue::default();
+        self.rbuf = FrameBuffer::new(*self.rbuf.limits(), 64 * 1024);
+        self.pending.drain(failed);
+    }
+
+    /// Closes for good (the member left the ring).
+    pub fn close(&mut self, registry: &Registry, failed: &mut Vec<PendingOp>) {
+        if let Some(mut s) = self.stream.take() {
+            let _ = registry.deregister(&mut s);
+        }
+        self.pending.drain(failed);
+    }
+}
