@@ -467,7 +467,7 @@ impl<'a> Worker<'a> {
                 self.fill(c, mode, pipeline, now);
             }
         }
-        let mut ready: Vec<Token> = Vec::with_capacity(1024);
+        let mut ready: Vec<(Token, bool)> = Vec::with_capacity(1024);
         loop {
             let now = Instant::now();
             self.update_run_state(mode, now, report);
@@ -495,15 +495,19 @@ impl<'a> Worker<'a> {
                 }
             }
             ready.clear();
-            ready.extend(events.iter().map(|e| e.token()));
+            ready.extend(
+                events
+                    .iter()
+                    .map(|e| (e.token(), e.is_read_closed() || e.is_error())),
+            );
             let now = Instant::now();
-            for &token in &ready {
+            for &(token, hangup) in &ready {
                 let c = token.0 / self.socks_per_conn;
                 let s = token.0 % self.socks_per_conn;
                 if c >= self.conns.len() {
                     continue;
                 }
-                self.read_sock(c, s, mode);
+                self.read_sock(c, s, mode, hangup);
                 // Latency counts from here: the refill is written right after.
                 let now = Instant::now();
                 if !open_loop {
@@ -767,31 +771,40 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Reads until the socket would block (edge-triggered readiness must be drained),
-    /// parsing after every read so the buffer holds at most about a read's worth.
-    fn read_sock(&mut self, c: usize, s: usize, mode: &mut Mode) {
+    /// Reads until the socket is drained (edge-triggered readiness must be), parsing
+    /// after every read so the buffer holds at most about a read's worth. A read that
+    /// did not fill the buffer emptied the socket, and later data raises a new event,
+    /// so it ends the loop without the extra read that would only say "would block";
+    /// after a hangup, reads go on to the end to see the close.
+    fn read_sock(&mut self, c: usize, s: usize, mode: &mut Mode, hangup: bool) {
         let measuring = is_measuring(mode);
         let failure = loop {
             let sock = &mut self.conns[c].socks[s];
             let Some(stream) = sock.stream.as_mut() else {
                 return;
             };
-            match stream.read(sock.parser.read_space()) {
+            let space = sock.parser.read_space();
+            let room = space.len();
+            let drained = match stream.read(space) {
                 Ok(0) => break Some("connection_lost"),
                 Ok(n) => {
                     sock.parser.commit(n);
                     if measuring {
                         self.counters.bytes_in += n as u64;
                     }
+                    n < room && !hangup
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break Some("connection_lost"),
-            }
+            };
             // Replies complete when the read that brought their last byte returned.
             let now = Instant::now();
             if let Some(kind) = self.parse_replies(c, s, mode, now) {
                 break Some(kind);
+            }
+            if drained {
+                break None;
             }
         };
         if let Some(kind) = failure {
