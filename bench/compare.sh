@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# groupcached vs memcached with the same generator (groupcached-bench), in the same
+# run, interleaved, repeated; prints the markdown table of docs/benchmarks.md.
+#
+# Usage: bench/compare.sh [runs] [seconds]          (defaults: 3 runs of 5 s each)
+# Env:   THREAD_SETS="1 2"   server threads to compare (1: server on CPU 0, generator
+#                            on CPU 1; 2: both on CPUs 0-1, the generator with 2 threads)
+#        PIPELINES="1 16"  DISTS="uniform zipf:0.99"  RATIOS="1:0 9:1"
+#        COLD=1              also the cold-cache run (synthetic origin, 5 ms loads)
+#        OUT=DIR             where the JSON summaries go (default target/compare/<time>)
+#
+# The load: 100,000 keys of 100-byte values written first, 50 connections, closed
+# loop, 1 s warm-up, then `seconds` measured. Any error in any run stops the script
+# (figures from a run with errors are not comparable).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=${1:-3}
+secs=${2:-5}
+thread_sets=${THREAD_SETS:-1 2}
+pipelines=${PIPELINES:-1 16}
+dists=${DISTS:-uniform zipf:0.99}
+ratios=${RATIOS:-1:0 9:1}
+cold=${COLD:-1}
+out=${OUT:-target/compare/$(date +%Y%m%d-%H%M%S)}
+keys=100000
+gc_port=17410 mc_port=17411
+
+command -v python3 >/dev/null || { echo "python3 is needed for the summary table" >&2; exit 1; }
+command -v taskset >/dev/null || { echo "taskset (util-linux) is needed to pin processes" >&2; exit 1; }
+if ! command -v memcached >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq memcached
+fi
+cargo build -q --release --bin groupcached
+cargo build -q --release -p groupcached-client --bin groupcached-cli
+cargo build -q --release -p groupcached-bench
+gc_bin=target/release/groupcached
+cli=target/release/groupcached-cli
+gen=target/release/groupcached-bench
+mkdir -p "$out"
+
+# SO_REUSEPORT would let a leftover server on the same port take a share of the
+# connections and skew every figure: refuse to start if anything listens there.
+for p in $gc_port $mc_port; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+    echo "port $p is already in use; stop whatever listens there first" >&2; exit 1
+  fi
+done
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "nothing listens on port $1" >&2; exit 1
+}
+
+{
+  echo "date:        $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "cpus:        $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "memcached:   $(memcached -V)"
+  echo "rustc:       $(rustc --version)"
+  echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "runs:        $runs x ${secs}s, threads: $thread_sets"
+} | tee "$out/machine.txt"
+
+for t in $thread_sets; do
+  if [ "$t" = 1 ]; then srv_cpus=0 gen_cpus=1; else srv_cpus=0-$((t - 1)) gen_cpus=0-$((t - 1)); fi
+  taskset -c "$srv_cpus" "$gc_bin" --listen 127.0.0.1:$gc_port --threads "$t" \
+    --cache-size 1GiB --origin none 2>/dev/null & pids+=($!)
+  taskset -c "$srv_cpus" memcached -u nobody -U 0 -t "$t" -m 1024 -p $mc_port -l 127.0.0.1 & pids+=($!)
+  wait_port $gc_port; wait_port $mc_port
+  common=(--threads "$t" --connections 50 --keys $keys --value-size 100 --quiet)
+  taskset -c "$gen_cpus" $gen --server 127.0.0.1:$gc_port --prefill --requests 1 "${common[@]}" >/dev/null
+  taskset -c "$gen_cpus" $gen --server 127.0.0.1:$mc_port --protocol memcache --prefill --requests 1 "${common[@]}" >/dev/null
+  common+=(--warmup 1s --duration "${secs}s")
+  for run in $(seq "$runs"); do
+    for pl in $pipelines; do
+      for dist in $dists; do
+        for ratio in $ratios; do
+          # Alternate which server goes first, so a drift in the machine's load
+          # does not always favour the same one.
+          if [ $((run % 2)) = 1 ]; then order="gc mc"; else order="mc gc"; fi
+          for s in $order; do
+            if [ "$s" = gc ]; then target=(--server 127.0.0.1:$gc_port); else target=(--server 127.0.0.1:$mc_port --protocol memcache); fi
+            name="t$t-p$pl-${dist/:/}-${ratio/:/to}-$s-r$run"
+            taskset -c "$gen_cpus" $gen "${target[@]}" "${common[@]}" --pipeline "$pl" \
+              --key-dist "$dist" --ratio "$ratio" --json "$out/$name.json" >/dev/null
+            printf '%-40s %s\n' "$name" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.0f ops/s  p50 %.0f us  p99 %.0f us  hit %s  busy %s" % (d["ops_per_sec"], d["latency_us"]["p50"], d["latency_us"]["p99"], d["hit_ratio"], d["generator"]["busy"]))' "$out/$name.json")"
+          done
+        done
+      done
+    done
+  done
+  cleanup; pids=()
+done
+
+if [ "$cold" = 1 ]; then
+  # Cold cache: 10,000 keys that only the origin has, 5 ms per load, 200,000 uniform
+  # GETs (every key is asked for: the chance one is not is about 1e4 * e^-20).
+  taskset -c 0 "$gc_bin" --listen 127.0.0.1:$gc_port --threads 1 --cache-size 1GiB \
+    --origin synthetic:size=100,delay_ms=5 2>/dev/null & pids+=($!)
+  wait_port $gc_port
+  taskset -c 1 $gen --server 127.0.0.1:$gc_port --threads 1 --connections 50 --pipeline 16 \
+    --keys 10000 --ratio 1:0 --requests 200000 --quiet --json "$out/cold.json" | tee "$out/cold.txt"
+  $cli --server 127.0.0.1:$gc_port stats | grep -E '^group\.default\.(gets|cache_hits|loads|loads_deduped|local_loads|local_load_errs) ' \
+    | tee -a "$out/cold.txt"
+  cleanup; pids=()
+fi
+
+echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
+python3 - "$out" <<'EOF'
+import glob, json, os, re, statistics as st, sys
+out = sys.argv[1]
+runs = {}
+for f in glob.glob(os.path.join(out, "t*-r*.json")):
+    m = re.match(r"t(\d+)-p(\d+)-(.+)-(\d+)to(\d+)-(gc|mc)-r(\d+)\.json", os.path.basename(f))
+    t, pl, dist, g, s, srv, run = m.groups()
+    d = json.load(open(f))
+    key = (int(t), int(pl), dist, f"{g}:{s}")
+    runs.setdefault(key, {}).setdefault(int(run), {})[srv] = d
+print()
+print("| server threads | pipeline | keys | GET:SET | groupcached ops/s (runs) | memcached ops/s (runs) | median gc | median mc | median ratio gc/mc | gc p50 / p99 µs | mc p50 / p99 µs |")
+print("|---:|---:|---|---|---|---|---:|---:|---:|---|---|")
+for key in sorted(runs):
+    t, pl, dist, ratio = key
+    r = runs[key]
+    both = [n for n in sorted(r) if "gc" in r[n] and "mc" in r[n]]
+    ops = {s: [r[n][s]["ops_per_sec"] for n in both] for s in ("gc", "mc")}
+    lat = {s: (st.median(r[n][s]["latency_us"]["p50"] for n in both), st.median(r[n][s]["latency_us"]["p99"] for n in both)) for s in ("gc", "mc")}
+    ratio_med = st.median(r[n]["gc"]["ops_per_sec"] / r[n]["mc"]["ops_per_sec"] for n in both)
+    fmt = lambda xs: " / ".join(f"{x:,.0f}" for x in xs)
+    print(f"| {t} | {pl} | {dist.replace('zipf', 'zipf:')} | {ratio} | {fmt(ops['gc'])} | {fmt(ops['mc'])} | {st.median(ops['gc']):,.0f} | {st.median(ops['mc']):,.0f} | {ratio_med:.2f} | {lat['gc'][0]:.0f} / {lat['gc'][1]:.0f} | {lat['mc'][0]:.0f} / {lat['mc'][1]:.0f} |")
+hits = [d["hit_ratio"] for r in runs.values() for x in r.values() for d in x.values() if d["hit_ratio"] is not None]
+busy = [b for r in runs.values() for x in r.values() for d in x.values() for b in d["generator"]["busy"]]
+if hits:
+    print(f"\nhit ratio: min {min(hits):.4f}; generator thread busy: median {st.median(busy):.0%}, max {max(busy):.0%}")
+EOF
+echo "JSON summaries: $out"
