@@ -17,6 +17,14 @@ fn main() -> ExitCode {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
+    // Before anything is announced: a SIGHUP that arrives early must not kill us.
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let bound = match Server::bind(cfg) {
         Ok(b) => b,
         Err(e) => {
@@ -30,13 +38,6 @@ fn main() -> ExitCode {
         bound.local_addr(),
         bound.config().summary()
     );
-    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let handle = match bound.run() {
         Ok(h) => h,
         Err(e) => {

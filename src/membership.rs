@@ -128,6 +128,14 @@ impl Membership {
                 continue;
             }
             let members = match self.source.read() {
+                Ok(m) if m.is_empty() && !current.is_empty() => {
+                    // Most likely a file caught while being rewritten in place.
+                    log::warn!(
+                        "membership: the member list is empty; keeping the current {} members",
+                        current.len()
+                    );
+                    continue;
+                }
                 Ok(m) => m,
                 Err(e) => {
                     log::warn!(
@@ -137,19 +145,16 @@ impl Membership {
                     continue;
                 }
             };
-            let mut sorted = members.clone();
-            sorted.sort();
-            sorted.dedup();
-            let mut old = current.clone();
-            old.sort();
-            old.dedup();
-            if sorted == old {
+            let old = self.topology(&current);
+            let topo = Arc::new(self.topology(&members));
+            current = members;
+            if topo.ring.fingerprint() == old.ring.fingerprint() {
+                // Same ring (e.g. only this node, always a member, was added or left out).
                 continue;
             }
-            let topo = Arc::new(self.topology(&members));
             log::info!(
                 "membership changed: {} -> {} members (ring fingerprint {:016x}): {}",
-                old.len(),
+                old.ring.len(),
                 topo.ring.len(),
                 topo.ring.fingerprint(),
                 topo.ring.members().join(", ")
@@ -157,7 +162,6 @@ impl Membership {
             for core in &cores {
                 core.send(Msg::Topology(topo.clone()));
             }
-            current = members;
         }
     }
 

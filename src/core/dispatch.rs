@@ -21,7 +21,9 @@ use crate::stats::CoreStats;
 use crate::topology::{Owner, Topology};
 use crate::value::ByteView;
 
-/// A request this core must send to another member.
+/// A request this core must send to another member. `member` indexes the topology
+/// current when the action was made: the core sends every queued action before it
+/// switches to another topology, so the index always names the intended member.
 #[derive(Debug)]
 pub enum PeerAction {
     /// FETCH a key for a load of ours.
@@ -400,11 +402,16 @@ impl Ctx {
 
     /// Performs a keyed operation on this core's shard, following the cluster rules:
     /// reads of keys owned elsewhere go through the owner; writes are forwarded to
-    /// the owner; a DELETE also invalidates every other member's hot copy. Requests
-    /// from peers (FETCH, STORE, PURGE, INVALIDATE) are served here and never forwarded.
+    /// the owner and invalidate every other member's hot copy, so a write through
+    /// any node is seen through every node. Requests from peers (FETCH, STORE, PURGE,
+    /// INVALIDATE) are served here and never forwarded.
     pub fn apply_key_op(&mut self, g: usize, key: &[u8], op: KeyOp, w: Waiter) {
         let now = self.now;
         let owner = self.topology.owner(key);
+        let remote_owner = match owner {
+            Owner::Remote(m) => Some(m),
+            Owner::Local => None,
+        };
         let reply = match op {
             KeyOp::Get => {
                 let via_peer = matches!(owner, Owner::Remote(_));
@@ -417,8 +424,12 @@ impl Ctx {
                 return;
             }
             KeyOp::Set { value, ttl } => match owner {
-                Owner::Local => self.shard.set(now, g, key, value, ttl),
+                Owner::Local => {
+                    self.invalidate_elsewhere(g, key, None);
+                    self.shard.set(now, g, key, value, ttl)
+                }
                 Owner::Remote(member) => {
+                    self.invalidate_elsewhere(g, key, Some(member));
                     self.stats.groups[g].sets.inc();
                     self.shard.forget(g, key);
                     self.peer_actions.push(PeerAction::Store {
@@ -435,18 +446,7 @@ impl Ctx {
             KeyOp::Store { value, ttl } => self.shard.set(now, g, key, value, ttl),
             KeyOp::Delete => {
                 let local = self.shard.delete(g, key);
-                let remote_owner = match owner {
-                    Owner::Remote(m) => Some(m),
-                    Owner::Local => None,
-                };
-                let topology = self.topology.clone();
-                for member in topology.others().filter(|&m| Some(m) != remote_owner) {
-                    self.peer_actions.push(PeerAction::Invalidate {
-                        member,
-                        group: g as u32,
-                        key: key.into(),
-                    });
-                }
+                self.invalidate_elsewhere(g, key, remote_owner);
                 match remote_owner {
                     None => local,
                     Some(member) => {
@@ -464,6 +464,19 @@ impl Ctx {
             KeyOp::Invalidate => self.shard.invalidate(g, key),
         };
         self.effects.push(Effect::Reply(w, reply));
+    }
+
+    /// Sends INVALIDATE for `key` to every member but this node and `except` (the
+    /// owner, which a STORE or PURGE already updates).
+    fn invalidate_elsewhere(&mut self, g: usize, key: &[u8], except: Option<usize>) {
+        let topology = self.topology.clone();
+        for member in topology.others().filter(|&m| Some(m) != except) {
+            self.peer_actions.push(PeerAction::Invalidate {
+                member,
+                group: g as u32,
+                key: key.into(),
+            });
+        }
     }
 
     /// Carries out what the shard asked for (which may ask for more).

@@ -213,6 +213,8 @@ impl Core {
     /// Switches to a new ring; connections to members that left are closed and
     /// their requests failed (fetches fall back to local loads).
     pub(super) fn set_topology(&mut self, topology: Arc<Topology>) {
+        // Queued actions name members by index into the current ring: send them first.
+        self.run_peer_actions();
         let keep: Vec<(String, Option<std::net::SocketAddr>)> = topology
             .ring
             .members()

@@ -3,6 +3,8 @@
 //! unique temp dirs and polling with deadlines (never bare sleeps).
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -37,8 +39,13 @@ impl TestServer {
     /// Starts the server with `args` (plus `--listen 127.0.0.1:0`) and waits for the
     /// log line that names its port.
     pub fn start(args: &[&str]) -> TestServer {
+        TestServer::start_on("127.0.0.1:0", args)
+    }
+
+    /// Starts the server listening on `listen` (a fixed port, to restart a node).
+    pub fn start_on(listen: &str, args: &[&str]) -> TestServer {
         let mut cmd = Command::new(server_bin());
-        cmd.args(["--listen", "127.0.0.1:0"])
+        cmd.args(["--listen", listen])
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
