@@ -59,28 +59,25 @@ impl OutQueue {
     /// Queues a response. `value` is the `ByteView` behind a GET/FETCH response's
     /// value, so a large one is sent without copying.
     pub fn push_response(&mut self, resp: &Response<'_>, value: Option<&ByteView>) {
-        let buf = self.tail_buf();
-        let start = buf.len();
-        let tail = resp.encode_head(buf);
-        match value {
-            Some(v) if tail.len() > COPY_THRESHOLD => {
-                let head = buf.len() - start;
-                self.bytes += head + v.len();
-                self.chunks.push_back(Chunk::Val(v.clone()));
-            }
-            _ => {
-                buf.extend_from_slice(tail);
-                self.bytes += buf.len() - start;
-            }
-        }
+        self.push_frame(|buf| resp.encode_head(buf), value);
     }
 
     /// Queues a request. `value` is the `ByteView` behind a STORE's value, so a large
     /// one is forwarded without copying.
     pub fn push_request(&mut self, req: &Request<'_>, value: Option<&ByteView>) {
+        self.push_frame(|buf| req.encode_head(buf), value);
+    }
+
+    /// Encodes a frame's head into the tail buffer; its trailing bytes are copied
+    /// when small, or queued by reference when they are `value` and large.
+    fn push_frame<'a>(
+        &mut self,
+        encode_head: impl FnOnce(&mut Vec<u8>) -> &'a [u8],
+        value: Option<&ByteView>,
+    ) {
         let buf = self.tail_buf();
         let start = buf.len();
-        let tail = req.encode_head(buf);
+        let tail = encode_head(buf);
         match value {
             Some(v) if tail.len() > COPY_THRESHOLD => {
                 let head = buf.len() - start;
