@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use groupcached_protocol::{DEFAULT_VNODES, MAX_GROUP_LEN, PROTOCOL_VERSION};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::membership::PeerSource;
 use crate::origin::Origin;
-use crate::units::{parse_duration, parse_size};
+use crate::units::{format_duration, format_size, parse_duration, parse_size};
 
 /// Default listen address: loopback only, so a first start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7000";
@@ -198,6 +198,8 @@ pub struct Config {
     pub hot_ttl: Duration,
     /// Virtual nodes per member in the ring (every node must use the same value).
     pub vnodes: u32,
+    /// Address of the HTTP endpoint serving `/metrics` and `/healthz`; off when `None`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Command-line flags (each also readable from a `GROUPCACHED_*` variable).
@@ -282,48 +284,101 @@ pub struct Args {
     /// Virtual nodes per member; must be the same on every node [default: 512].
     #[arg(long, env = "GROUPCACHED_VNODES", value_name = "N")]
     pub vnodes: Option<u32>,
+    /// Serve Prometheus metrics (GET /metrics) and GET /healthz over HTTP on this
+    /// address [default: off].
+    #[arg(long, env = "GROUPCACHED_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Print the effective configuration (flags, environment, file and defaults
+    /// combined) as a TOML file for --config, then exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
-/// The TOML file's layout.
-#[derive(Debug, Default, Deserialize)]
+/// The TOML file's layout (also what `--print-config` writes).
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
     listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     advertise: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     threads: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_frame: Option<SizeValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_item_size: Option<SizeValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_connections: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     load_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     loader_threads: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     peers: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     peers_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     peers_dns: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     peers_refresh: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     peer_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     hot_promote_ratio: Option<f64>,
-    hot_promote_seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hot_promote_seed: Option<SeedValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     hot_ttl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     vnodes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_listen: Option<String>,
     #[serde(default)]
     group: Vec<FileGroup>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct FileGroup {
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cache_size: Option<SizeValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     origin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     ttl: Option<String>,
 }
 
 /// A size in the file: a number of bytes or a string with a unit.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(untagged)]
 enum SizeValue {
     Bytes(u64),
     Text(String),
+}
+
+/// A seed in the file: a TOML integer, or a string for values over 2^63 - 1 (which
+/// TOML integers cannot hold).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+enum SeedValue {
+    Int(u64),
+    Text(String),
+}
+
+impl SeedValue {
+    fn value(&self) -> Result<u64, ConfigError> {
+        match self {
+            SeedValue::Int(n) => Ok(*n),
+            SeedValue::Text(s) => s.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    "hot_promote_seed",
+                    format!("`{s}` is not a whole number in 0..=18446744073709551615"),
+                )
+            }),
+        }
+    }
 }
 
 impl SizeValue {
@@ -357,6 +412,7 @@ impl Config {
             hot_promote_seed: None,
             hot_ttl: DEFAULT_HOT_TTL,
             vnodes: DEFAULT_VNODES,
+            metrics_listen: None,
         }
     }
 
@@ -389,9 +445,8 @@ impl Config {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
                 })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| {
-                    ConfigError::new("--config", format!("{}: {}", path.display(), e.message()))
-                })?
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError::new("--config", file_error(path, &text, &e)))?
             }
             None => FileConfig::default(),
         };
@@ -421,6 +476,14 @@ impl Config {
         if let Some(v) = file.loader_threads {
             cfg.loader_threads = v;
         }
+        if let Some(v) = &file.metrics_listen {
+            cfg.metrics_listen = parse_metrics_listen("metrics_listen", v)?;
+        }
+        let file_seed = file
+            .hot_promote_seed
+            .as_ref()
+            .map(SeedValue::value)
+            .transpose()?;
         cfg.apply_cluster(
             "",
             ClusterSettings {
@@ -430,7 +493,7 @@ impl Config {
                 peers_refresh: file.peers_refresh.as_deref(),
                 peer_timeout: file.peer_timeout.as_deref(),
                 hot_promote_ratio: file.hot_promote_ratio,
-                hot_promote_seed: file.hot_promote_seed,
+                hot_promote_seed: file_seed,
                 hot_ttl: file.hot_ttl.as_deref(),
                 vnodes: file.vnodes,
             },
@@ -480,6 +543,9 @@ impl Config {
         }
         if let Some(v) = args.loader_threads {
             cfg.loader_threads = v;
+        }
+        if let Some(v) = &args.metrics_listen {
+            cfg.metrics_listen = parse_metrics_listen("--metrics-listen", v)?;
         }
         cfg.apply_cluster(
             "--",
@@ -685,24 +751,106 @@ impl Config {
         Ok(())
     }
 
-    /// One line per setting, for the start-up log.
+    /// The configuration as a TOML file that `--config` accepts, with every setting
+    /// spelled out (what `--print-config` prints). Loading it back gives the same
+    /// configuration. Fails only for what a file cannot name: an embedded origin.
+    pub fn to_toml(&self) -> Result<String, String> {
+        let (peers, peers_file, peers_dns) = match &self.peers {
+            PeerSource::Static(list) => (Some(list.clone()), None, None),
+            PeerSource::File(path) => (None, Some(path.clone()), None),
+            PeerSource::Dns { host, port } => (None, None, Some(format!("{host}:{port}"))),
+        };
+        let mut group = Vec::with_capacity(self.groups.len());
+        for g in &self.groups {
+            if let OriginSpec::Custom(_) = g.origin {
+                return Err(format!(
+                    "group `{}` has an embedded (custom) origin, which a file cannot name",
+                    g.name
+                ));
+            }
+            group.push(FileGroup {
+                name: g.name.clone(),
+                cache_size: Some(SizeValue::Text(format_size(g.cache_bytes))),
+                origin: Some(g.origin.to_string()),
+                ttl: g.ttl.map(format_duration),
+            });
+        }
+        let file = FileConfig {
+            listen: Some(self.listen.to_string()),
+            advertise: self.advertise.clone(),
+            threads: Some(self.threads),
+            max_frame: Some(SizeValue::Text(format_size(self.max_frame as u64))),
+            max_item_size: Some(SizeValue::Text(format_size(self.max_item_size as u64))),
+            max_connections: Some(self.max_connections),
+            load_timeout: Some(format_duration(self.load_timeout)),
+            loader_threads: Some(self.loader_threads),
+            peers,
+            peers_file,
+            peers_dns,
+            peers_refresh: Some(format_duration(self.peers_refresh)),
+            peer_timeout: Some(format_duration(self.peer_timeout)),
+            hot_promote_ratio: Some(self.hot_promote_ratio),
+            hot_promote_seed: self.hot_promote_seed.map(|s| {
+                if i64::try_from(s).is_ok() {
+                    SeedValue::Int(s)
+                } else {
+                    SeedValue::Text(s.to_string())
+                }
+            }),
+            hot_ttl: Some(format_duration(self.hot_ttl)),
+            vnodes: Some(self.vnodes),
+            metrics_listen: Some(
+                self.metrics_listen
+                    .map_or_else(|| "off".to_string(), |a| a.to_string()),
+            ),
+            group,
+        };
+        let body = toml::to_string(&file).map_err(|e| e.to_string())?;
+        Ok(format!(
+            "# groupcached {} effective configuration: flags > GROUPCACHED_* environment >\n\
+             # --config file > defaults. Load it with `groupcached --config FILE`.\n{body}",
+            env!("CARGO_PKG_VERSION")
+        ))
+    }
+
+    /// The settings an operator checks first, for the start-up log line.
     pub fn summary(&self) -> String {
         let groups: Vec<String> = self
             .groups
             .iter()
             .map(|g| {
-                let ttl = g
-                    .ttl
-                    .map_or("none".to_string(), |t| format!("{}ms", t.as_millis()));
+                let ttl = g.ttl.map_or("none".to_string(), format_duration);
                 format!(
-                    "{} ({} bytes, origin {}, ttl {})",
-                    g.name, g.cache_bytes, g.origin, ttl
+                    "{} (budget {}, origin {}, ttl {})",
+                    g.name,
+                    format_size(g.cache_bytes),
+                    g.origin,
+                    ttl
                 )
             })
             .collect();
+        let members = match &self.peers {
+            PeerSource::Static(list) if list.is_empty() => "single node".to_string(),
+            PeerSource::Static(list) => format!("peers {}", list.join(",")),
+            PeerSource::File(p) => format!(
+                "peers from file {} (every {})",
+                p.display(),
+                format_duration(self.peers_refresh)
+            ),
+            PeerSource::Dns { host, port } => format!(
+                "peers from DNS {host}:{port} (every {})",
+                format_duration(self.peers_refresh)
+            ),
+        };
         format!(
-            "protocol v{PROTOCOL_VERSION}, {} threads, groups: {}",
+            "protocol v{PROTOCOL_VERSION}, {} threads, {} loader threads, max {} connections, \
+             max frame {}, {members}, metrics {}, groups: {}",
             self.threads,
+            self.loader_threads,
+            self.max_connections,
+            format_size(self.max_frame as u64),
+            self.metrics_listen
+                .map_or_else(|| "off".to_string(), |a| a.to_string()),
             groups.join("; ")
         )
     }
@@ -732,6 +880,38 @@ fn parse_addr(setting: &str, s: &str) -> Result<SocketAddr, ConfigError> {
         .map_err(|e| ConfigError::new(setting, format!("`{s}` is not a host:port address ({e})")))?
         .next()
         .ok_or_else(|| ConfigError::new(setting, format!("`{s}` resolves to no address")))
+}
+
+/// `ADDR` turns the endpoint on; `off` (or an empty value) leaves it off, so a file
+/// can be overridden back to off from the environment or a flag.
+fn parse_metrics_listen(setting: &str, s: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    let t = s.trim();
+    if t.is_empty() || t.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    parse_addr(setting, t).map(Some).map_err(|e| {
+        ConfigError::new(
+            e.setting,
+            format!("{}; give HOST:PORT (e.g. 0.0.0.0:9100) or off", e.message),
+        )
+    })
+}
+
+/// A TOML error as `FILE line N: `the line`: what is wrong`.
+fn file_error(path: &std::path::Path, text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let line_no = text[..start].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+            format!(
+                "{} line {line_no} (`{line}`): {}",
+                path.display(),
+                e.message()
+            )
+        }
+        None => format!("{}: {}", path.display(), e.message()),
+    }
 }
 
 fn parse_ttl(s: &str) -> Result<Option<Duration>, String> {

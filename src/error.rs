@@ -43,6 +43,13 @@ pub enum StartError {
         /// The OS error.
         source: io::Error,
     },
+    /// Binding the `--metrics-listen` address failed.
+    MetricsBind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
     /// Another OS resource (poll instance, thread, waker) could not be created.
     Io {
         /// What was being created.
@@ -57,6 +64,12 @@ impl fmt::Display for StartError {
         match self {
             StartError::Config(e) => e.fmt(f),
             StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::MetricsBind { addr, source } => {
+                write!(
+                    f,
+                    "cannot serve metrics on {addr} (--metrics-listen): {source}"
+                )
+            }
             StartError::Io { what, source } => write!(f, "cannot create {what}: {source}"),
         }
     }
@@ -66,7 +79,9 @@ impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartError::Config(e) => Some(e),
-            StartError::Bind { source, .. } | StartError::Io { source, .. } => Some(source),
+            StartError::Bind { source, .. }
+            | StartError::MetricsBind { source, .. }
+            | StartError::Io { source, .. } => Some(source),
         }
     }
 }

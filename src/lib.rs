@@ -31,6 +31,7 @@ pub mod error;
 mod listener;
 pub mod mailbox;
 pub mod membership;
+pub mod metrics;
 pub mod origin;
 mod peer;
 mod server;

@@ -3,7 +3,7 @@
 //! one wake per destination per loop turn, however many messages went to it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
@@ -91,6 +91,9 @@ pub enum Msg {
         id: LoadId,
         /// Its result.
         result: LoadResult,
+        /// When the receiver handed it to the loader pool (its loop-turn time), for
+        /// the origin load latency histogram.
+        started: Instant,
     },
 }
 

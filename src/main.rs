@@ -2,19 +2,35 @@
 
 use std::process::ExitCode;
 
-use groupcached::{Config, Server};
+use clap::Parser;
+use groupcached::{Args, Config, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
-    let cfg = match Config::from_args(std::env::args_os()) {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
         Err(clap_err) => clap_err.exit(), // --help, --version, usage errors
-        Ok(Err(e)) => {
+    };
+    let cfg = match Config::from_parsed(&args) {
+        Err(e) => {
             eprintln!("groupcached: {e}");
             return ExitCode::from(2);
         }
-        Ok(Ok(cfg)) => cfg,
+        Ok(cfg) => cfg,
     };
+    if args.print_config {
+        return match cfg.to_toml() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("groupcached: cannot print the configuration: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
     // Before anything is announced: a SIGHUP that arrives early must not kill us.

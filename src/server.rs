@@ -18,7 +18,7 @@ use crate::mailbox::Remote;
 use crate::membership::{Control, Membership, PeerSource};
 use crate::origin::{self, LoadContext, LoaderPool};
 use crate::shard::GroupSpec;
-use crate::shared::{GroupRuntime, Shared};
+use crate::shared::{GroupRuntime, LogLimiter, Shared, ORIGIN_ERROR_LOG_INTERVAL};
 use crate::stats::StatsRegistry;
 
 /// Entry point of the server library.
@@ -43,10 +43,18 @@ impl Server {
                 addr: cfg.listen,
                 source,
             })?;
+        let metrics = match cfg.metrics_listen {
+            Some(addr) => Some(
+                crate::metrics::http::bind(addr)
+                    .map_err(|source| StartError::MetricsBind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(BoundServer {
             cfg,
             listeners,
             local_addr,
+            metrics,
         })
     }
 }
@@ -57,12 +65,19 @@ pub struct BoundServer {
     cfg: Config,
     listeners: Vec<std::net::TcpListener>,
     local_addr: SocketAddr,
+    metrics: Option<std::net::TcpListener>,
 }
 
 impl BoundServer {
     /// The address clients can connect to (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the metrics endpoint, if `--metrics-listen` is set (with the
+    /// real port when 0 was asked for).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The configuration being served.
@@ -89,6 +104,7 @@ impl BoundServer {
             .map(|g| GroupRuntime {
                 name: g.name.clone(),
                 origin: origin::build(&g.origin, cfg.load_timeout),
+                origin_errors: LogLimiter::new(ORIGIN_ERROR_LOG_INTERVAL),
             })
             .collect::<Vec<_>>();
         let node_id = cfg
@@ -110,14 +126,14 @@ impl BoundServer {
             }
         };
         let topology = Arc::new(membership.topology(&members));
-        if topology.ring.len() > 1 {
-            log::info!(
-                "cluster of {} members (ring fingerprint {:016x}): {}",
-                topology.ring.len(),
-                topology.ring.fingerprint(),
-                topology.ring.members().join(", ")
-            );
-        }
+        log::info!(
+            "this node is {node_id}; {} member{} (ring fingerprint {:016x}, {} vnodes): {}",
+            topology.ring.len(),
+            if topology.ring.len() == 1 { "" } else { "s" },
+            topology.ring.fingerprint(),
+            cfg.vnodes,
+            topology.ring.members().join(", ")
+        );
         // A GET response carries 8 header bytes after the prefix plus an 8-byte TTL.
         let max_value = cfg.max_frame - (HEADER_LEN - LENGTH_PREFIX_LEN) - 8;
         let shared = Arc::new(Shared::new(
@@ -142,6 +158,18 @@ impl BoundServer {
         });
 
         let loader = LoaderPool::start(cfg.loader_threads).map_err(io_err("loader threads"))?;
+        let metrics = match self.metrics {
+            Some(listener) => {
+                let m = crate::metrics::http::MetricsServer::start(listener, shared.clone())
+                    .map_err(io_err("metrics thread"))?;
+                log::info!(
+                    "serving metrics on http://{}/metrics (health: /healthz)",
+                    m.local_addr()
+                );
+                Some(m)
+            }
+            None => None,
+        };
 
         let mut polls = Vec::with_capacity(threads);
         let mut remotes = Vec::with_capacity(threads);
@@ -225,6 +253,7 @@ impl BoundServer {
             threads: handles,
             loader,
             local_addr: self.local_addr,
+            metrics,
         })
     }
 }
@@ -260,6 +289,7 @@ pub struct ServerHandle {
     threads: Vec<JoinHandle<()>>,
     loader: LoaderPool,
     local_addr: SocketAddr,
+    metrics: Option<crate::metrics::http::MetricsServer>,
 }
 
 impl ServerHandle {
@@ -276,6 +306,17 @@ impl ServerHandle {
     /// Starts a graceful shutdown (see [`ShutdownTrigger::shutdown`]).
     pub fn shutdown(&self) {
         self.trigger.shutdown();
+    }
+
+    /// The address of the metrics endpoint, if one runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
+    }
+
+    /// Every metric in the Prometheus text format, as `GET /metrics` serves it
+    /// (available whether or not the endpoint runs).
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::render(&self.trigger.shared.registry)
     }
 
     /// Every counter, summed over cores, under its STATS name.
@@ -295,6 +336,9 @@ impl ServerHandle {
             }
         }
         self.loader.shutdown();
+        if let Some(mut m) = self.metrics.take() {
+            m.stop();
+        }
     }
 }
 

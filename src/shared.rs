@@ -2,13 +2,14 @@
 //! into lookup tables, the stats registry, the ring, and the shutdown flags.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use groupcached_protocol::Limits;
 
 use crate::origin::{LoadContext, Origin};
+use crate::peer::health::PeerHealthMap;
 use crate::stats::StatsRegistry;
 
 /// A group as the cores see it.
@@ -17,6 +18,53 @@ pub struct GroupRuntime {
     pub name: String,
     /// Its origin; `None` for a pure cache.
     pub origin: Option<Arc<dyn Origin>>,
+    /// Limits the log lines about its origin's errors, node-wide.
+    pub origin_errors: LogLimiter,
+}
+
+/// How often at most one group's origin errors are logged.
+pub const ORIGIN_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Lets one log line through per interval, across threads, and counts the rest so
+/// the next line can say how many were left out. Lock-free; meant for error paths.
+#[derive(Debug)]
+pub struct LogLimiter {
+    interval_ms: u64,
+    next_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogLimiter {
+    /// At most one line per `interval`.
+    pub fn new(interval: Duration) -> LogLimiter {
+        LogLimiter {
+            interval_ms: interval.as_millis().max(1) as u64,
+            next_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// At `now_ms` (milliseconds since any fixed start): `Some(n)` if a line may be
+    /// logged, `n` being how many were suppressed since the last one; `None` if
+    /// this one is suppressed (and counted).
+    pub fn check(&self, now_ms: u64) -> Option<u64> {
+        let next = self.next_ms.load(Ordering::Relaxed);
+        if now_ms >= next
+            && self
+                .next_ms
+                .compare_exchange(
+                    next,
+                    now_ms.saturating_add(self.interval_ms),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 /// Read-mostly state shared by all cores.
@@ -48,6 +96,8 @@ pub struct Shared {
     pub peer_timeout: Duration,
     /// Share of peer-fetched values kept in the hot cache.
     pub hot_promote_ratio: f64,
+    /// Node-wide reachability of each member, for logging transitions once.
+    pub peer_health: PeerHealthMap,
 }
 
 impl Shared {
@@ -85,6 +135,7 @@ impl Shared {
             node_id,
             peer_timeout,
             hot_promote_ratio,
+            peer_health: PeerHealthMap::default(),
         }
     }
 
@@ -92,5 +143,22 @@ impl Shared {
     #[inline]
     pub fn group(&self, name: &[u8]) -> Option<usize> {
         self.group_index.get(name).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_lets_one_line_through_per_interval_and_counts_the_rest() {
+        let l = LogLimiter::new(Duration::from_secs(10));
+        assert_eq!(l.check(0), Some(0));
+        assert_eq!(l.check(1), None);
+        assert_eq!(l.check(9_999), None);
+        assert_eq!(l.check(10_000), Some(2));
+        assert_eq!(l.check(10_001), None);
+        assert_eq!(l.check(25_000), Some(1));
+        assert_eq!(l.check(25_000), None);
     }
 }

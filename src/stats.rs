@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A counter or gauge with a single writer (its core) and any number of readers.
 #[derive(Debug, Default)]
@@ -36,6 +36,93 @@ impl Counter {
     #[inline]
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Upper bounds, in seconds, of the latency histograms' buckets (Prometheus `le`);
+/// a last `+Inf` bucket catches everything slower.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Number of buckets including `+Inf`.
+pub const LATENCY_BUCKET_COUNT: usize = LATENCY_BUCKETS.len() + 1;
+
+/// [`LATENCY_BUCKETS`] in nanoseconds, so an observation needs no float arithmetic.
+const BUCKET_NANOS: [u64; LATENCY_BUCKETS.len()] = [
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// A latency histogram with fixed buckets and a single writer (its core), like
+/// [`Counter`]: an observation is two relaxed load/store pairs, no locked
+/// instruction, no allocation. Buckets hold plain (not cumulative) counts; readers
+/// sum the cores' histograms with [`HistogramSnapshot::add`] and cumulate.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [Counter; LATENCY_BUCKET_COUNT],
+    sum_nanos: Counter,
+}
+
+impl Histogram {
+    /// Records one duration. Only the owning core may call this.
+    #[inline]
+    pub fn observe(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        // The first bound >= ns: Prometheus buckets are "less than or equal".
+        let i = BUCKET_NANOS.partition_point(|&b| b < ns);
+        self.buckets[i].inc();
+        self.sum_nanos.add(ns);
+    }
+}
+
+/// Histograms summed over cores, as a reader sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistogramSnapshot {
+    /// Observations per bucket (not cumulative), the last one being `+Inf`.
+    pub buckets: [u64; LATENCY_BUCKET_COUNT],
+    /// Sum of the observations in nanoseconds.
+    pub sum_nanos: u64,
+}
+
+impl HistogramSnapshot {
+    /// Adds one core's histogram.
+    pub fn add(&mut self, h: &Histogram) {
+        for (acc, b) in self.buckets.iter_mut().zip(&h.buckets) {
+            *acc = acc.wrapping_add(b.get());
+        }
+        self.sum_nanos = self.sum_nanos.wrapping_add(h.sum_nanos.get());
+    }
+
+    /// Cumulative counts per bucket (`le` semantics); the last equals [`Self::count`].
+    pub fn cumulative(&self) -> [u64; LATENCY_BUCKET_COUNT] {
+        let mut out = self.buckets;
+        for i in 1..out.len() {
+            out[i] = out[i].wrapping_add(out[i - 1]);
+        }
+        out
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().fold(0u64, |a, b| a.wrapping_add(*b))
+    }
+
+    /// Sum of the observations in seconds.
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_nanos as f64 / 1e9
     }
 }
 
@@ -83,6 +170,10 @@ pub struct GroupCounters {
     pub main: CacheCounters,
     /// Hot cache.
     pub hot: CacheCounters,
+    /// Time from handing a load to the origin loader to its result on the core.
+    pub origin_load: Histogram,
+    /// Time from sending a FETCH to the key's owner to its answer or failure.
+    pub peer_fetch: Histogram,
 }
 
 /// Node-wide counters of one core.
@@ -106,6 +197,8 @@ pub struct NodeCounters {
     pub invalidate_errors: Counter,
     /// Members of the current ring (gauge, the same on every core).
     pub members: Counter,
+    /// Fingerprint of the current ring (gauge, the same on every core).
+    pub ring_fingerprint: Counter,
 }
 
 /// Everything one core counts, padded so cores do not share cache lines.
@@ -147,6 +240,24 @@ impl StatsRegistry {
             group_capacity: groups.iter().map(|g| g.1).collect(),
             started: Instant::now(),
         }
+    }
+
+    /// A value summed over every core's block.
+    pub fn sum(&self, f: impl Fn(&CoreStats) -> u64) -> u64 {
+        self.cores
+            .iter()
+            .fold(0u64, |acc, c| acc.wrapping_add(f(c)))
+    }
+
+    /// A histogram of group `g` summed over cores.
+    pub fn histogram(&self, g: usize, pick: fn(&GroupCounters) -> &Histogram) -> HistogramSnapshot {
+        let mut snap = HistogramSnapshot::default();
+        for c in &self.cores {
+            if let Some(gc) = c.groups.get(g) {
+                snap.add(pick(gc));
+            }
+        }
+        snap
     }
 
     /// Every counter summed over cores, with its STATS name: node counters plain
@@ -229,5 +340,67 @@ impl StatsRegistry {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_bounds_match_their_float_form() {
+        for (ns, s) in BUCKET_NANOS.iter().zip(LATENCY_BUCKETS) {
+            assert_eq!(*ns, (s * 1e9).round() as u64);
+        }
+        assert!(BUCKET_NANOS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn observations_land_in_le_buckets_and_sum_over_cores() {
+        let a = Histogram::default();
+        let b = Histogram::default();
+        a.observe(Duration::from_micros(100)); // <= 0.0005
+        a.observe(Duration::from_micros(500)); // == 0.0005: same bucket (le)
+        a.observe(Duration::from_micros(501)); // <= 0.001
+        b.observe(Duration::from_millis(20)); // <= 0.025
+        b.observe(Duration::from_secs(60)); // +Inf
+        let mut snap = HistogramSnapshot::default();
+        snap.add(&a);
+        snap.add(&b);
+        assert_eq!(snap.buckets[0], 2);
+        assert_eq!(snap.buckets[1], 1);
+        assert_eq!(snap.buckets[5], 1);
+        assert_eq!(snap.buckets[LATENCY_BUCKET_COUNT - 1], 1);
+        assert_eq!(snap.count(), 5);
+        let cum = snap.cumulative();
+        assert!(cum.windows(2).all(|w| w[0] <= w[1]), "{cum:?}");
+        assert_eq!(cum[LATENCY_BUCKET_COUNT - 1], snap.count());
+        assert_eq!(cum[0], 2);
+        assert_eq!(cum[4], 3);
+        assert_eq!(cum[5], 4);
+        let want = 100e-6 + 500e-6 + 501e-6 + 0.020 + 60.0;
+        assert!(
+            (snap.sum_seconds() - want).abs() < 1e-9,
+            "{}",
+            snap.sum_seconds()
+        );
+    }
+
+    #[test]
+    fn registry_sums_histograms_of_one_group() {
+        let reg = StatsRegistry::new(2, &[("a".into(), 1 << 20), ("b".into(), 1 << 20)]);
+        reg.cores[0].groups[1]
+            .origin_load
+            .observe(Duration::from_millis(3));
+        reg.cores[1].groups[1]
+            .origin_load
+            .observe(Duration::from_millis(3));
+        reg.cores[1].groups[0]
+            .peer_fetch
+            .observe(Duration::from_millis(3));
+        assert_eq!(reg.histogram(1, |g| &g.origin_load).count(), 2);
+        assert_eq!(reg.histogram(0, |g| &g.origin_load).count(), 0);
+        assert_eq!(reg.histogram(0, |g| &g.peer_fetch).count(), 1);
+        assert_eq!(reg.histogram(1, |g| &g.origin_load).buckets[3], 2);
     }
 }

@@ -61,6 +61,41 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("duration `{s}` is too large"))
 }
 
+/// Writes a byte size in the largest binary unit that divides it exactly (`64MiB`,
+/// `1500`), as [`parse_size`] reads it back.
+pub fn format_size(n: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n != 0 && n % (1u64 << shift) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+/// Writes a duration in the largest unit that divides it exactly (`250ms`, `10s`,
+/// `5m`), as [`parse_duration`] reads it back. Below a millisecond is rounded up to
+/// one, since durations are read in whole milliseconds.
+pub fn format_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0".into();
+    }
+    let mut ms = d.as_millis().min(u128::from(u64::MAX)) as u64;
+    if Duration::from_millis(ms) < d {
+        ms += 1;
+    }
+    for (unit_ms, unit) in [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+    ] {
+        if ms % unit_ms == 0 {
+            return format!("{}{unit}", ms / unit_ms);
+        }
+    }
+    format!("{ms}ms")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +123,47 @@ mod tests {
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("10").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("1y").is_err());
+    }
+
+    #[test]
+    fn formatted_values_read_back() {
+        for n in [
+            0,
+            1,
+            1000,
+            1024,
+            1536,
+            64 << 20,
+            3 << 30,
+            5 << 40,
+            123_456_789,
+        ] {
+            assert_eq!(parse_size(&format_size(n)), Ok(n), "{}", format_size(n));
+        }
+        assert_eq!(format_size(64 << 20), "64MiB");
+        assert_eq!(format_size(1536), "1536");
+        for ms in [
+            1,
+            250,
+            1000,
+            1500,
+            60_000,
+            90_000,
+            3_600_000,
+            86_400_000,
+            172_800_001,
+        ] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(
+                parse_duration(&format_duration(d)),
+                Ok(d),
+                "{}",
+                format_duration(d)
+            );
+        }
+        assert_eq!(format_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(Duration::ZERO), "0");
+        assert_eq!(format_duration(Duration::from_micros(10)), "1ms");
     }
 }

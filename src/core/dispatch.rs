@@ -85,8 +85,9 @@ impl PeerAction {
         }
     }
 
-    /// Encodes the request under `id` onto `out` and returns what to remember about it.
-    pub fn send(self, id: u32, group_name: &[u8], out: &mut OutQueue) -> PendingOp {
+    /// Encodes the request under `id` onto `out` at `now` and returns what to
+    /// remember about it.
+    pub fn send(self, id: u32, group_name: &[u8], out: &mut OutQueue, now: Instant) -> PendingOp {
         match self {
             PeerAction::Fetch {
                 group,
@@ -105,6 +106,7 @@ impl PeerAction {
                     group,
                     load_id,
                     key,
+                    sent: Some(now),
                 }
             }
             PeerAction::Store {
@@ -162,6 +164,7 @@ impl PeerAction {
                 group,
                 load_id,
                 key,
+                sent: None,
             },
             PeerAction::Store { waiter, .. } | PeerAction::Purge { waiter, .. } => {
                 PendingOp::Forward { waiter }
@@ -523,11 +526,13 @@ impl Ctx {
 
     fn start_load(&mut self, group: usize, id: LoadId, key: Box<[u8]>) {
         let me = self.me.clone();
+        let started = self.now;
         let done = Box::new(move |result| {
             me.send(Msg::LoadDone {
                 group: group as u32,
                 id,
                 result,
+                started,
             })
         });
         match &self.shared.groups[group].origin {
@@ -545,8 +550,18 @@ impl Ctx {
     pub fn fail_peer_op(&mut self, op: PendingOp, why: &str) {
         match op {
             PendingOp::Hello => {}
-            PendingOp::Fetch { group, load_id, .. } => {
+            PendingOp::Fetch {
+                group,
+                load_id,
+                sent,
+                ..
+            } => {
                 let g = group as usize;
+                if let Some(sent) = sent {
+                    self.stats.groups[g]
+                        .peer_fetch
+                        .observe(self.now.saturating_duration_since(sent));
+                }
                 self.stats.groups[g].peer_errors.inc();
                 log::debug!("peer fetch failed ({why}); loading locally");
                 self.shard
@@ -597,8 +612,14 @@ impl Ctx {
                 group,
                 load_id,
                 key,
+                sent,
             } => {
                 let g = group as usize;
+                if let Some(sent) = sent {
+                    self.stats.groups[g]
+                        .peer_fetch
+                        .observe(self.now.saturating_duration_since(sent));
+                }
                 let outcome = match (r.status, r.body) {
                     (Status::Ok, ResponseBody::Value { ttl_ms, value }) => FetchOutcome::Value {
                         value: ByteView::copy_from_slice(value),
@@ -608,11 +629,13 @@ impl Ctx {
                     (Status::Unavailable, _) => {
                         // The owner is shutting down or full: as good as unreachable.
                         let why = format!("peer {peer} is unavailable");
+                        // Timed above already: the answer came.
                         self.fail_peer_op(
                             PendingOp::Fetch {
                                 group,
                                 load_id,
                                 key,
+                                sent: None,
                             },
                             &why,
                         );

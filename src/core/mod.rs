@@ -24,8 +24,9 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::mailbox::{Inbox, Msg, Outbox, Remote, Waiter};
-use crate::origin::LoaderHandle;
+use crate::origin::{LoaderHandle, OriginError};
 use crate::peer::PeerConn;
+use crate::shard::inflight::LoadId;
 use crate::shard::{GroupSpec, Reply, Shard};
 use crate::shared::Shared;
 use crate::stats::CoreStats;
@@ -96,6 +97,10 @@ impl Core {
             .registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         p.stats.node.members.set(p.topology.ring.len() as u64);
+        p.stats
+            .node
+            .ring_fingerprint
+            .set(p.topology.ring.fingerprint());
         Ok(Core {
             poll: p.poll,
             listener: Some(listener),
@@ -310,7 +315,19 @@ impl Core {
                     self.ctx.drain_effects(None);
                 }
                 Msg::Reply { waiter, reply } => self.deliver_local(waiter, &reply),
-                Msg::LoadDone { group, id, result } => {
+                Msg::LoadDone {
+                    group,
+                    id,
+                    result,
+                    started,
+                } => {
+                    let g = group as usize;
+                    self.ctx.stats.groups[g]
+                        .origin_load
+                        .observe(self.ctx.now.saturating_duration_since(started));
+                    if let Err(e) = &result {
+                        self.log_origin_error(g, id, e);
+                    }
                     let mut effects = std::mem::take(&mut self.ctx.effects);
                     self.ctx.shard.on_load_done(
                         self.ctx.now,
@@ -326,6 +343,32 @@ impl Core {
             }
             self.deliver_later();
         }
+    }
+
+    /// Logs a failed origin load, at most once per group per
+    /// [`crate::shared::ORIGIN_ERROR_LOG_INTERVAL`] across the node, saying how many were left out.
+    fn log_origin_error(&self, g: usize, id: LoadId, e: &OriginError) {
+        let shared = &self.ctx.shared;
+        let now_ms = self
+            .ctx
+            .now
+            .saturating_duration_since(shared.registry.started)
+            .as_millis() as u64;
+        let Some(suppressed) = shared.groups[g].origin_errors.check(now_ms) else {
+            return;
+        };
+        let key = self.ctx.shard.loading_key(g, id).unwrap_or(b"?");
+        let shown = &key[..key.len().min(128)];
+        let more = if suppressed > 0 {
+            format!(" ({suppressed} more origin errors in this group since the last report)")
+        } else {
+            String::new()
+        };
+        log::warn!(
+            "group {}: origin load of key `{}` failed: {e}{more}",
+            shared.groups[g].name,
+            String::from_utf8_lossy(shown).escape_debug()
+        );
     }
 
     fn deliver_later(&mut self) {

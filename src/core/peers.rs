@@ -34,6 +34,9 @@ impl Core {
             let peer = &mut self.peers[idx];
             match peer.ensure_open(now, self.poll.registry(), Token(PEER_BASE + idx)) {
                 Err(why) => {
+                    if peer.health.disconnected(false) {
+                        log::warn!("peer {name} is down: {why}");
+                    }
                     failed.push((action.into_op(), why));
                     continue;
                 }
@@ -52,7 +55,7 @@ impl Core {
             }
             let group_name = shared.groups[action.group()].name.as_bytes();
             let id = peer.pending.reserve_id();
-            let op = action.send(id, group_name, &mut peer.out);
+            let op = action.send(id, group_name, &mut peer.out, now);
             peer.pending.insert_at(id, op, deadline);
             if !peer.dirty {
                 peer.dirty = true;
@@ -75,6 +78,7 @@ impl Core {
             addr,
             self.ctx.shared.limits,
             self.ctx.now,
+            self.ctx.shared.peer_health.get(name),
         ));
         self.peer_by_name.insert(name.to_string(), idx);
         idx
@@ -96,7 +100,11 @@ impl Core {
                 Ok(true) => {
                     if !peer.reported_up {
                         peer.reported_up = true;
-                        log::info!("core {}: peer {} is up", self.ctx.id, peer.name);
+                        if peer.health.connected() {
+                            log::info!("peer {} is up", peer.name);
+                        } else {
+                            log::debug!("core {}: connected to peer {}", self.ctx.id, peer.name);
+                        }
                     }
                     if !peer.dirty {
                         peer.dirty = true;
@@ -154,9 +162,9 @@ impl Core {
         let Some(peer) = self.peers.get_mut(idx) else {
             return;
         };
-        if peer.reported_up {
-            peer.reported_up = false;
-            log::warn!("core {}: peer {} is down: {why}", self.ctx.id, peer.name);
+        let was_up = std::mem::take(&mut peer.reported_up);
+        if peer.health.disconnected(was_up) {
+            log::warn!("peer {} is down: {why}", peer.name);
         } else {
             log::debug!("core {}: peer {}: {why}", self.ctx.id, peer.name);
         }
@@ -228,6 +236,11 @@ impl Core {
             .node
             .members
             .set(self.ctx.topology.ring.len() as u64);
+        self.ctx
+            .stats
+            .node
+            .ring_fingerprint
+            .set(self.ctx.topology.ring.fingerprint());
         let gone: Vec<usize> = self
             .peers
             .iter()
@@ -237,6 +250,7 @@ impl Core {
         for idx in gone {
             let mut peer = self.peers.remove(idx);
             self.peer_by_name.remove(&peer.name);
+            peer.health.removed(std::mem::take(&mut peer.reported_up));
             let mut failed = Vec::new();
             peer.close(self.poll.registry(), &mut failed);
             for op in failed {

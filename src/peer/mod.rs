@@ -2,10 +2,12 @@
 //! first use, HELLO first, many requests multiplexed by id, reconnect with backoff.
 //! The core drives them (it owns the poll); this module keeps their state.
 
+pub mod health;
 pub mod pending;
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use groupcached_protocol::{FrameBuffer, Limits};
@@ -13,6 +15,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::core::conn::{Flushed, OutQueue};
+use health::PeerHealth;
 use pending::{Pending, PendingOp};
 
 /// First wait before reconnecting to a peer that failed.
@@ -52,8 +55,10 @@ pub struct PeerConn {
     backoff: Duration,
     /// Queued in the core's list of peers to flush this turn.
     pub dirty: bool,
-    /// Whether the last transition logged was "up" (so each transition is logged once).
+    /// Whether this connection counts as up in [`PeerConn::health`].
     pub reported_up: bool,
+    /// The node-wide reachability of this member, shared by every core's connection.
+    pub health: Arc<PeerHealth>,
     /// Whether a ring mismatch with this peer was already logged.
     pub mismatch_logged: bool,
 }
@@ -70,7 +75,13 @@ pub enum ReadOutcome {
 
 impl PeerConn {
     /// A connection to `addr`, not opened yet.
-    pub fn new(name: String, addr: SocketAddr, limits: Limits, now: Instant) -> Self {
+    pub fn new(
+        name: String,
+        addr: SocketAddr,
+        limits: Limits,
+        now: Instant,
+        health: Arc<PeerHealth>,
+    ) -> Self {
         PeerConn {
             name,
             addr,
@@ -82,6 +93,7 @@ impl PeerConn {
             backoff: MIN_BACKOFF,
             dirty: false,
             reported_up: false,
+            health,
             mismatch_logged: false,
         }
     }

@@ -21,6 +21,9 @@ pub enum PendingOp {
         load_id: LoadId,
         /// The key (to fall back to a local load).
         key: Box<[u8]>,
+        /// When it was written to the peer's queue (loop-turn time); `None` if it
+        /// never was (the peer was down), so it stays out of the latency histogram.
+        sent: Option<Instant>,
     },
     /// A SET or DELETE forwarded to the owner (as STORE / PURGE) for a client.
     Forward {

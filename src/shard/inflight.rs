@@ -104,6 +104,11 @@ impl<W> InflightTable<W> {
         }
     }
 
+    /// The key of running load `id`.
+    pub fn key_of(&self, id: LoadId) -> Option<&[u8]> {
+        self.loads.get(&id).map(|l| &l.key[..])
+    }
+
     /// Ends load `id` and hands back its waiters (None if it already timed out).
     pub fn complete(&mut self, id: LoadId) -> Option<Load<W>> {
         let load = self.loads.remove(&id)?;

@@ -325,6 +325,11 @@ impl<W: Clone> Shard<W> {
         answer_all(load.waiters, reply, out);
     }
 
+    /// The key of origin load `id` of group `g`, while it runs (for log lines).
+    pub fn loading_key(&self, g: usize, id: LoadId) -> Option<&[u8]> {
+        self.groups.get(g)?.local.key_of(id)
+    }
+
     /// Stores a value. `ttl` of `None` means the group default.
     pub fn set(
         &mut self,
