@@ -210,6 +210,8 @@ pub struct Config {
     about = "A distributed cache-filling server: groupcache as a standalone, thread-per-core server.",
     after_help = "Origins: none | dir:PATH | http://host:port/prefix{key} | synthetic:size=N,delay_ms=D\n\
                   Sizes take units (64MiB, 1GiB); durations too (250ms, 10s, 5m).\n\
+                  Metrics: --metrics-listen 127.0.0.1:9100 serves GET /metrics (Prometheus) and GET /healthz.\n\
+                  --print-config shows the effective settings as a file for --config.\n\
                   Example: groupcached --origin dir:/srv/files --cache-size 256MiB"
 )]
 pub struct Args {

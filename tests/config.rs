@@ -291,11 +291,18 @@ fn every_flag_has_an_environment_variable_and_a_file_key() {
     }
 }
 
+/// Flags, environment, and what the error message must contain.
+type InvalidCase = (
+    Vec<String>,
+    Vec<(&'static str, &'static str)>,
+    Vec<&'static str>,
+);
+
 #[test]
 fn invalid_values_fail_naming_the_setting_and_the_accepted_form() {
     let dir = TempDir::new("invalid");
     let file = |name: &str, body: &str| dir.write(name, body.as_bytes()).display().to_string();
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, Vec<&str>)> = vec![
+    let cases: Vec<InvalidCase> = vec![
         // Flags.
         (
             vec!["--metrics-listen".into(), "nowhere".into()],

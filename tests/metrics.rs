@@ -418,12 +418,12 @@ fn cluster_peer_fetches_are_timed_and_peer_transitions_logged_once_per_node() {
         // Traffic makes every core try node 1 (each key's shard is a core).
         i += 1;
         let k = &keys[i % keys.len()];
-        let _ = c.get("default", &format!("{k}-{i}"));
+        let _ = c.get("default", format!("{k}-{i}"));
         count(&cluster, &format!("peer {peer1} is down")) >= 1
     });
     wait_metric(m0, "groupcached_peer_connections", "== 0", |v| v == 0.0);
     for k in &keys {
-        let _ = c.get("default", &format!("{k}-again"));
+        let _ = c.get("default", format!("{k}-again"));
     }
     assert_eq!(
         count(&cluster, &format!("peer {peer1} is down")),
