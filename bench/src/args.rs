@@ -415,6 +415,13 @@ mod tests {
     }
 
     #[test]
+    fn key_distributions_print_as_they_are_written() {
+        for s in ["uniform", "zipf:0.99", "zipf:1", "sequential"] {
+            assert_eq!(parse_key_dist(s).unwrap().to_string(), s);
+        }
+    }
+
+    #[test]
     fn refuses_meaningless_combinations() {
         for bad in [
             &["--server", "a:1", "--peers", "b:1"][..],

@@ -396,7 +396,7 @@ impl Summary {
                 "warmup_secs": config.warmup.as_secs_f64(),
                 "keys": config.keys,
                 "key_prefix": config.key_prefix,
-                "key_dist": format!("{:?}", config.key_dist).to_lowercase(),
+                "key_dist": config.key_dist.to_string(),
                 "value_size": [config.value_size.min, config.value_size.max],
                 "ratio": [config.ratio.get, config.ratio.set],
                 "group": config.group,
@@ -441,7 +441,7 @@ fn describe(config: &Config) -> String {
         None => "closed loop".into(),
     };
     format!(
-        "{stop}, {mode}, {} threads, {} connections, pipeline {}, {} keys {:?}, GET:SET {}:{}",
+        "{stop}, {mode}, {} threads, {} connections, pipeline {}, {} keys {}, GET:SET {}:{}",
         config.threads,
         config.connections,
         config.pipeline,

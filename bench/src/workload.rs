@@ -153,6 +153,17 @@ pub enum KeyDist {
     Sequential,
 }
 
+impl std::fmt::Display for KeyDist {
+    /// The command-line spelling: `uniform`, `zipf:S`, `sequential`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyDist::Uniform => f.write_str("uniform"),
+            KeyDist::Zipf(s) => write!(f, "zipf:{s}"),
+            KeyDist::Sequential => f.write_str("sequential"),
+        }
+    }
+}
+
 /// Picks key indexes in `0..keys` for one generator thread.
 #[derive(Debug, Clone)]
 pub enum KeyPicker {
