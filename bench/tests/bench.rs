@@ -497,3 +497,96 @@ fn memcached_meta_and_text_protocols() {
         assert!(j["per_op"]["set"]["ops"].as_u64().unwrap() > 0);
     }
 }
+
+/// A fake server on a free port: every connection gets `serve(stream)` on its own thread.
+fn fake_server(serve: fn(TcpStream)) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    addr
+}
+
+#[test]
+fn lost_connections_count_as_errors_and_are_reopened() {
+    // Reads a little, then hangs up: every request in flight is lost.
+    let addr = fake_server(|mut s| {
+        let mut buf = [0u8; 64];
+        let _ = std::io::Read::read(&mut s, &mut buf);
+    })
+    .to_string();
+    let (out, j) = bench(
+        "lost",
+        &[
+            "--server",
+            &addr,
+            "--requests",
+            "20",
+            "--connections",
+            "2",
+            "--ratio",
+            "1:0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let j = j.unwrap_or_else(|| panic!("no JSON: {}", text(&out)));
+    assert_eq!(j["ops"], 0);
+    assert_eq!(j["errors"], 20, "{j}");
+    assert!(
+        j["errors_by_kind"]["connection_lost"].as_u64().unwrap() > 0,
+        "{j}"
+    );
+
+    let (out, _) = bench(
+        "lost-prefill",
+        &[
+            "--server",
+            &addr,
+            "--prefill",
+            "--keys",
+            "100",
+            "--requests",
+            "1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("prefill SETs failed"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn unanswered_requests_time_out() {
+    // Reads everything and never answers.
+    let addr = fake_server(|mut s| {
+        let mut buf = [0u8; 4096];
+        while matches!(std::io::Read::read(&mut s, &mut buf), Ok(n) if n > 0) {}
+    })
+    .to_string();
+    let start = Instant::now();
+    let (out, j) = bench(
+        "timeout",
+        &[
+            "--server",
+            &addr,
+            "--requests",
+            "4",
+            "--connections",
+            "2",
+            "--timeout",
+            "200ms",
+            "--ratio",
+            "1:0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let j = j.unwrap_or_else(|| panic!("no JSON: {}", text(&out)));
+    assert_eq!(j["errors_by_kind"]["timeout"], 4, "{j}");
+}
