@@ -2,6 +2,7 @@
 //! per core plus that core's mio `Waker`. Senders on a core batch their wake-ups:
 //! one wake per destination per loop turn, however many messages went to it.
 
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -97,29 +98,49 @@ pub enum Msg {
     },
 }
 
-/// A way to reach a core from any thread; each send wakes the core at once.
+/// A way to reach a core from any thread.
+///
+/// A core drains its mailbox on every loop turn, so a message only needs a wake-up
+/// (an eventfd write, and a context switch on the other side) when the core is about
+/// to sleep in `poll`. The core raises `sleeping` and then checks its mailbox once
+/// more; a sender queues its message and then checks `sleeping`. With a SeqCst fence
+/// on both sides at least one of them sees the other, so a message is never left
+/// unnoticed by a sleeping core, and a busy core is not woken for nothing.
 #[derive(Clone)]
 pub struct Remote {
     tx: Sender<Msg>,
     waker: Arc<Waker>,
+    sleeping: Arc<AtomicBool>,
 }
 
 impl Remote {
-    /// A handle for the core behind `tx` and `waker`.
-    pub fn new(tx: Sender<Msg>, waker: Arc<Waker>) -> Self {
-        Remote { tx, waker }
-    }
-
-    /// Sends and wakes. A core that has exited drops the message.
-    pub fn send(&self, msg: Msg) {
-        if self.tx.send(msg).is_ok() {
-            let _ = self.waker.wake();
+    /// A handle for the core behind `tx`, `waker` and its `sleeping` flag.
+    pub fn new(tx: Sender<Msg>, waker: Arc<Waker>, sleeping: Arc<AtomicBool>) -> Self {
+        Remote {
+            tx,
+            waker,
+            sleeping,
         }
     }
 
-    /// Wakes the core without a message (shutdown).
+    /// Sends, waking the core if it sleeps. A core that has exited drops the message.
+    pub fn send(&self, msg: Msg) {
+        if self.tx.send(msg).is_ok() {
+            self.wake_if_sleeping();
+        }
+    }
+
+    /// Wakes the core whether or not it sleeps (shutdown).
     pub fn wake(&self) {
         let _ = self.waker.wake();
+    }
+
+    /// Wakes the core if it is (about to be) asleep in `poll`.
+    pub fn wake_if_sleeping(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            let _ = self.waker.wake();
+        }
     }
 }
 
@@ -145,11 +166,11 @@ impl Outbox {
         }
     }
 
-    /// Wakes the destination if anything was queued since the last flush.
+    /// Wakes the destination, if it sleeps, when anything was queued since the last flush.
     pub fn flush(&mut self) {
         if self.needs_wake {
             self.needs_wake = false;
-            self.remote.wake();
+            self.remote.wake_if_sleeping();
         }
     }
 }

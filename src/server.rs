@@ -174,12 +174,15 @@ impl BoundServer {
         let mut polls = Vec::with_capacity(threads);
         let mut remotes = Vec::with_capacity(threads);
         let mut inboxes = Vec::with_capacity(threads);
+        let mut sleeping = Vec::with_capacity(threads);
         for _ in 0..threads {
             let poll = Poll::new().map_err(io_err("poll instance"))?;
             let waker =
                 Arc::new(Waker::new(poll.registry(), WAKER_TOKEN).map_err(io_err("waker"))?);
             let (tx, rx) = crossbeam_channel::unbounded();
-            remotes.push(Remote::new(tx, waker));
+            let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            remotes.push(Remote::new(tx, waker, flag.clone()));
+            sleeping.push(flag);
             inboxes.push(rx);
             polls.push(poll);
         }
@@ -219,6 +222,7 @@ impl BoundServer {
                 stats,
                 topology: topology.clone(),
                 seed: seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                sleeping: sleeping[id].clone(),
             };
             let trigger = ShutdownTrigger {
                 shared: shared.clone(),

@@ -14,7 +14,7 @@ mod peers;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,7 @@ pub struct Core {
     next_gen: u32,
     drain_deadline: Option<Instant>,
     reported_idle: bool,
+    sleeping: Arc<AtomicBool>,
 }
 
 /// Parts a core is built from (see `server.rs`).
@@ -87,6 +88,8 @@ pub struct CoreParts {
     pub topology: Arc<Topology>,
     /// Seed of the hot-cache sampling.
     pub seed: u64,
+    /// Raised while the core is (about to be) asleep in `poll`; see [`Remote`].
+    pub sleeping: Arc<AtomicBool>,
 }
 
 impl Core {
@@ -126,6 +129,7 @@ impl Core {
                 draining: false,
                 rng: p.seed | 1,
             },
+            sleeping: p.sleeping,
             next_gen: 0,
             drain_deadline: None,
             reported_idle: false,
@@ -136,8 +140,17 @@ impl Core {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
-            let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            let mut timeout = self.poll_timeout();
+            // Announce the sleep, then look at the mailbox once more: a sender either
+            // sees the flag and wakes us, or its message is seen here (see Remote).
+            self.sleeping.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if !self.ctx.inbox.is_empty() {
+                timeout = Some(Duration::ZERO);
+            }
+            let polled = self.poll.poll(&mut events, timeout);
+            self.sleeping.store(false, Ordering::SeqCst);
+            if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -152,7 +165,7 @@ impl Core {
                 let hangup = ev.is_read_closed() || ev.is_error();
                 match ev.token() {
                     LISTENER => self.accept(),
-                    WAKER => self.drain_inbox(),
+                    WAKER => {} // the mailbox is drained below, every turn
                     Token(t) if t >= PEER_BASE => self.on_peer_event(
                         t - PEER_BASE,
                         ev.is_readable(),
@@ -169,6 +182,7 @@ impl Core {
                     }
                 }
             }
+            self.drain_inbox();
             self.before_sleep();
             if self.shutdown_step() {
                 break;
