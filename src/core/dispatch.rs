@@ -557,11 +557,7 @@ impl Ctx {
                 ..
             } => {
                 let g = group as usize;
-                if let Some(sent) = sent {
-                    self.stats.groups[g]
-                        .peer_fetch
-                        .observe(self.now.saturating_duration_since(sent));
-                }
+                self.observe_fetch(g, sent);
                 self.stats.groups[g].peer_errors.inc();
                 log::debug!("peer fetch failed ({why}); loading locally");
                 self.shard
@@ -615,11 +611,7 @@ impl Ctx {
                 sent,
             } => {
                 let g = group as usize;
-                if let Some(sent) = sent {
-                    self.stats.groups[g]
-                        .peer_fetch
-                        .observe(self.now.saturating_duration_since(sent));
-                }
+                self.observe_fetch(g, sent);
                 let outcome = match (r.status, r.body) {
                     (Status::Ok, ResponseBody::Value { ttl_ms, value }) => FetchOutcome::Value {
                         value: ByteView::copy_from_slice(value),
@@ -682,6 +674,15 @@ impl Ctx {
                     self.stats.node.invalidate_errors.inc();
                 }
             }
+        }
+    }
+
+    /// Records how long a FETCH that was sent at `sent` took (nothing if it never left).
+    fn observe_fetch(&self, g: usize, sent: Option<Instant>) {
+        if let Some(sent) = sent {
+            self.stats.groups[g]
+                .peer_fetch
+                .observe(self.now.saturating_duration_since(sent));
         }
     }
 
