@@ -98,6 +98,9 @@ pub struct Shared {
     pub hot_promote_ratio: f64,
     /// Node-wide reachability of each member, for logging transitions once.
     pub peer_health: PeerHealthMap,
+    /// Limits the log lines about HELLOs from nodes with another member list (a
+    /// client or node with a stale ring may reconnect in a loop).
+    pub hello_mismatches: LogLimiter,
 }
 
 impl Shared {
@@ -136,6 +139,7 @@ impl Shared {
             peer_timeout,
             hot_promote_ratio,
             peer_health: PeerHealthMap::default(),
+            hello_mismatches: LogLimiter::new(ORIGIN_ERROR_LOG_INTERVAL),
         }
     }
 

@@ -344,12 +344,19 @@ impl Ctx {
                 let ring = &self.topology.ring;
                 if ring_fingerprint != 0 && ring_fingerprint != ring.fingerprint() {
                     self.stats.node.ring_mismatches.inc();
-                    log::warn!(
-                        "{} says hello with ring fingerprint {ring_fingerprint:016x}, ours is {:016x}: \
-                         the member lists differ (requests still work; FETCH is never forwarded)",
-                        String::from_utf8_lossy(node_id),
-                        ring.fingerprint()
-                    );
+                    let now_ms = self
+                        .now
+                        .saturating_duration_since(self.shared.registry.started)
+                        .as_millis() as u64;
+                    if let Some(suppressed) = self.shared.hello_mismatches.check(now_ms) {
+                        log::warn!(
+                            "{} says hello with ring fingerprint {ring_fingerprint:016x}, ours is {:016x}: \
+                             the member lists differ (requests still work; FETCH is never forwarded); \
+                             {suppressed} more such HELLOs since the last report",
+                            String::from_utf8_lossy(node_id),
+                            ring.fingerprint()
+                        );
+                    }
                 }
                 let members = MemberList::build(ring.members());
                 let resp = match MemberList::parse_prefix(&members) {
