@@ -76,6 +76,7 @@ fn fatal(error: DecodeError) -> FrameError {
     }
 }
 
+#[inline(always)]
 fn decode_request<'a>(h: &Header, body: &'a [u8]) -> Result<Request<'a>, DecodeError> {
     let op = Opcode::try_from(h.opcode).map_err(DecodeError::UnknownOpcode)?;
     let mut c = Cursor { buf: body, pos: 0 };
@@ -114,6 +115,7 @@ fn decode_request<'a>(h: &Header, body: &'a [u8]) -> Result<Request<'a>, DecodeE
     })
 }
 
+#[inline(always)]
 fn decode_response<'a>(h: &Header, body: &'a [u8]) -> Result<Response<'a>, DecodeError> {
     let status = Status::try_from(h.status).map_err(DecodeError::UnknownStatus)?;
     let mut c = Cursor { buf: body, pos: 0 };
