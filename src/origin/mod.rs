@@ -71,6 +71,10 @@ pub enum OriginError {
     Timeout,
     /// Anything else: I/O error, bad HTTP status, panic in an embedded origin.
     Failed(String),
+    /// The load was never started: the loader queue is full or the server is
+    /// stopping. Answered UNAVAILABLE, so a client knows to back off and retry
+    /// rather than blame the origin.
+    Overloaded(&'static str),
 }
 
 impl OriginError {
@@ -81,6 +85,7 @@ impl OriginError {
             OriginError::TooLarge { .. } => Status::TooLarge,
             OriginError::Timeout => Status::Timeout,
             OriginError::Failed(_) => Status::OriginError,
+            OriginError::Overloaded(_) => Status::Unavailable,
         }
     }
 }
@@ -97,11 +102,38 @@ impl fmt::Display for OriginError {
             }
             OriginError::Timeout => f.write_str("origin timed out"),
             OriginError::Failed(m) => write!(f, "origin failed: {m}"),
+            OriginError::Overloaded(why) => write!(f, "load not started: {why}"),
         }
     }
 }
 
 impl std::error::Error for OriginError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_loader_queue_answers_unavailable_not_origin_error() {
+        let (tx, _rx) = crossbeam_channel::bounded::<LoadJob>(0);
+        let handle = LoaderHandle { tx: Some(tx) };
+        let got = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let sink = got.clone();
+        handle.submit(LoadJob {
+            origin: std::sync::Arc::new(SyntheticOrigin::new(1, Duration::ZERO)),
+            key: b"k"[..].into(),
+            ctx: LoadContext {
+                max_size: 10,
+                timeout: Duration::from_secs(1),
+            },
+            done: Box::new(move |r| *sink.lock().unwrap() = Some(r)),
+        });
+        let result = got.lock().unwrap().take().expect("answered at once");
+        let err = result.expect_err("not loaded");
+        assert_eq!(err.status(), Status::Unavailable);
+        assert!(err.to_string().contains("queued"), "{err}");
+    }
+}
 
 /// What a load produces.
 pub type LoadResult = Result<Option<Loaded>, OriginError>;
@@ -148,16 +180,16 @@ impl LoaderHandle {
     /// called at once with an error, so its waiters are answered rather than stranded.
     pub fn submit(&self, job: LoadJob) {
         let Some(tx) = &self.tx else {
-            (job.done)(Err(OriginError::Failed("server is shutting down".into())));
+            (job.done)(Err(OriginError::Overloaded("the server is shutting down")));
             return;
         };
         match tx.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(job)) => (job.done)(Err(OriginError::Failed(
-                "too many origin loads queued".into(),
+            Err(TrySendError::Full(job)) => (job.done)(Err(OriginError::Overloaded(
+                "too many origin loads are queued",
             ))),
             Err(TrySendError::Disconnected(job)) => {
-                (job.done)(Err(OriginError::Failed("server is shutting down".into())))
+                (job.done)(Err(OriginError::Overloaded("the server is shutting down")))
             }
         }
     }
