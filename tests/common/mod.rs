@@ -33,6 +33,8 @@ pub struct TestServer {
     logs: Arc<Mutex<Vec<String>>>,
     stats_client: Mutex<Option<Client>>,
     exit: Option<ExitStatus>,
+    /// The thread draining stderr; it ends when the process closes stderr.
+    drain: Option<JoinHandle<()>>,
 }
 
 impl TestServer {
@@ -62,7 +64,7 @@ impl TestServer {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = logs.clone();
         // Drains stderr for the whole life of the process, so it never blocks on a full pipe.
-        std::thread::spawn(move || {
+        let drain = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 match line {
                     Ok(l) => sink.lock().unwrap().push(l),
@@ -76,6 +78,7 @@ impl TestServer {
             logs,
             stats_client: Mutex::new(None),
             exit: None,
+            drain: Some(drain),
         };
         let start = Instant::now();
         loop {
@@ -84,8 +87,11 @@ impl TestServer {
                 return server;
             }
             if let Some(status) = server.child.as_mut().unwrap().try_wait().expect("try_wait") {
-                // Let the drain thread pick up the last lines.
-                std::thread::sleep(Duration::from_millis(100));
+                // The process is gone, so its stderr is closed: the drain thread
+                // ends once it has every last line.
+                if let Some(drain) = server.drain.take() {
+                    let _ = drain.join();
+                }
                 panic!(
                     "groupcached {args:?} exited with {status} before listening:\n{}",
                     server.logs().join("\n")

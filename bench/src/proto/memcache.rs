@@ -5,9 +5,8 @@
 //! (stored), `NS` / `EX` / `NF` (not stored), or a generic `ERROR` /
 //! `CLIENT_ERROR ...` / `SERVER_ERROR ...` line.
 
-use super::{
-    first_line, lossy, memcached_error, parse_len, ByteBuf, Outcome, ProtoError, Reply, MAX_VALUE,
-};
+use super::memcached_reply::{next_reply, Dialect};
+use super::{ByteBuf, Outcome, ProtoError, Reply};
 use crate::workload::Op;
 
 /// Appends `mg <key> v\r\n` or `ms <key> <len>\r\n<value>\r\n`.
@@ -46,6 +45,20 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// Meta-command replies: `VA <len> [flags]`, then the data.
+const DIALECT: Dialect = Dialect {
+    value_prefix: b"VA ",
+    len_field: 0,
+    end_line: None,
+    statuses: &[
+        (b"EN", Op::Get, Outcome::Miss),
+        (b"HD", Op::Set, Outcome::Stored),
+        (b"NS", Op::Set, Outcome::Failed("NOT_STORED")),
+        (b"EX", Op::Set, Outcome::Failed("EXISTS")),
+        (b"NF", Op::Set, Outcome::Failed("NOT_FOUND")),
+    ],
+};
+
 /// Incremental parser of meta-command replies.
 #[derive(Debug, Default)]
 pub struct Parser {
@@ -60,44 +73,7 @@ impl Parser {
 
     /// The next reply, `Ok(None)` if it is not complete yet.
     pub fn next_reply(&mut self) -> Result<Option<Reply>, ProtoError> {
-        let data = self.buf.data();
-        let Some((line, line_len)) = first_line(data)? else {
-            return Ok(None);
-        };
-        let (op, outcome, used) = if let Some(rest) = line.strip_prefix(b"VA ") {
-            let len_field = rest.split(|&b| b == b' ').next().unwrap_or_default();
-            let len = parse_len(len_field).ok_or_else(|| ProtoError::BadLine(lossy(line)))?;
-            if len > MAX_VALUE {
-                return Err(ProtoError::ValueTooLarge(len));
-            }
-            let total = line_len + len + 2;
-            if data.len() < total {
-                return Ok(None);
-            }
-            if &data[total - 2..total] != b"\r\n" {
-                return Err(ProtoError::BadLine(lossy(line)));
-            }
-            (Some(Op::Get), Outcome::Hit(len), total)
-        } else {
-            let (op, outcome) = match line {
-                b"EN" => (Some(Op::Get), Outcome::Miss),
-                b"HD" => (Some(Op::Set), Outcome::Stored),
-                b"NS" => (Some(Op::Set), Outcome::Failed("NOT_STORED")),
-                b"EX" => (Some(Op::Set), Outcome::Failed("EXISTS")),
-                b"NF" => (Some(Op::Set), Outcome::Failed("NOT_FOUND")),
-                _ => match memcached_error(line) {
-                    Some(kind) => (None, Outcome::Failed(kind)),
-                    None => return Err(ProtoError::BadLine(lossy(line))),
-                },
-            };
-            (op, outcome, line_len)
-        };
-        self.buf.consume(used);
-        Ok(Some(Reply {
-            id: None,
-            op,
-            outcome,
-        }))
+        next_reply(&mut self.buf, &DIALECT)
     }
 }
 

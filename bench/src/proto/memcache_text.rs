@@ -6,9 +6,8 @@
 //! `CLIENT_ERROR ...` / `SERVER_ERROR ...` line.
 
 use super::memcache::push_decimal;
-use super::{
-    first_line, lossy, memcached_error, parse_len, ByteBuf, Outcome, ProtoError, Reply, MAX_VALUE,
-};
+use super::memcached_reply::{next_reply, Dialect};
+use super::{ByteBuf, Outcome, ProtoError, Reply};
 use crate::workload::Op;
 
 /// Appends `get <key>\r\n` or `set <key> 0 0 <len>\r\n<value>\r\n`.
@@ -31,6 +30,20 @@ pub fn encode(out: &mut Vec<u8>, op: Op, key: &[u8], value: &[u8]) {
     }
 }
 
+/// Classic replies: `VALUE <key> <flags> <bytes> [<cas>]`, the data, then `END`.
+const DIALECT: Dialect = Dialect {
+    value_prefix: b"VALUE ",
+    len_field: 2,
+    end_line: Some(b"END"),
+    statuses: &[
+        (b"END", Op::Get, Outcome::Miss),
+        (b"STORED", Op::Set, Outcome::Stored),
+        (b"NOT_STORED", Op::Set, Outcome::Failed("NOT_STORED")),
+        (b"EXISTS", Op::Set, Outcome::Failed("EXISTS")),
+        (b"NOT_FOUND", Op::Set, Outcome::Failed("NOT_FOUND")),
+    ],
+};
+
 /// Incremental parser of classic text replies (single-key `get` only).
 #[derive(Debug, Default)]
 pub struct Parser {
@@ -46,49 +59,7 @@ impl Parser {
     /// The next reply, `Ok(None)` if it is not complete yet. A hit is complete only
     /// with its closing `END` line.
     pub fn next_reply(&mut self) -> Result<Option<Reply>, ProtoError> {
-        let data = self.buf.data();
-        let Some((line, line_len)) = first_line(data)? else {
-            return Ok(None);
-        };
-        let (op, outcome, used) = if let Some(rest) = line.strip_prefix(b"VALUE ") {
-            // VALUE <key> <flags> <bytes> [<cas>]
-            let len_field = rest.split(|&b| b == b' ').nth(2).unwrap_or_default();
-            let len = parse_len(len_field).ok_or_else(|| ProtoError::BadLine(lossy(line)))?;
-            if len > MAX_VALUE {
-                return Err(ProtoError::ValueTooLarge(len));
-            }
-            let data_end = line_len + len + 2;
-            if data.len() < data_end {
-                return Ok(None);
-            }
-            if &data[data_end - 2..data_end] != b"\r\n" {
-                return Err(ProtoError::BadLine(lossy(line)));
-            }
-            match first_line(&data[data_end..])? {
-                None => return Ok(None),
-                Some((b"END", end_len)) => (Some(Op::Get), Outcome::Hit(len), data_end + end_len),
-                Some((other, _)) => return Err(ProtoError::BadLine(lossy(other))),
-            }
-        } else {
-            let (op, outcome) = match line {
-                b"END" => (Some(Op::Get), Outcome::Miss),
-                b"STORED" => (Some(Op::Set), Outcome::Stored),
-                b"NOT_STORED" => (Some(Op::Set), Outcome::Failed("NOT_STORED")),
-                b"EXISTS" => (Some(Op::Set), Outcome::Failed("EXISTS")),
-                b"NOT_FOUND" => (Some(Op::Set), Outcome::Failed("NOT_FOUND")),
-                _ => match memcached_error(line) {
-                    Some(kind) => (None, Outcome::Failed(kind)),
-                    None => return Err(ProtoError::BadLine(lossy(line))),
-                },
-            };
-            (op, outcome, line_len)
-        };
-        self.buf.consume(used);
-        Ok(Some(Reply {
-            id: None,
-            op,
-            outcome,
-        }))
+        next_reply(&mut self.buf, &DIALECT)
     }
 }
 

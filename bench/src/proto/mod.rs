@@ -9,6 +9,7 @@
 pub mod groupcached;
 pub mod memcache;
 pub mod memcache_text;
+mod memcached_reply;
 
 use std::fmt;
 
