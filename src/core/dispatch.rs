@@ -417,23 +417,20 @@ impl Ctx {
     /// INVALIDATE) are served here and never forwarded.
     pub fn apply_key_op(&mut self, g: usize, key: &[u8], op: KeyOp, w: Waiter) {
         let now = self.now;
-        let owner = self.topology.owner(key);
-        let remote_owner = match owner {
-            Owner::Remote(m) => Some(m),
-            Owner::Local => None,
-        };
         let reply = match op {
             KeyOp::Get => {
-                let via_peer = matches!(owner, Owner::Remote(_));
+                // The owner matters only on a miss: a hit costs no ring lookup.
+                let topology = &self.topology;
+                let via_peer = || matches!(topology.owner(key), Owner::Remote(_));
                 self.shard.get(now, g, key, w, via_peer, &mut self.effects);
                 return;
             }
             KeyOp::Fetch => {
                 self.stats.groups[g].server_requests.inc();
-                self.shard.get(now, g, key, w, false, &mut self.effects);
+                self.shard.get(now, g, key, w, || false, &mut self.effects);
                 return;
             }
-            KeyOp::Set { value, ttl } => match owner {
+            KeyOp::Set { value, ttl } => match self.topology.owner(key) {
                 Owner::Local => {
                     self.invalidate_elsewhere(g, key, None);
                     self.shard.set(now, g, key, value, ttl)
@@ -455,6 +452,10 @@ impl Ctx {
             },
             KeyOp::Store { value, ttl } => self.shard.set(now, g, key, value, ttl),
             KeyOp::Delete => {
+                let remote_owner = match self.topology.owner(key) {
+                    Owner::Remote(m) => Some(m),
+                    Owner::Local => None,
+                };
                 let local = self.shard.delete(g, key);
                 self.invalidate_elsewhere(g, key, remote_owner);
                 match remote_owner {

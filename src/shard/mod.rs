@@ -157,14 +157,15 @@ impl<W: Clone> Shard<W> {
     }
 
     /// Answers a GET (or a peer's FETCH) from cache, or joins/starts the key's load:
-    /// a fetch from the owner when `via_peer`, else a load from the origin.
+    /// a fetch from the owner when `via_peer()` says so, else a load from the origin.
+    /// `via_peer` is only asked on a miss, so a hit never pays for the ring lookup.
     pub fn get(
         &mut self,
         now: Instant,
         g: usize,
         key: &[u8],
         waiter: W,
-        via_peer: bool,
+        via_peer: impl FnOnce() -> bool,
         out: &mut Vec<Effect<W>>,
     ) {
         let stats = &self.stats.groups[g];
@@ -196,7 +197,7 @@ impl<W: Clone> Shard<W> {
         publish(&stats.hot, &gs.hot);
         stats.loads.inc();
         let deadline = now + self.load_timeout;
-        if via_peer {
+        if via_peer() {
             if let Join::First(id) = gs.remote.join(key, waiter, deadline) {
                 stats.loads_deduped.inc();
                 out.push(Effect::Fetch {

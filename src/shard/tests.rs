@@ -58,7 +58,7 @@ fn concurrent_misses_start_one_load_and_all_waiters_get_the_value() {
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
     for w in 0..100 {
-        s.get(now, 0, b"k", w, false, &mut out);
+        s.get(now, 0, b"k", w, || false, &mut out);
     }
     let (replies, loads) = split(&mut out);
     assert!(replies.is_empty());
@@ -68,7 +68,7 @@ fn concurrent_misses_start_one_load_and_all_waiters_get_the_value() {
     assert_eq!(replies.len(), 100);
     assert!(replies.iter().all(|(_, r)| r == "v"));
     // Now cached.
-    s.get(now, 0, b"k", 7, false, &mut out);
+    s.get(now, 0, b"k", 7, || false, &mut out);
     assert_eq!(split(&mut out).0, vec![(7, "v".to_string())]);
     let st = &s.stats.groups[0];
     assert_eq!(st.gets.get(), 101);
@@ -83,8 +83,8 @@ fn a_failed_load_answers_everyone_and_does_not_poison_the_key() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
-    s.get(now, 0, b"k", 1, false, &mut out);
-    s.get(now, 0, b"k", 2, false, &mut out);
+    s.get(now, 0, b"k", 1, || false, &mut out);
+    s.get(now, 0, b"k", 2, || false, &mut out);
     let (_, loads) = split(&mut out);
     s.on_load_done(
         now,
@@ -99,7 +99,7 @@ fn a_failed_load_answers_everyone_and_does_not_poison_the_key() {
         vec![(1, "<ORIGIN_ERROR>".into()), (2, "<ORIGIN_ERROR>".into())]
     );
     // Not cached: the next GET starts a new load.
-    s.get(now, 0, b"k", 3, false, &mut out);
+    s.get(now, 0, b"k", 3, || false, &mut out);
     let (replies, loads) = split(&mut out);
     assert!(replies.is_empty());
     assert_eq!(loads.len(), 1);
@@ -111,11 +111,11 @@ fn origin_not_found_is_not_cached() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
-    s.get(now, 0, b"k", 1, false, &mut out);
+    s.get(now, 0, b"k", 1, || false, &mut out);
     let (_, loads) = split(&mut out);
     s.on_load_done(now, 0, loads[0].0, Ok(None), &mut out);
     assert_eq!(split(&mut out).0, vec![(1, "<not found>".into())]);
-    s.get(now, 0, b"k", 2, false, &mut out);
+    s.get(now, 0, b"k", 2, || false, &mut out);
     assert_eq!(split(&mut out).1.len(), 1);
 }
 
@@ -124,13 +124,13 @@ fn a_set_during_a_load_wins_over_the_loaded_value() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
-    s.get(now, 0, b"k", 1, false, &mut out);
+    s.get(now, 0, b"k", 1, || false, &mut out);
     let (_, loads) = split(&mut out);
     assert!(matches!(s.set(now, 0, b"k", v("new"), None), Reply::Stored));
     // The old load finishes with an older value: its waiter gets it, the cache does not.
     s.on_load_done(now, 0, loads[0].0, loaded("old"), &mut out);
     assert_eq!(split(&mut out).0, vec![(1, "old".into())]);
-    s.get(now, 0, b"k", 2, false, &mut out);
+    s.get(now, 0, b"k", 2, || false, &mut out);
     assert_eq!(split(&mut out).0, vec![(2, "new".into())]);
 }
 
@@ -139,11 +139,11 @@ fn a_delete_during_a_load_makes_the_next_get_load_afresh() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
-    s.get(now, 0, b"k", 1, false, &mut out);
+    s.get(now, 0, b"k", 1, || false, &mut out);
     let (_, first) = split(&mut out);
     assert!(matches!(s.delete(0, b"k"), Reply::Deleted(false)));
     // A GET after the DELETE must not join the load that began before it.
-    s.get(now, 0, b"k", 2, false, &mut out);
+    s.get(now, 0, b"k", 2, || false, &mut out);
     let (_, second) = split(&mut out);
     assert_eq!(second.len(), 1);
     assert_ne!(first[0].0, second[0].0);
@@ -153,7 +153,7 @@ fn a_delete_during_a_load_makes_the_next_get_load_afresh() {
         split(&mut out).0,
         vec![(1, "stale".into()), (2, "fresh".into())]
     );
-    s.get(now, 0, b"k", 3, false, &mut out);
+    s.get(now, 0, b"k", 3, || false, &mut out);
     assert_eq!(split(&mut out).0, vec![(3, "fresh".into())]);
 }
 
@@ -162,7 +162,7 @@ fn loads_past_their_deadline_answer_timeout_and_late_results_are_dropped() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
-    s.get(now, 0, b"k", 1, false, &mut out);
+    s.get(now, 0, b"k", 1, || false, &mut out);
     let (_, loads) = split(&mut out);
     assert_eq!(s.next_deadline(), Some(now + Duration::from_secs(10)));
     s.expire(now + Duration::from_secs(9), &mut out);
@@ -187,7 +187,7 @@ fn ttl_expiry_and_remaining_ttl_in_replies() {
         0,
         b"short",
         1,
-        false,
+        || false,
         &mut out,
     );
     match &out[0] {
@@ -200,7 +200,7 @@ fn ttl_expiry_and_remaining_ttl_in_replies() {
         0,
         b"short",
         2,
-        false,
+        || false,
         &mut out,
     );
     assert_eq!(split(&mut out).0, vec![(2, "<not found>".into())]);
@@ -209,7 +209,7 @@ fn ttl_expiry_and_remaining_ttl_in_replies() {
         0,
         b"default",
         3,
-        false,
+        || false,
         &mut out,
     );
     assert_eq!(split(&mut out).0, vec![(3, "y".into())]);
@@ -218,7 +218,7 @@ fn ttl_expiry_and_remaining_ttl_in_replies() {
         0,
         b"default",
         4,
-        false,
+        || false,
         &mut out,
     );
     assert_eq!(split(&mut out).0, vec![(4, "<not found>".into())]);
@@ -234,7 +234,7 @@ fn byte_budget_is_never_exceeded_and_eviction_is_lru() {
     for k in [b"k1", b"k2", b"k3", b"k4"] {
         s.set(now, 0, k, val.clone(), None);
     }
-    s.get(now, 0, b"k1", 0, false, &mut out); // k1 becomes most recent
+    s.get(now, 0, b"k1", 0, || false, &mut out); // k1 becomes most recent
     s.set(now, 0, b"k5", val.clone(), None); // evicts k2, the oldest
     assert!(s.cache_bytes(0).0 <= entry * 4);
     assert_eq!(
@@ -256,7 +256,7 @@ fn a_value_over_the_budget_is_served_but_not_cached() {
     let mut s = shard(1000, true, None);
     let mut out = Vec::new();
     s.set(now, 0, b"small", v("s"), None);
-    s.get(now, 0, b"big", 1, false, &mut out);
+    s.get(now, 0, b"big", 1, || false, &mut out);
     let (_, loads) = split(&mut out);
     s.on_load_done(
         now,
@@ -296,11 +296,11 @@ fn hot_cache_is_evicted_first_while_over_an_eighth_of_main() {
     assert_eq!(hot, entry * 2);
     assert_eq!(s.stats.groups[0].hot.evictions.get(), 1);
     let mut out = Vec::new();
-    s.get(now, 0, b"h0", 1, false, &mut out);
+    s.get(now, 0, b"h0", 1, || false, &mut out);
     assert_eq!(split(&mut out).0, vec![(1, "<not found>".into())]);
     // INVALIDATE drops a hot entry; DELETE removes from both.
     s.invalidate(0, b"h1");
-    s.get(now, 0, b"h1", 2, false, &mut out);
+    s.get(now, 0, b"h1", 2, || false, &mut out);
     assert_eq!(split(&mut out).0, vec![(2, "<not found>".into())]);
     assert!(matches!(s.delete(0, b"h2"), Reply::Deleted(true)));
 }
@@ -316,7 +316,7 @@ fn hot_copies_expire_with_the_owners_ttl() {
         0,
         b"k",
         1,
-        false,
+        || false,
         &mut out,
     );
     assert_eq!(split(&mut out).0, vec![(1, "x".into())]);
@@ -325,7 +325,7 @@ fn hot_copies_expire_with_the_owners_ttl() {
         0,
         b"k",
         2,
-        false,
+        || false,
         &mut out,
     );
     assert_eq!(split(&mut out).0, vec![(2, "<not found>".into())]);
@@ -337,7 +337,7 @@ fn a_miss_on_a_key_owned_elsewhere_fetches_once_and_may_fill_the_hot_cache() {
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
     for w in 0..5 {
-        s.get(now, 0, b"k", w, true, &mut out);
+        s.get(now, 0, b"k", w, || true, &mut out);
     }
     assert!(matches!(out[..], [Effect::Fetch { .. }]));
     let (_, fetches) = split(&mut out);
@@ -356,7 +356,7 @@ fn a_miss_on_a_key_owned_elsewhere_fetches_once_and_may_fill_the_hot_cache() {
         0,
         b"k",
         9,
-        true,
+        || true,
         &mut out,
     );
     assert_eq!(split(&mut out).0, vec![(9, "remote".into())]);
@@ -365,7 +365,7 @@ fn a_miss_on_a_key_owned_elsewhere_fetches_once_and_may_fill_the_hot_cache() {
         0,
         b"k",
         10,
-        true,
+        || true,
         &mut out,
     );
     assert_eq!(
@@ -380,8 +380,8 @@ fn owner_not_found_is_final_and_errors_pass_through() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
-    s.get(now, 0, b"a", 1, true, &mut out);
-    s.get(now, 0, b"b", 2, true, &mut out);
+    s.get(now, 0, b"a", 1, || true, &mut out);
+    s.get(now, 0, b"b", 2, || true, &mut out);
     let (_, f) = split(&mut out);
     s.on_fetch_done(now, 0, f[0].0, FetchOutcome::NotFound, true, &mut out);
     let err = FetchOutcome::Error {
@@ -402,8 +402,8 @@ fn an_unreachable_owner_falls_back_to_one_local_load_that_fills_main() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
-    s.get(now, 0, b"k", 1, true, &mut out);
-    s.get(now, 0, b"k", 2, true, &mut out);
+    s.get(now, 0, b"k", 1, || true, &mut out);
+    s.get(now, 0, b"k", 2, || true, &mut out);
     let (_, f) = split(&mut out);
     s.fallback_local(now, 0, f[0].0, &mut out);
     let (replies, loads) = split(&mut out);
@@ -423,9 +423,9 @@ fn a_peers_fetch_never_waits_on_a_fetch_of_ours() {
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
     // Our client's GET went to the (believed) owner...
-    s.get(now, 0, b"k", 1, true, &mut out);
+    s.get(now, 0, b"k", 1, || true, &mut out);
     // ...while that node, believing we own it, FETCHes it from us: a local load.
-    s.get(now, 0, b"k", 2, false, &mut out);
+    s.get(now, 0, b"k", 2, || false, &mut out);
     assert!(matches!(
         out[..],
         [Effect::Fetch { .. }, Effect::Load { .. }]
@@ -443,7 +443,7 @@ fn hot_copies_never_outlive_the_hot_ttl() {
         0,
         b"forever",
         1,
-        true,
+        || true,
         &mut out,
     );
     assert_eq!(split(&mut out).0, vec![(1, "x".into())]);
@@ -452,8 +452,31 @@ fn hot_copies_never_outlive_the_hot_ttl() {
         0,
         b"forever",
         2,
-        true,
+        || true,
         &mut out,
     );
     assert_eq!(split(&mut out).1.len(), 1);
+}
+
+#[test]
+fn a_hit_never_asks_for_the_route() {
+    let now = Instant::now();
+    let mut s = shard(1 << 20, false, None);
+    let mut out = Vec::new();
+    s.set(now, 0, b"k", v("x"), None);
+    s.get(now, 0, b"k", 1, || panic!("ring lookup on a hit"), &mut out);
+    assert_eq!(split(&mut out).0, vec![(1, "x".into())]);
+    let mut asked = 0;
+    s.get(
+        now,
+        0,
+        b"missing",
+        2,
+        || {
+            asked += 1;
+            false
+        },
+        &mut out,
+    );
+    assert_eq!(asked, 1, "a miss asks once");
 }
