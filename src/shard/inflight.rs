@@ -59,11 +59,6 @@ impl<W> InflightTable<W> {
         }
     }
 
-    /// Whether `id` is a load of this table (running or not).
-    pub fn owns_id(&self, id: LoadId) -> bool {
-        id % self.id_step == self.next_id % self.id_step
-    }
-
     /// Adds `waiter` to the load of `key`, creating the load (due by `deadline`) if
     /// none is running.
     pub fn join(&mut self, key: &[u8], waiter: W, deadline: Instant) -> Join {
