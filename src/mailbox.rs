@@ -1,6 +1,7 @@
 //! Messages between cores (and from loader threads to cores): a crossbeam channel
-//! per core plus that core's mio `Waker`. Senders on a core batch their wake-ups:
-//! one wake per destination per loop turn, however many messages went to it.
+//! per core plus that core's mio `Waker`. A core drains its mailbox every loop turn;
+//! a sender wakes a core only when that core is about to sleep (see [`Remote`]), and
+//! at most once per destination per loop turn, however many messages went to it.
 
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;

@@ -5,8 +5,8 @@
 //! Each loop turn: expire overdue loads; accept until WouldBlock; read each readable
 //! connection, decoding and handling every whole frame as it arrives; drain the
 //! mailbox; send what was queued for peers; then, before sleeping, write every
-//! connection that has output and wake every core that was sent messages (one wake
-//! per core per turn, however many messages).
+//! connection that has output and wake the cores that were sent messages and are
+//! about to sleep (at most one wake per core per turn, however many messages).
 
 pub mod conn;
 mod dispatch;
@@ -410,7 +410,7 @@ impl Core {
 
     /// Redis's beforeSleep: send what was queued for peers, write what is queued for
     /// clients, resume paused readers, close finished connections, and wake the
-    /// cores that were sent messages.
+    /// sleeping cores that were sent messages.
     fn before_sleep(&mut self) {
         self.run_peer_actions();
         self.flush_peers();
