@@ -113,11 +113,17 @@ pub enum Status {
     Unavailable = 0x09,
     /// The frame's protocol version is not spoken here; the connection is closed.
     BadVersion = 0x0a,
+    /// A STORE or PURGE reached a node that does not own the key under its ring (the
+    /// member lists differ): nothing was written. Body: message naming the owner.
+    NotOwner = 0x0b,
+    /// A peer-internal operation (FETCH, STORE, PURGE, INVALIDATE) on a connection
+    /// that has not identified itself as a cluster member in HELLO. Body: message.
+    Forbidden = 0x0c,
 }
 
 impl Status {
     /// Every status, in numeric order.
-    pub const ALL: [Status; 11] = [
+    pub const ALL: [Status; 13] = [
         Status::Ok,
         Status::NotFound,
         Status::Error,
@@ -129,6 +135,8 @@ impl Status {
         Status::Timeout,
         Status::Unavailable,
         Status::BadVersion,
+        Status::NotOwner,
+        Status::Forbidden,
     ];
 
     /// The status's name as written in docs/protocol.md.
@@ -145,6 +153,8 @@ impl Status {
             Status::Timeout => "TIMEOUT",
             Status::Unavailable => "UNAVAILABLE",
             Status::BadVersion => "BAD_VERSION",
+            Status::NotOwner => "NOT_OWNER",
+            Status::Forbidden => "FORBIDDEN",
         }
     }
 
@@ -186,6 +196,6 @@ mod tests {
             assert_eq!(*st as u8 as usize, i);
             assert_eq!(Status::try_from(*st as u8), Ok(*st));
         }
-        assert_eq!(Status::try_from(0x0b), Err(0x0b));
+        assert_eq!(Status::try_from(0x0d), Err(0x0d));
     }
 }
