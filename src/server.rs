@@ -127,7 +127,8 @@ impl BoundServer {
         };
         let topology = Arc::new(membership.topology(&members));
         log::info!(
-            "this node is {node_id}; {} member{} (ring fingerprint {:016x}, {} vnodes): {}",
+            "this node is {}; {} member{} (ring fingerprint {:016x}, {} vnodes): {}",
+            topology.self_name(),
             topology.ring.len(),
             if topology.ring.len() == 1 { "" } else { "s" },
             topology.ring.fingerprint(),
@@ -147,7 +148,6 @@ impl BoundServer {
             cfg.max_connections,
             cfg.load_timeout + Duration::from_secs(1),
             registry.clone(),
-            node_id,
             cfg.peer_timeout,
             cfg.hot_promote_ratio,
         ));

@@ -90,8 +90,6 @@ pub struct Shared {
     pub drain_timeout: Duration,
     /// Counters of every core.
     pub registry: Arc<StatsRegistry>,
-    /// This node's advertised name.
-    pub node_id: String,
     /// Limit on one request to a peer.
     pub peer_timeout: Duration,
     /// Share of peer-fetched values kept in the hot cache.
@@ -101,6 +99,10 @@ pub struct Shared {
     /// Limits the log lines about HELLOs from nodes with another member list (a
     /// client or node with a stale ring may reconnect in a loop).
     pub hello_mismatches: LogLimiter,
+    /// Limits the log lines about HELLOs that speak as a member but are not one.
+    pub hello_rejections: LogLimiter,
+    /// Limits the log lines about members refusing our peer operations.
+    pub peer_refusals: LogLimiter,
 }
 
 impl Shared {
@@ -114,7 +116,6 @@ impl Shared {
         max_connections: usize,
         drain_timeout: Duration,
         registry: Arc<StatsRegistry>,
-        node_id: String,
         peer_timeout: Duration,
         hot_promote_ratio: f64,
     ) -> Shared {
@@ -135,11 +136,12 @@ impl Shared {
             idle_cores: AtomicUsize::new(0),
             drain_timeout,
             registry,
-            node_id,
             peer_timeout,
             hot_promote_ratio,
             peer_health: PeerHealthMap::default(),
             hello_mismatches: LogLimiter::new(ORIGIN_ERROR_LOG_INTERVAL),
+            hello_rejections: LogLimiter::new(ORIGIN_ERROR_LOG_INTERVAL),
+            peer_refusals: LogLimiter::new(ORIGIN_ERROR_LOG_INTERVAL),
         }
     }
 

@@ -193,8 +193,19 @@ pub struct NodeCounters {
     pub peer_connections: Counter,
     /// Peers that answered HELLO with another ring fingerprint than ours.
     pub ring_mismatches: Counter,
-    /// INVALIDATEs after a DELETE that could not be delivered.
+    /// INVALIDATEs after a write that were not acknowledged (member down, hung past
+    /// `--peer-timeout`, or refusing us): that member's copies are bounded by
+    /// `--hot-ttl` instead of being dropped at once.
     pub invalidate_errors: Counter,
+    /// HELLOs that spoke as a member (non-zero ring fingerprint) with a node id that
+    /// is not one of ours: the connection stays a client connection.
+    pub hello_rejected: Counter,
+    /// Peer operations (FETCH, STORE, PURGE, INVALIDATE) refused with FORBIDDEN on a
+    /// connection not identified as a member, or with NOT_OWNER for a key we do not own.
+    pub peer_ops_refused: Counter,
+    /// Main-cache entries demoted to hot copies because a ring change moved their key
+    /// to another member.
+    pub demoted: Counter,
     /// Members of the current ring (gauge, the same on every core).
     pub members: Counter,
     /// Fingerprint of the current ring (gauge, the same on every core).
@@ -301,6 +312,15 @@ impl StatsRegistry {
                 "invalidate_errors".to_string(),
                 sum(&|c| c.node.invalidate_errors.get()),
             ),
+            (
+                "hello_rejected".to_string(),
+                sum(&|c| c.node.hello_rejected.get()),
+            ),
+            (
+                "peer_ops_refused".to_string(),
+                sum(&|c| c.node.peer_ops_refused.get()),
+            ),
+            ("demoted".to_string(), sum(&|c| c.node.demoted.get())),
         ];
         for (gi, name) in self.group_names.iter().enumerate() {
             let g = |f: &dyn Fn(&GroupCounters) -> u64| sum(&|c| f(&c.groups[gi]));

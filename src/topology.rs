@@ -81,6 +81,25 @@ impl Topology {
         &self.ring.members()[idx]
     }
 
+    /// This node's own entry in the member list: the id it sends in HELLO, so that
+    /// the others find it in their lists as it is written there.
+    pub fn self_name(&self) -> &str {
+        self.name(self.self_index)
+    }
+
+    /// Whether a HELLO's `node_id` names another member of this ring: the same
+    /// string as a member entry, or an address equal to a member's resolved address
+    /// (so `localhost:7001` and `127.0.0.1:7001` are one member). This node is not
+    /// "another member".
+    pub fn is_other_member(&self, node_id: &[u8]) -> bool {
+        let Ok(id) = std::str::from_utf8(node_id) else {
+            return false;
+        };
+        let addr: Option<SocketAddr> = id.parse().ok();
+        self.others()
+            .any(|i| self.name(i) == id || (addr.is_some() && self.addrs[i] == addr))
+    }
+
     /// Every member but this node.
     pub fn others(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.ring.len()).filter(move |&i| i != self.self_index)
@@ -121,6 +140,21 @@ mod tests {
         let t = Topology::build(&peers, "127.0.0.1:7001", local(), 64, resolve);
         assert_eq!(t.ring.len(), 2);
         assert_eq!(t.name(t.self_index), "localhost:7001");
+    }
+
+    #[test]
+    fn members_are_recognised_by_name_or_by_address_and_we_are_not_another() {
+        let peers = vec!["localhost:7002".to_string(), "127.0.0.1:7003".to_string()];
+        let t = Topology::build(&peers, "127.0.0.1:7001", local(), 64, resolve);
+        assert_eq!(t.self_name(), "127.0.0.1:7001");
+        assert!(t.is_other_member(b"localhost:7002"));
+        assert!(t.is_other_member(b"127.0.0.1:7002"));
+        assert!(t.is_other_member(b"127.0.0.1:7003"));
+        assert!(!t.is_other_member(b"127.0.0.1:7001"), "that is us");
+        assert!(!t.is_other_member(b"127.0.0.1:7004"));
+        assert!(!t.is_other_member(b"groupcached-client/0.1.0"));
+        assert!(!t.is_other_member(b""));
+        assert!(!t.is_other_member(&[0xff, 0xfe]));
     }
 
     #[test]

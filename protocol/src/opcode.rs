@@ -81,6 +81,18 @@ impl TryFrom<u8> for Opcode {
     }
 }
 
+impl Opcode {
+    /// Whether only cluster members may send it (FETCH, STORE, PURGE, INVALIDATE): a
+    /// node refuses these with [`Status::Forbidden`] on a connection that has not
+    /// identified itself as a member in HELLO.
+    pub fn is_peer_only(self) -> bool {
+        matches!(
+            self,
+            Opcode::Fetch | Opcode::Store | Opcode::Purge | Opcode::Invalidate
+        )
+    }
+}
+
 impl fmt::Display for Opcode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

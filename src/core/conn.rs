@@ -180,6 +180,9 @@ pub struct Conn {
     pub read_paused: bool,
     /// Queued in the core's list of connections to flush this turn.
     pub dirty: bool,
+    /// The other end identified itself as a cluster member in HELLO, so it may use
+    /// peer operations (FETCH, STORE, PURGE, INVALIDATE).
+    pub member: bool,
 }
 
 impl Conn {
@@ -192,6 +195,7 @@ impl Conn {
             gen,
             pending: 0,
             read_closed: false,
+            member: false,
             closing: false,
             read_paused: false,
             dirty: false,

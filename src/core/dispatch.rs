@@ -63,7 +63,8 @@ pub enum PeerAction {
         /// The client request.
         waiter: Waiter,
     },
-    /// INVALIDATE a hot copy after a DELETE.
+    /// INVALIDATE every copy of a key at another member after the owner (this node)
+    /// applied a write.
     Invalidate {
         /// Member index.
         member: usize,
@@ -71,6 +72,8 @@ pub enum PeerAction {
         group: u32,
         /// The key.
         key: Box<[u8]>,
+        /// The write waiting for this acknowledgement (a key of [`Ctx::writes`]).
+        write: usize,
     },
 }
 
@@ -139,7 +142,7 @@ impl PeerAction {
                 );
                 PendingOp::Forward { waiter }
             }
-            PeerAction::Invalidate { key, .. } => {
+            PeerAction::Invalidate { key, write, .. } => {
                 out.push_request(
                     &Request {
                         id,
@@ -147,7 +150,7 @@ impl PeerAction {
                     },
                     None,
                 );
-                PendingOp::Invalidate
+                PendingOp::Invalidate { write }
             }
         }
     }
@@ -169,8 +172,14 @@ impl PeerAction {
             PeerAction::Store { waiter, .. } | PeerAction::Purge { waiter, .. } => {
                 PendingOp::Forward { waiter }
             }
-            PeerAction::Invalidate { .. } => PendingOp::Invalidate,
+            PeerAction::Invalidate { write, .. } => PendingOp::Invalidate { write },
         }
+    }
+
+    /// Whether it is a client's write forwarded to the owner, whose answer waits for
+    /// the owner's own round of INVALIDATEs (so it gets a longer deadline).
+    pub fn is_forwarded_write(&self) -> bool {
+        matches!(self, PeerAction::Store { .. } | PeerAction::Purge { .. })
     }
 
     /// The group index.
@@ -218,6 +227,20 @@ pub struct Ctx {
     pub draining: bool,
     /// State of the hot-cache sampling generator.
     pub rng: u64,
+    /// Writes this node applied as the key's owner, each waiting for every other
+    /// member to acknowledge its INVALIDATE before the writer is answered.
+    pub writes: slab::Slab<PendingWrite>,
+}
+
+/// A write applied at the owner whose answer waits for the other members.
+#[derive(Debug)]
+pub struct PendingWrite {
+    /// Who asked for the write (a client, or the member that forwarded it).
+    waiter: Waiter,
+    /// The answer, sent once `awaiting` reaches 0.
+    reply: Reply,
+    /// INVALIDATEs neither acknowledged nor failed yet.
+    awaiting: usize,
 }
 
 /// The connection whose frames are being handled: replies to it go straight to its queue.
@@ -226,6 +249,8 @@ pub struct Current<'a> {
     gen: u32,
     out: &'a mut OutQueue,
     pending: &'a mut usize,
+    /// Whether the connection identified itself as a member (see HELLO).
+    member: &'a mut bool,
 }
 
 impl Ctx {
@@ -237,6 +262,7 @@ impl Ctx {
             pending,
             gen,
             closing,
+            member,
             ..
         } = conn;
         let mut cur = Current {
@@ -244,6 +270,7 @@ impl Ctx {
             gen: *gen,
             out,
             pending,
+            member,
         };
         loop {
             match rbuf.next_frame() {
@@ -292,6 +319,12 @@ impl Ctx {
             opcode: req.kind.opcode() as u8,
         };
         let ttl = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        if req.kind.opcode().is_peer_only() && !*cur.member {
+            self.stats.node.peer_ops_refused.inc();
+            let resp = Response::error(req.id, w.opcode, Status::Forbidden, FORBIDDEN_MESSAGE);
+            reply_now(cur, &resp);
+            return;
+        }
         match req.kind {
             RequestKind::Get(k) => self.key_request(k, KeyOp::Get, w, cur),
             RequestKind::Fetch(k) => self.key_request(k, KeyOp::Fetch, w, cur),
@@ -341,6 +374,11 @@ impl Ctx {
                 node_id,
                 ring_fingerprint,
             } => {
+                if self.topology.is_other_member(node_id) {
+                    *cur.member = true;
+                } else if ring_fingerprint != 0 {
+                    self.reject_member_hello(node_id);
+                }
                 let ring = &self.topology.ring;
                 if ring_fingerprint != 0 && ring_fingerprint != ring.fingerprint() {
                     self.stats.node.ring_mismatches.inc();
@@ -365,7 +403,7 @@ impl Ctx {
                         opcode: w.opcode,
                         status: Status::Ok,
                         body: ResponseBody::Hello(HelloInfo {
-                            node_id: self.shared.node_id.as_bytes(),
+                            node_id: self.topology.self_name().as_bytes(),
                             ring_fingerprint: ring.fingerprint(),
                             vnodes: ring.vnodes(),
                             members: list,
@@ -410,11 +448,15 @@ impl Ctx {
         }
     }
 
-    /// Performs a keyed operation on this core's shard, following the cluster rules:
-    /// reads of keys owned elsewhere go through the owner; writes are forwarded to
-    /// the owner and invalidate every other member's hot copy, so a write through
-    /// any node is seen through every node. Requests from peers (FETCH, STORE, PURGE,
-    /// INVALIDATE) are served here and never forwarded.
+    /// Performs a keyed operation on this core's shard, following the cluster rules
+    /// (the coherence contract in docs/architecture.md):
+    /// - reads of keys owned elsewhere go through the owner;
+    /// - a write is applied by the key's owner only; any other node forwards it
+    ///   (STORE / PURGE) and answers with the owner's answer;
+    /// - the owner answers a write only after every other member acknowledged an
+    ///   INVALIDATE of the key (or failed to within `--peer-timeout`);
+    /// - requests from peers (FETCH, STORE, PURGE, INVALIDATE) are served here and
+    ///   never forwarded; STORE and PURGE of a key we do not own are refused.
     pub fn apply_key_op(&mut self, g: usize, key: &[u8], op: KeyOp, w: Waiter) {
         let now = self.now;
         let reply = match op {
@@ -426,17 +468,18 @@ impl Ctx {
                 return;
             }
             KeyOp::Fetch => {
+                // Never forwarded. If we do not own the key, a load's result becomes a
+                // hot copy only (decided when it completes).
                 self.stats.groups[g].server_requests.inc();
                 self.shard.get(now, g, key, w, || false, &mut self.effects);
                 return;
             }
             KeyOp::Set { value, ttl } => match self.topology.owner(key) {
                 Owner::Local => {
-                    self.invalidate_elsewhere(g, key, None);
-                    self.shard.set(now, g, key, value, ttl)
+                    let reply = self.shard.set(now, g, key, value, ttl);
+                    return self.invalidate_then_reply(g, key, w, reply);
                 }
                 Owner::Remote(member) => {
-                    self.invalidate_elsewhere(g, key, Some(member));
                     self.stats.groups[g].sets.inc();
                     self.shard.forget(g, key);
                     self.peer_actions.push(PeerAction::Store {
@@ -450,43 +493,111 @@ impl Ctx {
                     return;
                 }
             },
-            KeyOp::Store { value, ttl } => self.shard.set(now, g, key, value, ttl),
-            KeyOp::Delete => {
-                let remote_owner = match self.topology.owner(key) {
-                    Owner::Remote(m) => Some(m),
-                    Owner::Local => None,
-                };
-                let local = self.shard.delete(g, key);
-                self.invalidate_elsewhere(g, key, remote_owner);
-                match remote_owner {
-                    None => local,
-                    Some(member) => {
-                        self.peer_actions.push(PeerAction::Purge {
-                            member,
-                            group: g as u32,
-                            key: key.into(),
-                            waiter: w,
-                        });
-                        return;
-                    }
+            KeyOp::Delete => match self.topology.owner(key) {
+                Owner::Local => {
+                    let reply = self.shard.delete(g, key);
+                    return self.invalidate_then_reply(g, key, w, reply);
                 }
-            }
-            KeyOp::Purge => self.shard.delete(g, key),
+                Owner::Remote(member) => {
+                    self.shard.delete(g, key);
+                    self.peer_actions.push(PeerAction::Purge {
+                        member,
+                        group: g as u32,
+                        key: key.into(),
+                        waiter: w,
+                    });
+                    return;
+                }
+            },
+            KeyOp::Store { value, ttl } => match self.topology.owner(key) {
+                Owner::Local => {
+                    let reply = self.shard.set(now, g, key, value, ttl);
+                    return self.invalidate_then_reply(g, key, w, reply);
+                }
+                Owner::Remote(owner) => self.not_owner(owner),
+            },
+            KeyOp::Purge => match self.topology.owner(key) {
+                Owner::Local => {
+                    let reply = self.shard.delete(g, key);
+                    return self.invalidate_then_reply(g, key, w, reply);
+                }
+                Owner::Remote(owner) => self.not_owner(owner),
+            },
             KeyOp::Invalidate => self.shard.invalidate(g, key),
         };
         self.effects.push(Effect::Reply(w, reply));
     }
 
-    /// Sends INVALIDATE for `key` to every member but this node and `except` (the
-    /// owner, which a STORE or PURGE already updates).
-    fn invalidate_elsewhere(&mut self, g: usize, key: &[u8], except: Option<usize>) {
+    /// The answer to a STORE or PURGE of a key that `owner`, not we, owns.
+    fn not_owner(&self, owner: usize) -> Reply {
+        self.stats.node.peer_ops_refused.inc();
+        Reply::error(
+            Status::NotOwner,
+            format!(
+                "this node does not own the key under its ring; its owner is {}",
+                self.topology.name(owner)
+            ),
+        )
+    }
+
+    /// A write of `key` was applied here, as its owner: tell every other member to
+    /// drop its copies, and answer `w` with `reply` once all of them acknowledged
+    /// (or failed to). Until then a GET through a member that has not yet dropped
+    /// its copy may still see the old value, which is fine: the write is not
+    /// acknowledged yet.
+    fn invalidate_then_reply(&mut self, g: usize, key: &[u8], w: Waiter, reply: Reply) {
+        let others = self.topology.ring.len().saturating_sub(1);
+        if others == 0 {
+            self.effects.push(Effect::Reply(w, reply));
+            return;
+        }
+        let write = self.writes.insert(PendingWrite {
+            waiter: w,
+            reply,
+            awaiting: others,
+        });
         let topology = self.topology.clone();
-        for member in topology.others().filter(|&m| Some(m) != except) {
+        for member in topology.others() {
             self.peer_actions.push(PeerAction::Invalidate {
                 member,
                 group: g as u32,
                 key: key.into(),
+                write,
             });
+        }
+    }
+
+    /// One member acknowledged (or failed to acknowledge) write `write`'s INVALIDATE.
+    fn invalidate_settled(&mut self, write: usize, acknowledged: bool) {
+        if !acknowledged {
+            self.stats.node.invalidate_errors.inc();
+        }
+        let Some(pending) = self.writes.get_mut(write) else {
+            return;
+        };
+        pending.awaiting = pending.awaiting.saturating_sub(1);
+        if pending.awaiting == 0 {
+            let done = self.writes.remove(write);
+            self.effects.push(Effect::Reply(done.waiter, done.reply));
+        }
+    }
+
+    /// A HELLO spoke as a member (it sent a ring fingerprint) but its node id is not
+    /// one of our members: the connection stays a client connection.
+    fn reject_member_hello(&self, node_id: &[u8]) {
+        self.stats.node.hello_rejected.inc();
+        let now_ms = self
+            .now
+            .saturating_duration_since(self.shared.registry.started)
+            .as_millis() as u64;
+        if let Some(suppressed) = self.shared.hello_rejections.check(now_ms) {
+            log::warn!(
+                "a HELLO with a ring fingerprint names {:?}, which is not one of our members: \
+                 peer operations on that connection will be refused with FORBIDDEN \
+                 (a member missing from our list, or a client posing as one); \
+                 {suppressed} more such HELLOs since the last report",
+                String::from_utf8_lossy(node_id)
+            );
         }
     }
 
@@ -578,7 +689,7 @@ impl Ctx {
                     Reply::error(Status::Unavailable, msg),
                 ));
             }
-            PendingOp::Invalidate => self.stats.node.invalidate_errors.inc(),
+            PendingOp::Invalidate { write } => self.invalidate_settled(write, false),
         }
         self.drain_effects(None);
     }
@@ -626,8 +737,12 @@ impl Ctx {
                         ttl_ms,
                     },
                     (Status::NotFound, _) => FetchOutcome::NotFound,
-                    (Status::Unavailable, _) => {
-                        // The owner is shutting down or full: as good as unreachable.
+                    (Status::Unavailable | Status::Forbidden, _) => {
+                        // The owner is shutting down or full, or does not take us for a
+                        // member (its list lacks us): as good as unreachable.
+                        if r.status == Status::Forbidden {
+                            self.log_refusal(peer, r);
+                        }
                         let why = format!("peer {peer} is unavailable");
                         // Timed above already: the answer came.
                         self.fail_peer_op(
@@ -665,6 +780,13 @@ impl Ctx {
             }
             PendingOp::Forward { waiter } => {
                 let reply = match (r.status, r.body) {
+                    (Status::Forbidden, _) => {
+                        self.log_refusal(peer, r);
+                        Reply::error(
+                            Status::Unavailable,
+                            format!("the key's owner {peer} does not take this node for a member"),
+                        )
+                    }
                     (Status::Ok, ResponseBody::Deleted(removed)) => Reply::Deleted(removed),
                     (Status::Ok, _) => Reply::Stored,
                     (Status::NotFound, _) => Reply::NotFound,
@@ -677,11 +799,32 @@ impl Ctx {
                 self.effects.push(Effect::Reply(waiter, reply));
                 self.drain_effects(None);
             }
-            PendingOp::Invalidate => {
-                if r.status != Status::Ok {
-                    self.stats.node.invalidate_errors.inc();
+            PendingOp::Invalidate { write } => {
+                if r.status == Status::Forbidden {
+                    self.log_refusal(peer, r);
                 }
+                self.invalidate_settled(write, r.status == Status::Ok);
+                self.drain_effects(None);
             }
+        }
+    }
+
+    /// Logs (rate-limited) that `peer` refused one of our peer operations.
+    fn log_refusal(&self, peer: &str, r: &Response<'_>) {
+        let now_ms = self
+            .now
+            .saturating_duration_since(self.shared.registry.started)
+            .as_millis() as u64;
+        if let Some(suppressed) = self.shared.peer_refusals.check(now_ms) {
+            let why = match r.body {
+                ResponseBody::Message(m) => String::from_utf8_lossy(m).into_owned(),
+                _ => String::new(),
+            };
+            log::warn!(
+                "peer {peer} refused a peer operation ({}: {why}): is this node in its member list? \
+                 {suppressed} more refusals since the last report",
+                r.status
+            );
         }
     }
 
@@ -710,6 +853,10 @@ impl Ctx {
         ((x >> 11) as f64 / (1u64 << 53) as f64) < ratio
     }
 }
+
+/// The message of a FORBIDDEN answer (docs/protocol.md quotes it).
+pub const FORBIDDEN_MESSAGE: &str =
+    "peer operations need a HELLO from a cluster member on this connection";
 
 fn reply_now(cur: &mut Current<'_>, resp: &Response<'_>) {
     cur.out.push_response(resp, None);

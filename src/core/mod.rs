@@ -30,7 +30,7 @@ use crate::shard::inflight::LoadId;
 use crate::shard::{GroupSpec, Reply, Shard};
 use crate::shared::Shared;
 use crate::stats::CoreStats;
-use crate::topology::Topology;
+use crate::topology::{Owner, Topology};
 use conn::{Conn, Flushed, OutQueue};
 use dispatch::{write_reply, Ctx};
 
@@ -128,6 +128,7 @@ impl Core {
                 now: Instant::now(),
                 draining: false,
                 rng: p.seed | 1,
+                writes: Slab::new(),
             },
             sleeping: p.sleeping,
             next_gen: 0,
@@ -343,11 +344,13 @@ impl Core {
                         self.log_origin_error(g, id, e);
                     }
                     let mut effects = std::mem::take(&mut self.ctx.effects);
+                    let topology = &self.ctx.topology;
                     self.ctx.shard.on_load_done(
                         self.ctx.now,
                         group as usize,
                         id,
                         result,
+                        |key| topology.owner(key) == Owner::Local,
                         &mut effects,
                     );
                     self.ctx.effects = effects;

@@ -9,7 +9,7 @@ use mio::Token;
 use super::{Core, PEER_BASE};
 use crate::peer::pending::PendingOp;
 use crate::peer::{PeerConn, PeerState, ReadOutcome};
-use crate::topology::Topology;
+use crate::topology::{Owner, Topology};
 
 impl Core {
     /// Sends every request queued for peers during this step.
@@ -20,7 +20,11 @@ impl Core {
         let mut actions = std::mem::take(&mut self.ctx.peer_actions);
         let topology = self.ctx.topology.clone();
         let now = self.ctx.now;
-        let deadline = now + self.ctx.shared.peer_timeout;
+        let timeout = self.ctx.shared.peer_timeout;
+        let deadline = now + timeout;
+        // A forwarded write is answered only after the owner's own round of
+        // INVALIDATEs, each of which may take up to the peer timeout.
+        let write_deadline = now + 2 * timeout;
         let mut failed: Vec<(PendingOp, String)> = Vec::new();
         for action in actions.drain(..) {
             let member = action.member();
@@ -45,7 +49,7 @@ impl Core {
                     let hello = Request {
                         id,
                         kind: RequestKind::Hello {
-                            node_id: shared.node_id.as_bytes(),
+                            node_id: topology.self_name().as_bytes(),
                             ring_fingerprint: topology.ring.fingerprint(),
                         },
                     };
@@ -54,9 +58,14 @@ impl Core {
                 Ok(false) => {}
             }
             let group_name = shared.groups[action.group()].name.as_bytes();
+            let due = if action.is_forwarded_write() {
+                write_deadline
+            } else {
+                deadline
+            };
             let id = peer.pending.reserve_id();
             let op = action.send(id, group_name, &mut peer.out, now);
-            peer.pending.insert_at(id, op, deadline);
+            peer.pending.insert_at(id, op, due);
             if !peer.dirty {
                 peer.dirty = true;
                 self.peer_dirty.push(idx);
@@ -231,6 +240,20 @@ impl Core {
             .zip(topology.addrs.iter().copied())
             .collect();
         self.ctx.topology = topology;
+        // The main cache holds only keys this node owns: what moved away becomes a
+        // hot copy, bounded by --hot-ttl (docs/architecture.md, coherence contract).
+        let ring = self.ctx.topology.clone();
+        let demoted = self
+            .ctx
+            .shard
+            .demote_unowned(self.ctx.now, |k| ring.owner(k) == Owner::Local);
+        if demoted > 0 {
+            self.ctx.stats.node.demoted.add(demoted as u64);
+            log::debug!(
+                "core {}: {demoted} cached keys moved to other members; kept as hot copies",
+                self.ctx.id
+            );
+        }
         self.ctx
             .stats
             .node

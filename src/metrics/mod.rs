@@ -198,8 +198,26 @@ const NODE: &[(&str, Kind, &str, NodePick)] = &[
     (
         "groupcached_invalidate_errors_total",
         Kind::Counter,
-        "INVALIDATEs after a write that could not be delivered (STATS invalidate_errors).",
+        "INVALIDATEs after a write that were not acknowledged (STATS invalidate_errors).",
         |n| &n.invalidate_errors,
+    ),
+    (
+        "groupcached_hello_rejected_total",
+        Kind::Counter,
+        "HELLOs that spoke as a member with a node id not in our member list (STATS hello_rejected).",
+        |n| &n.hello_rejected,
+    ),
+    (
+        "groupcached_peer_ops_refused_total",
+        Kind::Counter,
+        "Peer operations refused with FORBIDDEN or NOT_OWNER (STATS peer_ops_refused).",
+        |n| &n.peer_ops_refused,
+    ),
+    (
+        "groupcached_demoted_total",
+        Kind::Counter,
+        "Main-cache entries demoted to hot copies by a ring change (STATS demoted).",
+        |n| &n.demoted,
     ),
 ];
 

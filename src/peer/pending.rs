@@ -30,8 +30,11 @@ pub enum PendingOp {
         /// The client request to answer with the owner's answer.
         waiter: Waiter,
     },
-    /// A best-effort INVALIDATE after a DELETE.
-    Invalidate,
+    /// An INVALIDATE after a write this node applied as the key's owner.
+    Invalidate {
+        /// The write waiting for it (a key of the core's pending writes).
+        write: usize,
+    },
 }
 
 /// Outstanding requests on one peer connection, by request id.
@@ -112,10 +115,13 @@ mod tests {
     fn answered_requests_do_not_expire_and_late_answers_find_nothing() {
         let now = Instant::now();
         let mut p = Pending::default();
-        let a = p.insert(PendingOp::Invalidate, now + Duration::from_secs(1));
+        let a = p.insert(
+            PendingOp::Invalidate { write: 0 },
+            now + Duration::from_secs(1),
+        );
         let b = p.insert(PendingOp::Hello, now + Duration::from_secs(2));
         assert_ne!(a, b);
-        assert!(matches!(p.take(a), Some(PendingOp::Invalidate)));
+        assert!(matches!(p.take(a), Some(PendingOp::Invalidate { .. })));
         assert_eq!(p.next_deadline(), Some(now + Duration::from_secs(2)));
         let mut out = Vec::new();
         p.expire(now + Duration::from_secs(5), &mut out);
@@ -129,7 +135,7 @@ mod tests {
         let now = Instant::now();
         let mut p = Pending::default();
         for _ in 0..3 {
-            p.insert(PendingOp::Invalidate, now);
+            p.insert(PendingOp::Invalidate { write: 0 }, now);
         }
         let mut out = Vec::new();
         p.drain(&mut out);

@@ -159,6 +159,26 @@ impl Lru {
         Some(c)
     }
 
+    /// Removes every entry whose key matches `pred` and hands them back (key, value,
+    /// expiry), oldest first, so re-inserting them elsewhere keeps their order.
+    pub fn take_where(
+        &mut self,
+        mut pred: impl FnMut(&[u8]) -> bool,
+    ) -> Vec<(Rc<[u8]>, ByteView, Option<Instant>)> {
+        let mut out = Vec::new();
+        let mut i = self.tail;
+        while i != NIL {
+            let prev = self.nodes[i as usize].prev;
+            if pred(&self.nodes[i as usize].key) {
+                let n = &self.nodes[i as usize];
+                out.push((n.key.clone(), n.value.clone(), n.expires));
+                self.remove_idx(i);
+            }
+            i = prev;
+        }
+        out
+    }
+
     /// Keys from most to least recently used (for tests and debugging).
     pub fn keys(&self) -> Vec<Vec<u8>> {
         let mut out = Vec::with_capacity(self.len());

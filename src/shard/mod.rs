@@ -276,8 +276,9 @@ impl<W: Clone> Shard<W> {
         }
     }
 
-    /// Drops every local trace of a key owned elsewhere that is being written there
-    /// (a SET forwarded to the owner): hot copy, main copy, running loads.
+    /// Drops every local trace of a key: hot copy, main copy, and running loads
+    /// (superseded: their results answer their waiters but are not kept). Used for a
+    /// write forwarded to the key's owner and for a peer's INVALIDATE.
     pub fn forget(&mut self, g: usize, key: &[u8]) {
         let gs = &mut self.groups[g];
         gs.local.supersede(key);
@@ -289,13 +290,19 @@ impl<W: Clone> Shard<W> {
     }
 
     /// Delivers the result of load `id` to its waiters, caching a value if the load
-    /// is still current (no SET/DELETE of the key since it began).
+    /// is still current (no SET/DELETE/INVALIDATE of the key since it began).
+    ///
+    /// Where the value goes is decided now, under the ring of this moment: into the
+    /// main cache only if `owns(key)`, else (a fallback load while the owner was
+    /// unreachable, a peer's FETCH of a key we do not own, a key that moved while it
+    /// loaded) into the hot cache, where it lives at most the group's hot TTL.
     pub fn on_load_done(
         &mut self,
         now: Instant,
         g: usize,
         id: LoadId,
         result: LoadResult,
+        owns: impl FnOnce(&[u8]) -> bool,
         out: &mut Vec<Effect<W>>,
     ) {
         let stats = &self.stats.groups[g];
@@ -307,9 +314,17 @@ impl<W: Clone> Shard<W> {
             Ok(Some(loaded)) => {
                 stats.local_loads.inc();
                 let value = ByteView::from_vec(loaded.value);
-                let expires = expiry(now, loaded.ttl.or(gs.spec.ttl));
+                let ttl = loaded.ttl.or(gs.spec.ttl).filter(|t| !t.is_zero());
+                let mut expires = expiry(now, ttl);
                 if load.current && cacheable(&gs.spec, load.key.len(), value.len()) {
-                    gs.main.insert(&load.key, value.clone(), expires);
+                    if owns(&load.key) {
+                        gs.main.insert(&load.key, value.clone(), expires);
+                    } else {
+                        let hot_expires =
+                            now + ttl.map_or(gs.spec.hot_ttl, |t| t.min(gs.spec.hot_ttl));
+                        expires = Some(hot_expires);
+                        gs.hot.insert(&load.key, value.clone(), expires);
+                    }
                     enforce_budget(gs, stats);
                 }
                 value_reply(value, expires, now)
@@ -382,12 +397,34 @@ impl<W: Clone> Shard<W> {
         Reply::Deleted(removed)
     }
 
-    /// Drops a key from the hot cache only (a peer's INVALIDATE).
+    /// A peer's INVALIDATE: the key was written at its owner. Drops every copy this
+    /// shard holds (hot, and main too: a main copy here means our ring disagrees with
+    /// the writer's, and it may be older than the write) and supersedes the key's
+    /// running fetches and loads, so an answer already on its way cannot plant the
+    /// pre-write value after the write is acknowledged.
     pub fn invalidate(&mut self, g: usize, key: &[u8]) -> Reply {
-        let gs = &mut self.groups[g];
-        gs.hot.remove(key);
-        publish(&self.stats.groups[g].hot, &gs.hot);
+        self.forget(g, key);
         Reply::Invalidated
+    }
+
+    /// The ring changed: every main-cache entry whose key `owns` no longer claims
+    /// becomes a hot copy that expires within the group's hot TTL from `now` (or
+    /// sooner, if it would have). Returns how many entries were demoted.
+    pub fn demote_unowned(&mut self, now: Instant, owns: impl Fn(&[u8]) -> bool) -> usize {
+        let mut demoted = 0;
+        for (g, gs) in self.groups.iter_mut().enumerate() {
+            let moved = gs.main.take_where(|key| !owns(key));
+            demoted += moved.len();
+            let latest = now + gs.spec.hot_ttl;
+            for (key, value, expires) in moved {
+                let expires = expires.map_or(latest, |e| e.min(latest));
+                if expires > now {
+                    gs.hot.insert(&key, value, Some(expires));
+                }
+            }
+            enforce_budget(gs, &self.stats.groups[g]);
+        }
+        demoted
     }
 
     /// Puts a value fetched from its owner into the hot cache, expiring when the

@@ -63,7 +63,7 @@ fn concurrent_misses_start_one_load_and_all_waiters_get_the_value() {
     let (replies, loads) = split(&mut out);
     assert!(replies.is_empty());
     assert_eq!(loads.len(), 1);
-    s.on_load_done(now, 0, loads[0].0, loaded("v"), &mut out);
+    s.on_load_done(now, 0, loads[0].0, loaded("v"), |_| true, &mut out);
     let (replies, _) = split(&mut out);
     assert_eq!(replies.len(), 100);
     assert!(replies.iter().all(|(_, r)| r == "v"));
@@ -91,6 +91,7 @@ fn a_failed_load_answers_everyone_and_does_not_poison_the_key() {
         0,
         loads[0].0,
         Err(OriginError::Failed("boom".into())),
+        |_| true,
         &mut out,
     );
     let (replies, _) = split(&mut out);
@@ -113,7 +114,7 @@ fn origin_not_found_is_not_cached() {
     let mut out = Vec::new();
     s.get(now, 0, b"k", 1, || false, &mut out);
     let (_, loads) = split(&mut out);
-    s.on_load_done(now, 0, loads[0].0, Ok(None), &mut out);
+    s.on_load_done(now, 0, loads[0].0, Ok(None), |_| true, &mut out);
     assert_eq!(split(&mut out).0, vec![(1, "<not found>".into())]);
     s.get(now, 0, b"k", 2, || false, &mut out);
     assert_eq!(split(&mut out).1.len(), 1);
@@ -128,7 +129,7 @@ fn a_set_during_a_load_wins_over_the_loaded_value() {
     let (_, loads) = split(&mut out);
     assert!(matches!(s.set(now, 0, b"k", v("new"), None), Reply::Stored));
     // The old load finishes with an older value: its waiter gets it, the cache does not.
-    s.on_load_done(now, 0, loads[0].0, loaded("old"), &mut out);
+    s.on_load_done(now, 0, loads[0].0, loaded("old"), |_| true, &mut out);
     assert_eq!(split(&mut out).0, vec![(1, "old".into())]);
     s.get(now, 0, b"k", 2, || false, &mut out);
     assert_eq!(split(&mut out).0, vec![(2, "new".into())]);
@@ -147,8 +148,8 @@ fn a_delete_during_a_load_makes_the_next_get_load_afresh() {
     let (_, second) = split(&mut out);
     assert_eq!(second.len(), 1);
     assert_ne!(first[0].0, second[0].0);
-    s.on_load_done(now, 0, first[0].0, loaded("stale"), &mut out);
-    s.on_load_done(now, 0, second[0].0, loaded("fresh"), &mut out);
+    s.on_load_done(now, 0, first[0].0, loaded("stale"), |_| true, &mut out);
+    s.on_load_done(now, 0, second[0].0, loaded("fresh"), |_| true, &mut out);
     assert_eq!(
         split(&mut out).0,
         vec![(1, "stale".into()), (2, "fresh".into())]
@@ -169,7 +170,7 @@ fn loads_past_their_deadline_answer_timeout_and_late_results_are_dropped() {
     assert!(out.is_empty());
     s.expire(now + Duration::from_secs(10), &mut out);
     assert_eq!(split(&mut out).0, vec![(1, "<TIMEOUT>".into())]);
-    s.on_load_done(now, 0, loads[0].0, loaded("late"), &mut out);
+    s.on_load_done(now, 0, loads[0].0, loaded("late"), |_| true, &mut out);
     assert!(out.is_empty());
     assert_eq!(s.loads_in_flight(), 0);
     assert_eq!(s.next_deadline(), None);
@@ -263,6 +264,7 @@ fn a_value_over_the_budget_is_served_but_not_cached() {
         0,
         loads[0].0,
         Ok(Some(Loaded::new(vec![b'b'; 5000]))),
+        |_| true,
         &mut out,
     );
     let (replies, _) = split(&mut out);
@@ -398,7 +400,7 @@ fn owner_not_found_is_final_and_errors_pass_through() {
 }
 
 #[test]
-fn an_unreachable_owner_falls_back_to_one_local_load_that_fills_main() {
+fn an_unreachable_owner_falls_back_to_one_local_load_kept_only_as_a_hot_copy() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
     let mut out = Vec::new();
@@ -409,12 +411,149 @@ fn an_unreachable_owner_falls_back_to_one_local_load_that_fills_main() {
     let (replies, loads) = split(&mut out);
     assert!(replies.is_empty());
     assert_eq!(loads.len(), 1, "both waiters share one local load");
-    s.on_load_done(now, 0, loads[0].0, loaded("local"), &mut out);
+    s.on_load_done(now, 0, loads[0].0, loaded("local"), |_| false, &mut out);
     assert_eq!(
         split(&mut out).0,
         vec![(1, "local".into()), (2, "local".into())]
     );
-    assert_eq!(s.main_keys(0), vec![b"k".to_vec()]);
+    // Never a main-cache entry for a key owned elsewhere: a hot copy, bounded by the
+    // hot TTL (60 s here), so a later write at the owner cannot be shadowed forever.
+    assert!(s.main_keys(0).is_empty());
+    s.get(now + Duration::from_secs(59), 0, b"k", 3, || true, &mut out);
+    assert_eq!(split(&mut out).0, vec![(3, "local".into())]);
+    s.get(now + Duration::from_secs(60), 0, b"k", 4, || true, &mut out);
+    assert_eq!(
+        split(&mut out).1.len(),
+        1,
+        "expired: fetched from the owner again"
+    );
+}
+
+#[test]
+fn an_owned_key_loaded_with_a_short_ttl_keeps_it_and_an_unowned_one_takes_the_shorter() {
+    let now = Instant::now();
+    let mut s = shard(1 << 20, true, Some(Duration::from_secs(5)));
+    let mut out = Vec::new();
+    s.get(now, 0, b"mine", 1, || false, &mut out);
+    s.get(now, 0, b"theirs", 2, || false, &mut out);
+    let (_, loads) = split(&mut out);
+    s.on_load_done(now, 0, loads[0].0, loaded("m"), |_| true, &mut out);
+    s.on_load_done(now, 0, loads[1].0, loaded("t"), |_| false, &mut out);
+    out.clear();
+    assert_eq!(s.main_keys(0), vec![b"mine".to_vec()]);
+    // Both expire with the group TTL (5 s < hot TTL 60 s).
+    s.get(
+        now + Duration::from_secs(5),
+        0,
+        b"mine",
+        3,
+        || false,
+        &mut out,
+    );
+    s.get(
+        now + Duration::from_secs(5),
+        0,
+        b"theirs",
+        4,
+        || true,
+        &mut out,
+    );
+    assert_eq!(split(&mut out).0, vec![]);
+}
+
+#[test]
+fn invalidate_supersedes_a_fetch_in_flight_so_its_answer_is_not_kept() {
+    let now = Instant::now();
+    let mut s = shard(1 << 20, true, None);
+    let mut out = Vec::new();
+    s.get(now, 0, b"k", 1, || true, &mut out);
+    let (_, fetches) = split(&mut out);
+    // The owner applied a write and told us before its answer to our FETCH arrived.
+    assert!(matches!(s.invalidate(0, b"k"), Reply::Invalidated));
+    // A GET after the INVALIDATE must not join the old fetch.
+    s.get(now, 0, b"k", 2, || true, &mut out);
+    let (_, second) = split(&mut out);
+    assert_eq!(second.len(), 1, "a fresh fetch, not the superseded one");
+    assert_ne!(second[0].0, fetches[0].0);
+    // The old answer reaches its own waiter only, and is never promoted.
+    s.on_fetch_done(
+        now,
+        0,
+        fetches[0].0,
+        FetchOutcome::Value {
+            value: v("old"),
+            ttl_ms: 0,
+        },
+        true,
+        &mut out,
+    );
+    assert_eq!(split(&mut out).0, vec![(1, "old".into())]);
+    s.on_fetch_done(
+        now,
+        0,
+        second[0].0,
+        FetchOutcome::Value {
+            value: v("new"),
+            ttl_ms: 0,
+        },
+        true,
+        &mut out,
+    );
+    assert_eq!(split(&mut out).0, vec![(2, "new".into())]);
+    s.get(now, 0, b"k", 3, || true, &mut out);
+    assert_eq!(split(&mut out).0, vec![(3, "new".into())]);
+}
+
+#[test]
+fn invalidate_supersedes_a_fallback_load_and_drops_every_copy() {
+    let now = Instant::now();
+    let mut s = shard(1 << 20, true, None);
+    let mut out = Vec::new();
+    s.set(now, 0, b"m", v("main copy"), None);
+    s.insert_hot(now, 0, b"h", v("hot copy"), 0);
+    s.get(now, 0, b"k", 1, || true, &mut out);
+    let (_, f) = split(&mut out);
+    s.fallback_local(now, 0, f[0].0, &mut out);
+    let (_, loads) = split(&mut out);
+    s.invalidate(0, b"m");
+    s.invalidate(0, b"h");
+    s.invalidate(0, b"k");
+    s.on_load_done(now, 0, loads[0].0, loaded("old"), |_| false, &mut out);
+    assert_eq!(split(&mut out).0, vec![(1, "old".into())]);
+    for (i, key) in [&b"m"[..], b"h", b"k"].into_iter().enumerate() {
+        s.get(now, 0, key, 10 + i as u32, || true, &mut out);
+    }
+    let (hits, fetches) = split(&mut out);
+    assert!(hits.is_empty(), "{hits:?}");
+    assert_eq!(fetches.len(), 3);
+}
+
+#[test]
+fn a_ring_change_demotes_keys_we_no_longer_own_to_hot_copies() {
+    let now = Instant::now();
+    let mut s = shard(1 << 20, true, None);
+    let mut out = Vec::new();
+    s.set(now, 0, b"stay", v("s"), None);
+    s.set(now, 0, b"moves", v("m"), None);
+    s.set(now, 0, b"moves-soon", v("x"), Some(Duration::from_secs(1)));
+    let later = now + Duration::from_secs(10);
+    assert_eq!(s.demote_unowned(later, |k| k == b"stay"), 2);
+    assert_eq!(s.main_keys(0), vec![b"stay".to_vec()]);
+    // "moves-soon" had expired; "moves" is served as a hot copy for at most the hot TTL.
+    s.get(later, 0, b"moves", 1, || true, &mut out);
+    s.get(later, 0, b"moves-soon", 2, || true, &mut out);
+    let (hits, fetches) = split(&mut out);
+    assert_eq!(hits, vec![(1, "m".into())]);
+    assert_eq!(fetches.len(), 1);
+    s.get(
+        later + Duration::from_secs(60),
+        0,
+        b"moves",
+        3,
+        || true,
+        &mut out,
+    );
+    assert_eq!(split(&mut out).1.len(), 1);
 }
 
 #[test]
