@@ -68,8 +68,14 @@ impl PeerHealth {
         });
     }
 
+    /// Whether some core of this node has a working connection to the member: then
+    /// a core whose own connection is waiting out its reconnect backoff need not wait
+    /// (the member is back), and its keys stop going to fallback loads at once.
+    pub fn is_up(&self) -> bool {
+        self.connections() > 0
+    }
+
     /// Cores with a working connection.
-    #[cfg(test)]
     pub fn connections(&self) -> u64 {
         self.0.load(Ordering::Acquire) >> 32
     }

@@ -109,7 +109,7 @@ impl PeerConn {
     ) -> Result<bool, String> {
         match self.state {
             PeerState::Up | PeerState::Connecting => Ok(false),
-            PeerState::Down { retry_at } if now < retry_at => {
+            PeerState::Down { retry_at } if now < retry_at && !self.health.is_up() => {
                 Err(format!("peer {} is down (retrying shortly)", self.name))
             }
             PeerState::Down { .. } => {
