@@ -180,9 +180,21 @@ pub struct Conn {
     pub read_paused: bool,
     /// Queued in the core's list of connections to flush this turn.
     pub dirty: bool,
-    /// The other end identified itself as a cluster member in HELLO, so it may use
-    /// peer operations (FETCH, STORE, PURGE, INVALIDATE).
-    pub member: bool,
+    /// Whether the other end may use peer operations (FETCH, STORE, PURGE,
+    /// INVALIDATE): the node id its HELLO claimed, and the ring under which that id
+    /// was last found among our members.
+    pub member: MemberClaim,
+}
+
+/// The membership a connection claimed in HELLO. Checked again whenever the ring has
+/// changed since, so a member that said HELLO before we knew it is accepted once our
+/// list has it, and one that left loses its peer rights.
+#[derive(Debug, Default)]
+pub struct MemberClaim {
+    /// The node id of a HELLO that spoke as a member (sent a ring fingerprint).
+    pub id: Option<Box<[u8]>>,
+    /// Fingerprint of the ring that has `id` among its members; 0 = not confirmed.
+    pub confirmed_under: u64,
 }
 
 impl Conn {
@@ -195,7 +207,7 @@ impl Conn {
             gen,
             pending: 0,
             read_closed: false,
-            member: false,
+            member: MemberClaim::default(),
             closing: false,
             read_paused: false,
             dirty: false,

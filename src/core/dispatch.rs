@@ -10,7 +10,7 @@ use groupcached_protocol::{
     StatsList, Status,
 };
 
-use super::conn::{Conn, OutQueue};
+use super::conn::{Conn, MemberClaim, OutQueue};
 use crate::mailbox::{Inbox, KeyOp, Msg, Outbox, Remote, Waiter};
 use crate::origin::{LoadJob, LoaderHandle};
 use crate::peer::pending::PendingOp;
@@ -249,8 +249,8 @@ pub struct Current<'a> {
     gen: u32,
     out: &'a mut OutQueue,
     pending: &'a mut usize,
-    /// Whether the connection identified itself as a member (see HELLO).
-    member: &'a mut bool,
+    /// The membership the connection claimed (see HELLO).
+    member: &'a mut MemberClaim,
 }
 
 impl Ctx {
@@ -319,7 +319,7 @@ impl Ctx {
             opcode: req.kind.opcode() as u8,
         };
         let ttl = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
-        if req.kind.opcode().is_peer_only() && !*cur.member {
+        if req.kind.opcode().is_peer_only() && !self.is_member(cur.member) {
             self.stats.node.peer_ops_refused.inc();
             let resp = Response::error(req.id, w.opcode, Status::Forbidden, FORBIDDEN_MESSAGE);
             reply_now(cur, &resp);
@@ -374,10 +374,16 @@ impl Ctx {
                 node_id,
                 ring_fingerprint,
             } => {
-                if self.topology.is_other_member(node_id) {
-                    *cur.member = true;
-                } else if ring_fingerprint != 0 {
-                    self.reject_member_hello(node_id);
+                if ring_fingerprint != 0 {
+                    // It speaks as a member: remember the claim, check it now and
+                    // again whenever our ring changes.
+                    *cur.member = MemberClaim {
+                        id: Some(node_id.into()),
+                        confirmed_under: 0,
+                    };
+                    if !self.is_member(cur.member) {
+                        self.reject_member_hello(node_id);
+                    }
                 }
                 let ring = &self.topology.ring;
                 if ring_fingerprint != 0 && ring_fingerprint != ring.fingerprint() {
@@ -526,6 +532,22 @@ impl Ctx {
             KeyOp::Invalidate => self.shard.invalidate(g, key),
         };
         self.effects.push(Effect::Reply(w, reply));
+    }
+
+    /// Whether a connection's HELLO named one of our current members. Checked once
+    /// per ring: the answer is kept with the ring's fingerprint.
+    fn is_member(&self, claim: &mut MemberClaim) -> bool {
+        let fingerprint = self.topology.ring.fingerprint();
+        if claim.confirmed_under == fingerprint {
+            return true;
+        }
+        match &claim.id {
+            Some(id) if self.topology.is_other_member(id) => {
+                claim.confirmed_under = fingerprint;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The answer to a STORE or PURGE of a key that `owner`, not we, owns.

@@ -14,6 +14,8 @@ use super::{TempDir, TestServer};
 pub struct TestCluster {
     nodes: Vec<Option<TestServer>>,
     addrs: Vec<String>,
+    /// Indexes of the nodes the peers file lists now.
+    members: Vec<usize>,
     args: Vec<String>,
     peers_file: PathBuf,
     _dir: TempDir,
@@ -41,6 +43,7 @@ impl TestCluster {
         let mut cluster = TestCluster {
             nodes,
             addrs,
+            members: Vec::new(),
             args: all,
             peers_file,
             _dir: dir,
@@ -61,6 +64,7 @@ impl TestCluster {
         let tmp = self.peers_file.with_extension("tmp");
         std::fs::write(&tmp, text).expect("write peers file");
         std::fs::rename(&tmp, &self.peers_file).expect("replace peers file");
+        self.members = indexes.to_vec();
         for node in self.nodes.iter().flatten() {
             node.signal("HUP");
         }
@@ -76,6 +80,16 @@ impl TestCluster {
     /// Node `i` (panics if it is not running).
     pub fn node(&self, i: usize) -> &TestServer {
         self.nodes[i].as_ref().expect("node is running")
+    }
+
+    /// Indexes of the nodes the peers file lists now.
+    pub fn members(&self) -> &[usize] {
+        &self.members
+    }
+
+    /// Node `i`, if it is running.
+    pub fn try_node(&self, i: usize) -> Option<&TestServer> {
+        self.nodes[i].as_ref()
     }
 
     /// Every node's address, by index.
@@ -116,8 +130,10 @@ impl TestCluster {
     pub fn restart(&mut self, i: usize) {
         let argv: Vec<&str> = self.args.iter().map(String::as_str).collect();
         let node = TestServer::start_on(&self.addrs[i], &argv);
-        // Its peers file already lists everyone: wait until it has read it.
-        node.wait_stat("members", "== all", |m| m == self.addrs.len() as u64);
+        // Its peers file already lists the members: wait until it has read it (a
+        // node that is not listed counts itself in, too).
+        let n = self.members.len() + usize::from(!self.members.contains(&i));
+        node.wait_stat("members", "== the listed members", |m| m == n as u64);
         self.nodes[i] = Some(node);
     }
 }
