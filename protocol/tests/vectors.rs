@@ -8,74 +8,33 @@ use groupcached_protocol::{
     ResponseBody, Ring, Status,
 };
 
+mod doc;
+use doc::{block_name, blocks, fenced, frame_bytes, Block};
+
 const DOC: &str = include_str!("../../docs/protocol.md");
 
 /// How many `hex-frame` blocks the document holds. Update together with the document.
-const HEX_FRAME_BLOCKS: usize = 19;
+const HEX_FRAME_BLOCKS: usize = 37;
+/// How many `hex-bytes` blocks (bad frames) the document holds.
+const HEX_BYTES_BLOCKS: usize = 7;
 /// How many `ring-vectors` blocks the document holds.
 const RING_VECTOR_BLOCKS: usize = 2;
 
 /// Frames the document must show, whatever else it shows.
-const REQUIRED_FRAMES: [&str; 6] = [
+const REQUIRED_FRAMES: [&str; 12] = [
     "GET request",
     "SET request",
     "GET OK response",
     "GET NOT_FOUND response",
     "GET UNKNOWN_GROUP response",
     "HELLO request",
+    "HELLO request, from a client",
+    "STORE request",
+    "PURGE request",
+    "STORE OK response",
+    "PURGE OK response",
+    "0x00 UNAVAILABLE response",
 ];
-
-/// A fenced block: the nearest non-blank line before it, its line number and its lines.
-struct Block<'a> {
-    title: &'a str,
-    line: usize,
-    body: Vec<&'a str>,
-}
-
-fn blocks<'a>(doc: &'a str, info: &str) -> Vec<Block<'a>> {
-    let fence = format!("```{info}");
-    let mut out = Vec::new();
-    let mut prev = "";
-    let mut lines = doc.lines().enumerate();
-    while let Some((n, line)) = lines.next() {
-        if line.trim_end() == fence {
-            let mut body = Vec::new();
-            loop {
-                let (_, l) = lines
-                    .next()
-                    .unwrap_or_else(|| panic!("unterminated {info} block at line {}", n + 1));
-                if l.trim_end() == "```" {
-                    break;
-                }
-                body.push(l);
-            }
-            out.push(Block {
-                title: prev,
-                line: n + 1,
-                body,
-            });
-        } else if !line.trim().is_empty() {
-            prev = line.trim();
-        }
-    }
-    out
-}
-
-/// The bytes of a `hex-frame` block: hex pairs, `#` comments ignored.
-fn frame_bytes(block: &Block) -> Vec<u8> {
-    let mut out = Vec::new();
-    for line in &block.body {
-        let hex = line.split('#').next().unwrap();
-        for pair in hex.split_whitespace() {
-            assert_eq!(pair.len(), 2, "line {}: {pair:?}", block.line);
-            out.push(
-                u8::from_str_radix(pair, 16)
-                    .unwrap_or_else(|e| panic!("line {}: {pair:?}: {e}", block.line)),
-            );
-        }
-    }
-    out
-}
 
 fn encode(frame: &Frame) -> Vec<u8> {
     let mut out = Vec::new();
@@ -104,9 +63,11 @@ fn status_named(token: &str) -> Status {
         .unwrap_or_else(|| panic!("unknown status name {token:?}"))
 }
 
-/// Checks that `frame` is what `name` (`OP request` / `OP STATUS response`) says.
+/// Checks that `frame` is what `name` (`OP request` / `OP STATUS response`, either
+/// optionally followed by `, qualifier`) says.
 fn check_name(name: &str, frame: &Frame) {
-    let tokens: Vec<&str> = name.split_whitespace().collect();
+    let kind = name.split_once(',').map_or(name, |(kind, _)| kind);
+    let tokens: Vec<&str> = kind.split_whitespace().collect();
     match (tokens.as_slice(), frame) {
         ([op, "request"], Frame::Request(r)) => {
             assert_eq!(r.kind.opcode() as u8, opcode_byte(op), "{name}");
@@ -154,10 +115,7 @@ fn every_hex_frame_decodes_and_reencodes_to_the_same_bytes() {
     assert_eq!(blocks.len(), HEX_FRAME_BLOCKS, "number of hex-frame blocks");
     let mut names = Vec::new();
     for block in &blocks {
-        let name = block
-            .title
-            .strip_prefix("Frame: ")
-            .unwrap_or_else(|| panic!("line {}: no `Frame: <name>` line before", block.line));
+        let name = block_name(block);
         let bytes = frame_bytes(block);
         let (frame, used) = decode(&bytes, &Limits::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -428,11 +386,17 @@ fn hello_examples_carry_the_vector_ring() {
             Frame::Request(Request {
                 kind:
                     RequestKind::Hello {
-                        ring_fingerprint, ..
+                        node_id,
+                        ring_fingerprint,
                     },
                 ..
             }) => {
-                assert_eq!(ring_fingerprint, want);
+                // A client claims nothing and has no ring; a node has the vector ring.
+                if node_id.is_empty() {
+                    assert_eq!(ring_fingerprint, 0, "line {}", block.line);
+                } else {
+                    assert_eq!(ring_fingerprint, want, "line {}", block.line);
+                }
                 seen += 1;
             }
             Frame::Response(Response {
@@ -446,10 +410,177 @@ fn hello_examples_carry_the_vector_ring() {
                     .map(|m| String::from_utf8(m.to_vec()).unwrap())
                     .collect();
                 assert_eq!(Ring::new(&members, info.vnodes).fingerprint(), want);
+                // Sent sorted and de-duplicated, the answering node among them.
+                let mut sorted = members.clone();
+                sorted.sort();
+                sorted.dedup();
+                assert_eq!(members, sorted, "line {}: members as sent", block.line);
+                let node_id = String::from_utf8(info.node_id.to_vec()).unwrap();
+                assert!(members.contains(&node_id), "{node_id} is not a member");
                 seen += 1;
             }
             _ => {}
         }
     }
-    assert_eq!(seen, 2, "one HELLO request and one HELLO response");
+    assert_eq!(
+        seen, 3,
+        "two HELLO requests (node, client) and one HELLO response"
+    );
+}
+
+/// The decoded frame of the example named `name`.
+fn example<'d>(all: &[Block<'d>], name: &str) -> Vec<u8> {
+    let block = all
+        .iter()
+        .find(|b| b.info == "hex-frame" && block_name(b) == name)
+        .unwrap_or_else(|| panic!("docs/protocol.md has no frame {name:?}"));
+    frame_bytes(block)
+}
+
+fn decoded(bytes: &[u8]) -> Frame<'_> {
+    decode(bytes, &Limits::default()).unwrap().unwrap().0
+}
+
+/// Each bad frame gives the decode error its `Bytes:` line names, that error closes
+/// the connection or not as the line says, and the answer after it is exactly what
+/// a node sends for that error (the server answers every decode error this way).
+#[test]
+fn bad_frames_give_the_documented_error_and_answer() {
+    let all = fenced(DOC);
+    let pairs = doc::bad_frames_with_answers(&all);
+    assert_eq!(pairs.len(), HEX_BYTES_BLOCKS, "number of hex-bytes blocks");
+    assert_eq!(blocks(DOC, "hex-bytes").len(), HEX_BYTES_BLOCKS);
+    for (bytes_block, answer) in pairs {
+        let at = bytes_block.line;
+        let want = doc::bad_frame(bytes_block);
+        let bytes = frame_bytes(bytes_block);
+        let err = match decode(&bytes, &Limits::default()) {
+            Err(e) => e,
+            other => panic!("line {at}: {:?} decodes to {other:?}", want.description),
+        };
+        let variant = format!("{:?}", err.error);
+        let variant = variant
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap();
+        assert_eq!(variant, want.error, "line {at}: {:?}", want.description);
+        assert_eq!(
+            err.error.is_fatal(),
+            want.closes,
+            "line {at}: kept or closed"
+        );
+        // The comment on the length line gives the declared length.
+        let declared = u32::from_be_bytes(bytes[..4].try_into().unwrap());
+        let comment = bytes_block.body[0].split_once("# length: ").unwrap().1;
+        let digits: String = comment.chars().take_while(char::is_ascii_digit).collect();
+        assert_eq!(digits.parse::<u32>().unwrap(), declared, "line {at}");
+
+        let message = err.error.to_string();
+        let mut expected = Vec::new();
+        Response::error(err.request_id, err.opcode, err.error.status(), &message)
+            .encode(&mut expected);
+        assert_eq!(
+            frame_bytes(answer),
+            expected,
+            "line {}: the answer to {:?}",
+            answer.line,
+            want.description
+        );
+    }
+}
+
+/// Every opcode has a request example and every status a response example, except
+/// ERROR, whose cause is the server's own failure and which looks like any other
+/// error response.
+#[test]
+fn every_opcode_and_status_has_an_example() {
+    let all = fenced(DOC);
+    let frames: Vec<Vec<u8>> = all
+        .iter()
+        .filter(|b| b.info == "hex-frame")
+        .map(frame_bytes)
+        .collect();
+    for op in Opcode::ALL {
+        assert!(
+            frames.iter().any(|f| matches!(decoded(f),
+                Frame::Request(r) if r.kind.opcode() == op)),
+            "no {} request example",
+            op.name()
+        );
+    }
+    for st in Status::ALL {
+        if st == Status::Error {
+            continue;
+        }
+        assert!(
+            frames
+                .iter()
+                .any(|f| matches!(decoded(f), Frame::Response(r) if r.status == st)),
+            "no {} response example",
+            st.name()
+        );
+    }
+}
+
+/// The peer examples agree with the first ring-vectors set: `10.0.0.2:7000` answers
+/// HELLO and owns `cat.jpg` (so the STORE and PURGE of it succeed there), while
+/// `dog.jpg` belongs to `10.0.0.3:7000`, whom the NOT_OWNER answer names.
+#[test]
+fn peer_examples_agree_with_the_vector_ring() {
+    let v = &all_ring_vectors()[0];
+    let ring = Ring::new(&v.members, v.vnodes.unwrap());
+    let all = fenced(DOC);
+    let key_of = |name: &str| -> Vec<u8> {
+        match decoded(&example(&all, name)) {
+            Frame::Request(Request {
+                kind: RequestKind::Store { key, .. } | RequestKind::Purge(key),
+                ..
+            }) => key.key.to_vec(),
+            other => panic!("{name}: {other:?}"),
+        }
+    };
+    let hello = example(&all, "HELLO OK response");
+    let node_id = match decoded(&hello) {
+        Frame::Response(Response {
+            body: ResponseBody::Hello(info),
+            ..
+        }) => String::from_utf8(info.node_id.to_vec()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    for name in ["STORE request", "PURGE request"] {
+        assert_eq!(ring.owner(&key_of(name)), Some(node_id.as_str()), "{name}");
+    }
+    let elsewhere = key_of("STORE request, key owned elsewhere");
+    let owner = ring.owner(&elsewhere).unwrap();
+    assert_ne!(owner, node_id);
+    let not_owner = example(&all, "STORE NOT_OWNER response");
+    let message = match decoded(&not_owner) {
+        Frame::Response(r) => String::from_utf8(r.message().unwrap().to_vec()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        message,
+        format!("this node does not own the key under its ring; its owner is {owner}")
+    );
+    // The claim in the node's HELLO names a member of the same ring.
+    match decoded(&example(&all, "HELLO request")) {
+        Frame::Request(Request {
+            kind: RequestKind::Hello { node_id, .. },
+            ..
+        }) => {
+            let id = String::from_utf8(node_id.to_vec()).unwrap();
+            assert!(v.members.contains(&id) && id != node_id_of(&hello), "{id}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn node_id_of(hello_response: &[u8]) -> String {
+    match decoded(hello_response) {
+        Frame::Response(Response {
+            body: ResponseBody::Hello(info),
+            ..
+        }) => String::from_utf8(info.node_id.to_vec()).unwrap(),
+        other => panic!("{other:?}"),
+    }
 }
