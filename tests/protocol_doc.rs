@@ -484,7 +484,6 @@ fn peer_examples_on_a_member_of_the_vector_ring() {
 }
 
 #[test]
-#[ignore = "needs the server's peer-operation rules of issue 14 (FORBIDDEN, NOT_OWNER, hello_rejected)"]
 fn peer_operations_need_a_members_hello() {
     let s = vector_member();
     let forbidden = message_of("FETCH FORBIDDEN response");
@@ -508,13 +507,14 @@ fn peer_operations_need_a_members_hello() {
     w.check("FETCH request", "FETCH FORBIDDEN response");
     assert_eq!(s.stat("hello_rejected"), 0);
 
-    // A claim by a name that is not a member: answered OK, counted, no rights.
+    // A claim (a non-zero fingerprint) by a name that is not a member: answered OK,
+    // counted, no rights.
     let mut hello = Vec::new();
     Request {
         id: 8,
         kind: RequestKind::Hello {
             node_id: b"10.0.0.9:7000",
-            ring_fingerprint: 0,
+            ring_fingerprint: 1,
         },
     }
     .encode(&mut hello);
@@ -535,7 +535,6 @@ fn peer_operations_need_a_members_hello() {
 }
 
 #[test]
-#[ignore = "needs the server's HELLO node id rule of issue 14 (its own member entry)"]
 fn hello_node_id_is_the_own_member_entry() {
     // A free port to listen on, named through `localhost` in the member list.
     let port = TcpListener::bind("127.0.0.1:0")
