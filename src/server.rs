@@ -174,8 +174,8 @@ impl BoundServer {
                 too_large_ttl: cfg.too_large_ttl,
             })
             .collect::<Vec<_>>();
-        let loader =
-            LoaderPool::start(&loader_groups, &registry.loaders).map_err(io_err("loader threads"))?;
+        let loader = LoaderPool::start(&loader_groups, &registry.loaders)
+            .map_err(io_err("loader threads"))?;
         let metrics = match self.metrics {
             Some(listener) => {
                 let m = crate::metrics::http::MetricsServer::start(listener, shared.clone())

@@ -247,16 +247,15 @@ fn run(group: &GroupLoad, queued: Queued) {
         ..ctx
     };
     LoaderCounters::inc(&stats.running);
-    let result = catch_unwind(AssertUnwindSafe(|| origin.load(&key, &run_ctx))).unwrap_or_else(
-        |p| {
+    let result =
+        catch_unwind(AssertUnwindSafe(|| origin.load(&key, &run_ctx))).unwrap_or_else(|p| {
             let msg = p
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic".into());
             Err(OriginError::Failed(format!("origin panicked: {msg}")))
-        },
-    );
+        });
     LoaderCounters::dec(&stats.running);
     let limit = group.cfg.item_limit(key.len());
     let too_large = match &result {
@@ -341,7 +340,13 @@ mod tests {
             memo: OversizeMemo::new(Duration::ZERO),
         });
         let handle = LoaderHandle {
-            queues: Some(vec![Some(GroupQueue { tx, group: group.clone() })].into()),
+            queues: Some(
+                vec![Some(GroupQueue {
+                    tx,
+                    group: group.clone(),
+                })]
+                .into(),
+            ),
         };
         let origin = Arc::new(SyntheticOrigin::new(1, Duration::ZERO));
         let got = submit(&handle, origin, "k", Duration::from_secs(1));
@@ -370,14 +375,18 @@ mod tests {
     #[test]
     fn a_load_that_waits_past_its_deadline_is_never_started() {
         let stats = Arc::new(LoaderCounters::default());
-        let mut pool = LoaderPool::start(&[config(1, 8)], &[stats.clone()]).unwrap();
+        let mut pool = LoaderPool::start(&[config(1, 8)], std::slice::from_ref(&stats)).unwrap();
         let h = pool.handle();
         let (release, rx) = crossbeam_channel::unbounded();
         let origin = Arc::new(Blocking {
             release: rx,
             loads: AtomicUsize::new(0),
         });
-        let group = h.queues.as_ref().unwrap()[0].as_ref().unwrap().group.clone();
+        let group = h.queues.as_ref().unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .group
+            .clone();
         let deadline = Instant::now() + Duration::from_secs(10);
         while group.idle.load(Ordering::SeqCst) == 0 {
             assert!(Instant::now() < deadline, "the loader thread never started");
@@ -406,7 +415,7 @@ mod tests {
     #[test]
     fn too_large_values_are_refused_and_remembered() {
         let stats = Arc::new(LoaderCounters::default());
-        let mut pool = LoaderPool::start(&[config(2, 8)], &[stats.clone()]).unwrap();
+        let mut pool = LoaderPool::start(&[config(2, 8)], std::slice::from_ref(&stats)).unwrap();
         let h = pool.handle();
         let big = Arc::new(SyntheticOrigin::new(1001, Duration::ZERO));
         for _ in 0..3 {

@@ -14,12 +14,19 @@ use std::time::{Duration, Instant};
 /// Most keys remembered per group.
 pub const MEMO_CAPACITY: usize = 4096;
 
+/// What is remembered of one key.
+#[derive(Debug, Clone, Copy)]
+struct Remembered {
+    until: Instant,
+    size: u64,
+    limit: usize,
+}
+
 /// One group's memory of too-large keys.
 #[derive(Debug)]
 pub struct OversizeMemo {
     ttl: Duration,
-    /// key -> (until, value size, item limit that refused it)
-    entries: Mutex<HashMap<Box<[u8]>, (Instant, u64, usize), ahash::RandomState>>,
+    entries: Mutex<HashMap<Box<[u8]>, Remembered, ahash::RandomState>>,
 }
 
 impl OversizeMemo {
@@ -39,7 +46,7 @@ impl OversizeMemo {
         }
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match map.get(key) {
-            Some(&(until, size, limit)) if now < until => Some((size, limit, self.ttl)),
+            Some(r) if now < r.until => Some((r.size, r.limit, self.ttl)),
             Some(_) => {
                 map.remove(key);
                 None
@@ -56,12 +63,19 @@ impl OversizeMemo {
         }
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MEMO_CAPACITY && !map.contains_key(key) {
-            map.retain(|_, (until, _, _)| now < *until);
+            map.retain(|_, r| now < r.until);
             if map.len() >= MEMO_CAPACITY {
                 return Duration::ZERO;
             }
         }
-        map.insert(key.into(), (now + self.ttl, size, limit));
+        map.insert(
+            key.into(),
+            Remembered {
+                until: now + self.ttl,
+                size,
+                limit,
+            },
+        );
         self.ttl
     }
 }
