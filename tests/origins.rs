@@ -343,6 +343,7 @@ fn too_large_origin_values_are_counted_logged_and_not_refetched() {
             err.to_string().contains("item limit of 10240 bytes"),
             "{err}"
         );
+        assert!(err.to_string().contains("of 20000 bytes"), "{err}");
     }
     assert_eq!(origin.count("/v/big"), 1, "the origin was asked again");
     assert_eq!(s.stat("group.default.origin_too_large"), 1);

@@ -205,6 +205,12 @@ impl Origin for HttpOrigin {
             }
             s => return Err(OriginError::Failed(format!("GET {url}: HTTP status {s}"))),
         }
+        // For a body over the limit, the size it announced (if any) says by how much.
+        let announced = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let value = resp
             .body_mut()
             .with_config()
@@ -213,7 +219,9 @@ impl Origin for HttpOrigin {
             .map_err(|e| match e {
                 ureq::Error::Timeout(_) => OriginError::Timeout,
                 ureq::Error::BodyExceedsLimit(_) => OriginError::TooLarge {
-                    size: ctx.max_size as u64 + 1,
+                    size: announced
+                        .filter(|&n| n > ctx.max_size as u64)
+                        .unwrap_or(ctx.max_size as u64 + 1),
                     max: ctx.max_size,
                 },
                 e => OriginError::Failed(format!("GET {url}: reading body: {e}")),

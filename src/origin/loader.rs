@@ -241,10 +241,12 @@ fn run(group: &GroupLoad, queued: Queued) {
         return;
     }
     // The origin gets only what is left of the deadline, so a load that waited is
-    // not given a full timeout on top of its wait.
+    // not given a full timeout on top of its wait; and it may stop reading as soon as
+    // the value is larger than the group can cache.
+    let limit = group.cfg.item_limit(key.len()).min(ctx.max_size);
     let run_ctx = LoadContext {
         timeout: left,
-        ..ctx
+        max_size: limit,
     };
     LoaderCounters::inc(&stats.running);
     let result =
@@ -257,7 +259,6 @@ fn run(group: &GroupLoad, queued: Queued) {
             Err(OriginError::Failed(format!("origin panicked: {msg}")))
         });
     LoaderCounters::dec(&stats.running);
-    let limit = group.cfg.item_limit(key.len());
     let too_large = match &result {
         Ok(Some(l)) if l.value.len() > limit => Some(l.value.len() as u64),
         Err(OriginError::TooLarge { size, .. }) => Some(*size),

@@ -34,7 +34,9 @@ pub trait Origin: Send + Sync + 'static {
 /// Limits a load should respect.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadContext {
-    /// Largest value that can be sent to a client; anything larger is an error.
+    /// Largest value this load may produce: the smaller of what can be sent to a
+    /// client and what the group can cache. Anything larger is
+    /// [`OriginError::TooLarge`]; an origin should stop reading once past it.
     pub max_size: usize,
     /// How long the server waits for this load before answering TIMEOUT.
     pub timeout: Duration,
