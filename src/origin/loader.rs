@@ -2,8 +2,9 @@
 //! bounded queue, so a slow or hanging origin can only hold up its own group's loads.
 //!
 //! A load waits in its group's queue while all the group's threads are busy (counted
-//! as a queue wait). One still waiting when its deadline (`--load-timeout` after it
-//! was queued) passes is answered TIMEOUT without being started; one that finds the
+//! as a queue wait). One taken from the queue after its deadline (`--load-timeout`
+//! after it was queued), or with less than a tenth of its time left (at most
+//! [`MIN_LEFT_CAP`]), is answered TIMEOUT without being started; one that finds the
 //! queue full is answered UNAVAILABLE at once. A value the group cannot cache is
 //! answered TOO_LARGE and remembered for a while (see [`super::oversize`]).
 
@@ -19,6 +20,10 @@ use super::oversize::OversizeMemo;
 use super::{LoadContext, LoadResult, Origin, OriginError};
 use crate::shard::lru::charge;
 use crate::stats::LoaderCounters;
+
+/// A queued load is started only if at least a tenth of its timeout, capped at this,
+/// is left when a thread takes it; otherwise it is answered TIMEOUT unstarted.
+pub const MIN_LEFT_CAP: Duration = Duration::from_secs(1);
 
 /// One load for the pool to run; `done` is called with the result, on a loader
 /// thread or (when the load is refused) on the submitting thread.
@@ -223,7 +228,14 @@ fn run(group: &GroupLoad, queued: Queued) {
     let stats = &group.stats;
     let now = Instant::now();
     let waited = now.saturating_duration_since(queued);
-    let Some(left) = ctx.timeout.checked_sub(waited).filter(|d| !d.is_zero()) else {
+    // A load with almost none of its time left would most likely time out anyway,
+    // adding a request to an origin slow enough to have made it wait.
+    let min_left = (ctx.timeout / 10).min(MIN_LEFT_CAP);
+    let Some(left) = ctx
+        .timeout
+        .checked_sub(waited)
+        .filter(|d| !d.is_zero() && *d >= min_left)
+    else {
         LoaderCounters::inc(&stats.queue_timeouts);
         done(Err(OriginError::QueueTimeout {
             waited,
