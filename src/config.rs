@@ -29,7 +29,12 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default number of origin loader threads (origins block, so they need their own threads).
 pub const DEFAULT_LOADER_THREADS: usize = 32;
-/// Default largest value that is cached (larger values are served but not kept).
+/// Default number of origin loads of one group that may wait for a loader thread.
+pub const DEFAULT_LOADER_QUEUE: usize = 1024;
+/// Default time a key whose origin value was too large to cache is answered
+/// TOO_LARGE without asking the origin again.
+pub const DEFAULT_TOO_LARGE_TTL: Duration = Duration::from_secs(10);
+/// Default largest value that is cached; a larger SET or origin value is TOO_LARGE.
 pub const DEFAULT_MAX_ITEM_SIZE: usize = 8 << 20;
 /// Default interval for re-resolving `--peers-dns` and checking `--peers-file`.
 pub const DEFAULT_PEERS_REFRESH: Duration = Duration::from_secs(5);
@@ -76,11 +81,7 @@ impl OriginSpec {
             return Ok(OriginSpec::Dir(PathBuf::from(path)));
         }
         if s.starts_with("http://") {
-            if !s.contains("{key}") {
-                return Err(format!(
-                    "`{s}` has no `{{key}}` placeholder (e.g. http://origin:8080/items/{{key}})"
-                ));
-            }
+            crate::origin::check_http_template(s)?;
             return Ok(OriginSpec::Http(s.to_string()));
         }
         if s.starts_with("https://") {
@@ -149,6 +150,11 @@ pub struct GroupConfig {
     pub origin: OriginSpec,
     /// TTL for loaded values and for SETs that give none; `None` = never expire.
     pub ttl: Option<Duration>,
+    /// This group's own origin loader threads; `None` = the server's `loader_threads`.
+    pub loader_threads: Option<usize>,
+    /// Loads of this group that may wait for one of its loader threads; `None` = the
+    /// server's `loader_queue`.
+    pub loader_queue: Option<usize>,
 }
 
 impl GroupConfig {
@@ -159,6 +165,8 @@ impl GroupConfig {
             cache_bytes: DEFAULT_CACHE_BYTES,
             origin: OriginSpec::None,
             ttl: None,
+            loader_threads: None,
+            loader_queue: None,
         }
     }
 }
@@ -182,8 +190,14 @@ pub struct Config {
     pub max_connections: usize,
     /// Limit on one shared origin load.
     pub load_timeout: Duration,
-    /// Threads that run origin loads.
+    /// Threads that run origin loads, per group (each group with an origin has its
+    /// own, so a slow origin cannot starve another group's loads).
     pub loader_threads: usize,
+    /// Loads per group that may wait for a loader thread; more are UNAVAILABLE.
+    pub loader_queue: usize,
+    /// How long a key whose origin value was too large to cache is answered
+    /// TOO_LARGE without asking the origin; zero turns this off.
+    pub too_large_ttl: Duration,
     /// Where the cluster's member list comes from.
     pub peers: PeerSource,
     /// Interval of `--peers-file` checks and `--peers-dns` lookups.
@@ -251,9 +265,16 @@ pub struct Args {
     /// Limit on one origin load [default: 10s].
     #[arg(long, env = "GROUPCACHED_LOAD_TIMEOUT", value_name = "DURATION")]
     pub load_timeout: Option<String>,
-    /// Origin loader threads [default: 32].
+    /// Origin loader threads of each group [default: 32].
     #[arg(long, env = "GROUPCACHED_LOADER_THREADS", value_name = "N")]
     pub loader_threads: Option<usize>,
+    /// Origin loads of each group that may wait for a loader thread [default: 1024].
+    #[arg(long, env = "GROUPCACHED_LOADER_QUEUE", value_name = "N")]
+    pub loader_queue: Option<usize>,
+    /// How long a key whose origin value was too large to cache is answered
+    /// TOO_LARGE without asking the origin again; 0 turns it off [default: 10s].
+    #[arg(long, env = "GROUPCACHED_TOO_LARGE_TTL", value_name = "DURATION")]
+    pub too_large_ttl: Option<String>,
     /// Cluster members, comma-separated host:port (this node included or added).
     #[arg(
         long,
@@ -317,6 +338,10 @@ struct FileConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     loader_threads: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    loader_queue: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    too_large_ttl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     peers: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peers_file: Option<PathBuf>,
@@ -350,6 +375,10 @@ struct FileGroup {
     origin: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ttl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loader_threads: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loader_queue: Option<usize>,
 }
 
 /// A size in the file: a number of bytes or a string with a unit.
@@ -407,6 +436,8 @@ impl Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             load_timeout: DEFAULT_LOAD_TIMEOUT,
             loader_threads: DEFAULT_LOADER_THREADS,
+            loader_queue: DEFAULT_LOADER_QUEUE,
+            too_large_ttl: DEFAULT_TOO_LARGE_TTL,
             peers: PeerSource::Static(Vec::new()),
             peers_refresh: DEFAULT_PEERS_REFRESH,
             peer_timeout: DEFAULT_PEER_TIMEOUT,
@@ -478,6 +509,13 @@ impl Config {
         if let Some(v) = file.loader_threads {
             cfg.loader_threads = v;
         }
+        if let Some(v) = file.loader_queue {
+            cfg.loader_queue = v;
+        }
+        if let Some(v) = &file.too_large_ttl {
+            cfg.too_large_ttl =
+                parse_duration(v).map_err(|m| ConfigError::new("too_large_ttl", m))?;
+        }
         if let Some(v) = &file.metrics_listen {
             cfg.metrics_listen = parse_metrics_listen("metrics_listen", v)?;
         }
@@ -515,6 +553,8 @@ impl Config {
                 if let Some(v) = &g.ttl {
                     gc.ttl = parse_ttl(v).map_err(|m| ConfigError::new(setting("ttl"), m))?;
                 }
+                gc.loader_threads = g.loader_threads;
+                gc.loader_queue = g.loader_queue;
                 cfg.groups.push(gc);
             }
         }
@@ -545,6 +585,13 @@ impl Config {
         }
         if let Some(v) = args.loader_threads {
             cfg.loader_threads = v;
+        }
+        if let Some(v) = args.loader_queue {
+            cfg.loader_queue = v;
+        }
+        if let Some(v) = &args.too_large_ttl {
+            cfg.too_large_ttl =
+                parse_duration(v).map_err(|m| ConfigError::new("--too-large-ttl", m))?;
         }
         if let Some(v) = &args.metrics_listen {
             cfg.metrics_listen = parse_metrics_listen("--metrics-listen", v)?;
@@ -623,12 +670,15 @@ impl Config {
             ));
         }
         if let Some(list) = c.peers {
-            self.peers = PeerSource::Static(
-                list.iter()
-                    .map(|m| m.trim().to_string())
-                    .filter(|m| !m.is_empty())
-                    .collect(),
-            );
+            let members: Vec<String> = list
+                .iter()
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            for m in &members {
+                check_member(m).map_err(|e| ConfigError::new(name("peers"), e))?;
+            }
+            self.peers = PeerSource::Static(members);
         }
         if let Some(path) = c.peers_file {
             self.peers = PeerSource::File(path.to_path_buf());
@@ -719,6 +769,23 @@ impl Config {
         if !(1..=4096).contains(&self.loader_threads) {
             return Err(ConfigError::new("--loader-threads", "must be in 1..=4096"));
         }
+        if !(1..=MAX_LOADER_QUEUE).contains(&self.loader_queue) {
+            return Err(ConfigError::new(
+                "--loader-queue",
+                format!("{} is not in 1..={MAX_LOADER_QUEUE}", self.loader_queue),
+            ));
+        }
+        if let Some(a) = &self.advertise {
+            check_member(a).map_err(|e| ConfigError::new("--advertise", e))?;
+        }
+        match &self.peers {
+            PeerSource::Static(list) => {
+                for m in list {
+                    check_member(m).map_err(|e| ConfigError::new("--peers", e))?;
+                }
+            }
+            PeerSource::File(_) | PeerSource::Dns { .. } => {}
+        }
         for (i, g) in self.groups.iter().enumerate() {
             let valid = !g.name.is_empty()
                 && g.name.len() <= MAX_GROUP_LEN
@@ -740,6 +807,27 @@ impl Config {
                     format!("`{}` is configured twice", g.name),
                 ));
             }
+            let setting = |field: &str| format!("group `{}` {field}", g.name);
+            if let Some(n) = g.loader_threads {
+                if !(1..=4096).contains(&n) {
+                    return Err(ConfigError::new(
+                        setting("loader_threads"),
+                        format!("{n} is not in 1..=4096"),
+                    ));
+                }
+            }
+            if let Some(n) = g.loader_queue {
+                if !(1..=MAX_LOADER_QUEUE).contains(&n) {
+                    return Err(ConfigError::new(
+                        setting("loader_queue"),
+                        format!("{n} is not in 1..={MAX_LOADER_QUEUE}"),
+                    ));
+                }
+            }
+            if let OriginSpec::Http(t) = &g.origin {
+                crate::origin::check_http_template(t)
+                    .map_err(|e| ConfigError::new(origin_setting(&g.name), e))?;
+            }
             if g.cache_bytes < self.threads as u64 * 1024 {
                 return Err(ConfigError::new(
                     format!("group `{}` cache size", g.name),
@@ -748,6 +836,29 @@ impl Config {
                         self.threads * 1024
                     ),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what the configuration names outside itself, at start (not for
+    /// `--print-config`, which may run on another machine): every `dir:` origin's
+    /// directory exists and can be read, and a readable `--peers-file` lists only
+    /// `HOST:PORT` members. A peers file that cannot be read yet is allowed: the node
+    /// starts alone and keeps reading it.
+    pub fn check_environment(&self) -> Result<(), ConfigError> {
+        for g in &self.groups {
+            if let OriginSpec::Dir(path) = &g.origin {
+                check_dir(path).map_err(|e| ConfigError::new(origin_setting(&g.name), e))?;
+            }
+        }
+        if let PeerSource::File(path) = &self.peers {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                for m in crate::membership::parse_member_lines(&text) {
+                    check_member(&m).map_err(|e| {
+                        ConfigError::new("--peers-file", format!("{}: {e}", path.display()))
+                    })?;
+                }
             }
         }
         Ok(())
@@ -775,6 +886,8 @@ impl Config {
                 cache_size: Some(SizeValue::Text(format_size(g.cache_bytes))),
                 origin: Some(g.origin.to_string()),
                 ttl: g.ttl.map(format_duration),
+                loader_threads: g.loader_threads,
+                loader_queue: g.loader_queue,
             });
         }
         let file = FileConfig {
@@ -786,6 +899,8 @@ impl Config {
             max_connections: Some(self.max_connections),
             load_timeout: Some(format_duration(self.load_timeout)),
             loader_threads: Some(self.loader_threads),
+            loader_queue: Some(self.loader_queue),
+            too_large_ttl: Some(format_duration(self.too_large_ttl)),
             peers,
             peers_file,
             peers_dns,
@@ -823,11 +938,13 @@ impl Config {
             .map(|g| {
                 let ttl = g.ttl.map_or("none".to_string(), format_duration);
                 format!(
-                    "{} (budget {}, origin {}, ttl {})",
+                    "{} (budget {}, origin {}, ttl {}, {} loader threads, queue {})",
                     g.name,
                     format_size(g.cache_bytes),
                     g.origin,
-                    ttl
+                    ttl,
+                    g.loader_threads.unwrap_or(self.loader_threads),
+                    g.loader_queue.unwrap_or(self.loader_queue)
                 )
             })
             .collect();
@@ -845,7 +962,7 @@ impl Config {
             ),
         };
         format!(
-            "protocol v{PROTOCOL_VERSION}, {} threads, {} loader threads, max {} connections, \
+            "protocol v{PROTOCOL_VERSION}, {} threads, {} loader threads per group, max {} connections, \
              max frame {}, {members}, metrics {}, groups: {}",
             self.threads,
             self.loader_threads,
@@ -875,6 +992,62 @@ struct ClusterSettings<'a> {
     hot_promote_seed: Option<u64>,
     hot_ttl: Option<&'a str>,
     vnodes: Option<u32>,
+}
+
+/// Largest `loader_queue` accepted.
+pub const MAX_LOADER_QUEUE: usize = 1 << 20;
+
+/// Checks that a member (or `--advertise`) is `HOST:PORT` with a port in 1..=65535,
+/// an IPv6 address in brackets (`[::1]:7000`). Names are not resolved here: a
+/// member's name may not resolve yet when a cluster starts.
+pub fn check_member(m: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("`{m}` is not HOST:PORT ({why})"));
+    let Some((host, port)) = m.rsplit_once(':') else {
+        return bad("no port");
+    };
+    match port.parse::<u16>() {
+        Ok(0) => return bad("port 0"),
+        Ok(_) => {}
+        Err(_) => return bad("the port is not a number in 1..=65535"),
+    }
+    if host.is_empty() {
+        return bad("no host");
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        let Some(v6) = inner.strip_suffix(']') else {
+            return bad("unclosed `[`");
+        };
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return bad("not an IPv6 address in brackets");
+        }
+    } else if host.contains(':') {
+        return bad("an IPv6 address needs brackets, e.g. [::1]:7000");
+    } else if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        return bad("the host has characters a host name cannot have");
+    }
+    Ok(())
+}
+
+/// How an error about a group's origin names the setting: the flag and the file
+/// field, since either may have set it.
+fn origin_setting(group: &str) -> String {
+    format!("origin of group `{group}` (--origin or [[group]] origin)")
+}
+
+/// A `dir:` origin's directory must exist, be a directory and be readable, so a typo
+/// is an error at start rather than NOT_FOUND for every key.
+fn check_dir(path: &std::path::Path) -> Result<(), String> {
+    let shown = format!("dir:{}", path.display());
+    let meta = std::fs::metadata(path).map_err(|e| format!("`{shown}`: {e}"))?;
+    if !meta.is_dir() {
+        return Err(format!("`{shown}` is not a directory"));
+    }
+    std::fs::read_dir(path)
+        .map(drop)
+        .map_err(|e| format!("`{shown}` cannot be read: {e}"))
 }
 
 fn parse_addr(setting: &str, s: &str) -> Result<SocketAddr, ConfigError> {

@@ -16,7 +16,7 @@ use crate::core::{Core, CoreParts, WAKER_TOKEN};
 use crate::error::StartError;
 use crate::mailbox::Remote;
 use crate::membership::{Control, Membership, PeerSource};
-use crate::origin::{self, LoadContext, LoaderPool};
+use crate::origin::{self, GroupLoaderConfig, LoadContext, LoaderPool};
 use crate::shard::GroupSpec;
 use crate::shared::{GroupRuntime, LogLimiter, Shared, ORIGIN_ERROR_LOG_INTERVAL};
 use crate::stats::StatsRegistry;
@@ -30,6 +30,7 @@ impl Server {
     /// served until [`BoundServer::run`].
     pub fn bind(cfg: Config) -> Result<BoundServer, StartError> {
         cfg.validate()?;
+        cfg.check_environment()?;
         let listeners =
             crate::listener::bind_reuseport(cfg.listen, cfg.threads).map_err(|source| {
                 StartError::Bind {
@@ -157,7 +158,24 @@ impl BoundServer {
                 .map_or(0x5eed, |d| d.as_nanos() as u64)
         });
 
-        let loader = LoaderPool::start(cfg.loader_threads).map_err(io_err("loader threads"))?;
+        // Each group gets its own loader threads and queue, so a slow origin can only
+        // hold up its own group's loads.
+        let loader_groups = cfg
+            .groups
+            .iter()
+            .zip(&shared.groups)
+            .map(|(g, rt)| GroupLoaderConfig {
+                name: g.name.clone(),
+                has_origin: rt.origin.is_some(),
+                threads: g.loader_threads.unwrap_or(cfg.loader_threads),
+                queue: g.loader_queue.unwrap_or(cfg.loader_queue),
+                max_item: cfg.max_item_size,
+                shard_budget: (g.cache_bytes / threads as u64) as usize,
+                too_large_ttl: cfg.too_large_ttl,
+            })
+            .collect::<Vec<_>>();
+        let loader = LoaderPool::start(&loader_groups, &registry.loaders)
+            .map_err(io_err("loader threads"))?;
         let metrics = match self.metrics {
             Some(listener) => {
                 let m = crate::metrics::http::MetricsServer::start(listener, shared.clone())

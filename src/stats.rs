@@ -176,6 +176,46 @@ pub struct GroupCounters {
     pub peer_fetch: Histogram,
 }
 
+/// One group's origin-loader counters. Unlike the per-core blocks these have many
+/// writers (the group's loader threads and every core that submits a load), so they
+/// use atomic adds; a load is not the hot path.
+#[derive(Debug, Default)]
+pub struct LoaderCounters {
+    /// Loads that had to wait in the queue because every one of the group's loader
+    /// threads was busy when they were submitted (approximate under races).
+    pub queue_waits: AtomicU64,
+    /// Loads answered TIMEOUT because they waited in the queue past their deadline;
+    /// they were never started.
+    pub queue_timeouts: AtomicU64,
+    /// Loads refused (UNAVAILABLE) because the group's queue was full.
+    pub queue_full: AtomicU64,
+    /// Loads waiting in the queue now (gauge).
+    pub queue_depth: AtomicU64,
+    /// Loads running on the group's loader threads now (gauge).
+    pub running: AtomicU64,
+    /// Origin values larger than the group can cache (item limit or shard budget),
+    /// answered TOO_LARGE and remembered for a while.
+    pub too_large: AtomicU64,
+    /// Loads answered TOO_LARGE from that memory, without asking the origin.
+    pub too_large_remembered: AtomicU64,
+}
+
+impl LoaderCounters {
+    /// Adds one to `c`.
+    #[inline]
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Subtracts one from gauge `c`, never below zero.
+    #[inline]
+    pub fn dec(c: &AtomicU64) {
+        let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(1))
+        });
+    }
+}
+
 /// Node-wide counters of one core.
 #[derive(Debug, Default)]
 pub struct NodeCounters {
@@ -231,6 +271,8 @@ pub struct StatsRegistry {
     pub group_names: Vec<String>,
     /// Group budgets in bytes.
     pub group_capacity: Vec<u64>,
+    /// Origin-loader counters, one block per group in configuration order.
+    pub loaders: Vec<Arc<LoaderCounters>>,
     /// When the server started.
     pub started: Instant,
 }
@@ -249,6 +291,10 @@ impl StatsRegistry {
                 .collect(),
             group_names: groups.iter().map(|g| g.0.clone()).collect(),
             group_capacity: groups.iter().map(|g| g.1).collect(),
+            loaders: groups
+                .iter()
+                .map(|_| Arc::new(LoaderCounters::default()))
+                .collect(),
             started: Instant::now(),
         }
     }
@@ -340,6 +386,19 @@ impl StatsRegistry {
                 ("deletes", g(&|x| x.deletes.get())),
             ] {
                 out.push((format!("{p}{n}"), v));
+            }
+            if let Some(l) = self.loaders.get(gi) {
+                for (n, v) in [
+                    ("load_queue_waits", &l.queue_waits),
+                    ("load_queue_timeouts", &l.queue_timeouts),
+                    ("load_queue_full", &l.queue_full),
+                    ("load_queue_depth", &l.queue_depth),
+                    ("loads_running", &l.running),
+                    ("origin_too_large", &l.too_large),
+                    ("too_large_remembered", &l.too_large_remembered),
+                ] {
+                    out.push((format!("{p}{n}"), v.load(Ordering::Relaxed)));
+                }
             }
             for (cache, pick) in [
                 (

@@ -437,3 +437,123 @@ fn the_deployment_example_config_loads() {
         assert_eq!(s(&t, k), s(&example, k), "{k}");
     }
 }
+
+/// Issue 10 item 12: settings that parse but cannot work are errors at start that
+/// name the setting and the value, not a server that answers NOT_FOUND for every key
+/// or a member that owns keys nobody can reach. (The server is started for real, so
+/// the start-time checks run; one that wrongly starts is killed after a deadline.)
+#[test]
+fn unusable_origins_and_members_are_errors_at_start() {
+    let dir = TempDir::new("start-checks");
+    let file = dir.write("not-a-dir", b"x");
+    let file_spec = format!("dir:{}", file.display());
+    let peers_file = dir.write("peers", b"127.0.0.1:7001\n127.0.0.1\n");
+    let peers_file = peers_file.to_str().unwrap().to_string();
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["--origin", "dir:/nonexistent/groupcached-test"],
+            vec![
+                "--origin",
+                "dir:/nonexistent/groupcached-test",
+                "No such file",
+            ],
+        ),
+        (
+            vec!["--origin", &file_spec],
+            vec!["--origin", &file_spec, "not a directory"],
+        ),
+        (
+            vec!["--peers", "127.0.0.1"],
+            vec!["--peers", "`127.0.0.1`", "no port"],
+        ),
+        (
+            vec!["--peers", "127.0.0.1:7001,127.0.0.1:0"],
+            vec!["--peers", "`127.0.0.1:0`", "port 0"],
+        ),
+        (
+            vec!["--peers", "::1:7000"],
+            vec!["--peers", "`::1:7000`", "brackets"],
+        ),
+        (
+            vec!["--peers", "a:7000,b:http"],
+            vec!["--peers", "`b:http`"],
+        ),
+        (
+            vec!["--peers-file", &peers_file],
+            vec!["--peers-file", "`127.0.0.1`", "no port"],
+        ),
+        (
+            vec!["--advertise", "10.0.0.5"],
+            vec!["--advertise", "`10.0.0.5`"],
+        ),
+        (
+            vec!["--origin", "http://{key}.internal/x"],
+            vec!["--origin", "http://{key}.internal/x", "not in the host"],
+        ),
+        (vec!["--loader-queue", "0"], vec!["--loader-queue", "0"]),
+    ];
+    for (args, needles) in cases {
+        let mut child = Command::new(server_bin())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&args)
+            .env_remove("GROUPCACHED_PEERS")
+            .env_remove("GROUPCACHED_ORIGIN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run groupcached");
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break Some(st);
+            }
+            if started.elapsed() > common::DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        let status = status.unwrap_or_else(|| panic!("{args:?} started and kept running: {err}"));
+        assert!(!status.success(), "{args:?} was accepted: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: `{needle}` not in: {err}");
+        }
+    }
+}
+
+/// Per-group loader settings in the file, and the server-wide defaults, survive the
+/// `--print-config` round trip and are range-checked by their file names.
+#[test]
+fn per_group_loader_settings_round_trip_and_are_checked() {
+    let dir = TempDir::new("group-loaders");
+    let path = dir.write(
+        "c.toml",
+        b"loader_threads = 3\nloader_queue = 50\ntoo_large_ttl = \"30s\"\n\
+          [[group]]\nname = \"a\"\nloader_threads = 7\nloader_queue = 9\n\
+          [[group]]\nname = \"b\"\n",
+    );
+    let p = path.to_str().unwrap();
+    let (text, t) = print_config(&["--config", p], &[]);
+    assert_eq!(i(&t, "loader_threads"), 3);
+    assert_eq!(i(&t, "loader_queue"), 50);
+    assert_eq!(s(&t, "too_large_ttl"), "30s");
+    let groups = t["group"].as_array().unwrap();
+    assert_eq!(groups[0]["loader_threads"].as_integer(), Some(7));
+    assert_eq!(groups[0]["loader_queue"].as_integer(), Some(9));
+    assert!(groups[1].get("loader_threads").is_none(), "{text}");
+    let again = dir.write("again.toml", text.as_bytes());
+    let (text2, _) = print_config(&["--config", again.to_str().unwrap()], &[]);
+    assert_eq!(text, text2);
+
+    let bad = dir.write("bad.toml", b"[[group]]\nname = \"a\"\nloader_threads = 0\n");
+    let o = run(&["--config", bad.to_str().unwrap(), "--print-config"], &[]);
+    assert!(!o.status.success());
+    let msg = both(&o);
+    assert!(msg.contains("group `a` loader_threads"), "{msg}");
+}

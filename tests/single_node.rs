@@ -294,7 +294,7 @@ fn values_over_the_shard_budget_are_refused_by_set() {
 }
 
 #[test]
-fn origin_values_over_the_item_limit_are_served_but_not_cached() {
+fn origin_values_over_the_item_limit_are_too_large_and_not_reloaded_at_once() {
     let s = TestServer::start(&[
         "--origin",
         "synthetic:size=20000",
@@ -302,17 +302,14 @@ fn origin_values_over_the_item_limit_are_served_but_not_cached() {
         "10KiB",
     ]);
     let mut c = s.client();
-    let first = c.get(G, "big").unwrap().unwrap();
-    assert_eq!(first.len(), 20_000);
-    for n in 2..=3 {
-        let again = c.get(G, "big").unwrap().unwrap();
-        assert_eq!(again, first);
-        assert_eq!(
-            s.stat("group.default.local_loads"),
-            n,
-            "loaded on every GET"
-        );
+    for _ in 1..=3 {
+        let err = c.get(G, "big").unwrap_err();
+        assert_eq!(server_status(&err), Some(Status::TooLarge), "{err}");
+        assert!(err.to_string().contains("item limit"), "{err}");
     }
+    // Loaded once; the next GETs were answered from the memory of it (--too-large-ttl).
+    assert_eq!(s.stat("group.default.origin_too_large"), 1);
+    assert_eq!(s.stat("group.default.too_large_remembered"), 2);
     assert_eq!(s.stat("group.default.main.items"), 0);
     assert_eq!(s.stat("group.default.cache_hits"), 0);
 }
@@ -410,7 +407,7 @@ fn stats_report_every_groupcache_counter_and_node_counters() {
 }
 
 #[test]
-fn origin_values_over_the_shard_budget_are_served_but_not_cached() {
+fn origin_values_over_the_shard_budget_are_too_large() {
     let s = TestServer::start(&[
         "--threads",
         "1",
@@ -420,10 +417,11 @@ fn origin_values_over_the_shard_budget_are_served_but_not_cached() {
         "synthetic:size=100000",
     ]);
     let mut c = s.client();
-    let first = c.get(G, "big").unwrap().unwrap();
-    assert_eq!(first.len(), 100_000);
-    assert_eq!(c.get(G, "big").unwrap().unwrap(), first);
-    assert_eq!(s.stat("group.default.local_loads"), 2);
+    for _ in 0..2 {
+        let err = c.get(G, "big").unwrap_err();
+        assert_eq!(server_status(&err), Some(Status::TooLarge), "{err}");
+    }
+    assert_eq!(s.stat("group.default.origin_too_large"), 1);
     assert!(s.stat("group.default.main.bytes") <= 64 * 1024);
 }
 

@@ -678,6 +678,7 @@ impl Ctx {
         });
         match &self.shared.groups[group].origin {
             Some(origin) => self.loader.submit(LoadJob {
+                group,
                 origin: origin.clone(),
                 key,
                 ctx: self.shared.load_ctx,

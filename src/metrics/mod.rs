@@ -10,12 +10,13 @@
 pub(crate) mod http;
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use groupcached_protocol::PROTOCOL_VERSION;
 
 use crate::stats::{
-    CacheCounters, Counter, GroupCounters, Histogram, HistogramSnapshot, NodeCounters,
-    StatsRegistry, LATENCY_BUCKETS,
+    CacheCounters, Counter, GroupCounters, Histogram, HistogramSnapshot, LoaderCounters,
+    NodeCounters, StatsRegistry, LATENCY_BUCKETS,
 };
 
 /// The Content-Type of the text exposition format.
@@ -314,6 +315,59 @@ const CACHE: &[(&str, Kind, &str, CachePick)] = &[
     ),
 ];
 
+type LoaderPick = fn(&LoaderCounters) -> &AtomicU64;
+
+/// Per-group origin-loader counters and gauges.
+const LOADER: &[(&str, Kind, &str, LoaderPick)] = &[
+    (
+        "groupcached_load_queue_waits_total",
+        Kind::Counter,
+        "Origin loads that waited in the group's queue because all its loader threads \
+         were busy (STATS load_queue_waits).",
+        |l| &l.queue_waits,
+    ),
+    (
+        "groupcached_load_queue_timeouts_total",
+        Kind::Counter,
+        "Origin loads answered TIMEOUT after waiting in the queue past their deadline, \
+         never started (STATS load_queue_timeouts).",
+        |l| &l.queue_timeouts,
+    ),
+    (
+        "groupcached_load_queue_rejections_total",
+        Kind::Counter,
+        "Origin loads refused with UNAVAILABLE because the group's queue was full \
+         (STATS load_queue_full).",
+        |l| &l.queue_full,
+    ),
+    (
+        "groupcached_load_queue_depth",
+        Kind::Gauge,
+        "Origin loads waiting in the group's queue (STATS load_queue_depth).",
+        |l| &l.queue_depth,
+    ),
+    (
+        "groupcached_loads_running",
+        Kind::Gauge,
+        "Origin loads running on the group's loader threads (STATS loads_running).",
+        |l| &l.running,
+    ),
+    (
+        "groupcached_origin_too_large_total",
+        Kind::Counter,
+        "Origin values too large for the group to cache, answered TOO_LARGE \
+         (STATS origin_too_large).",
+        |l| &l.too_large,
+    ),
+    (
+        "groupcached_too_large_remembered_total",
+        Kind::Counter,
+        "Loads answered TOO_LARGE from the memory of an earlier too-large value, \
+         without asking the origin (STATS too_large_remembered).",
+        |l| &l.too_large_remembered,
+    ),
+];
+
 type HistPick = fn(&GroupCounters) -> &Histogram;
 
 /// Per-group latency histograms.
@@ -419,6 +473,16 @@ pub fn render(reg: &StatsRegistry) -> String {
             e.sample(name, &[("group", group), ("cache", "hot")], hot);
         }
     }
+    for (name, kind, help, pick) in LOADER {
+        e.family(name, *kind, help);
+        for (gi, group) in reg.group_names.iter().enumerate() {
+            let v = reg
+                .loaders
+                .get(gi)
+                .map_or(0, |l| pick(l).load(Ordering::Relaxed));
+            e.sample(name, &[("group", group)], v);
+        }
+    }
     for (name, help, pick) in HISTOGRAMS {
         e.family(name, Kind::Histogram, help);
         for gi in 0..reg.group_names.len() {
@@ -487,6 +551,9 @@ mod tests {
         reg.cores[1].groups[0].gets.add(4);
         reg.cores[1].groups[1].main.bytes.set(99);
         reg.cores[0].node.members.set(3);
+        reg.loaders[0]
+            .queue_waits
+            .fetch_add(5, std::sync::atomic::Ordering::Relaxed);
         reg.cores[0].groups[0]
             .origin_load
             .observe(Duration::from_millis(1));
@@ -512,6 +579,8 @@ mod tests {
             ("groupcached_threads 2", 0),
             ("groupcached_origin_load_seconds_count{group=\"a\"} 1", 0),
             ("groupcached_peer_fetch_seconds_count{group=\"a\"} 0", 0),
+            ("groupcached_load_queue_waits_total{group=\"a\"} 5", 0),
+            ("groupcached_loads_running{group=\"a\"} 0", 0),
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }

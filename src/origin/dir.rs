@@ -3,6 +3,7 @@
 use std::ffi::OsStr;
 use std::io::{ErrorKind, Read};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::{LoadContext, Loaded, Origin, OriginError};
@@ -64,7 +65,28 @@ impl Origin for DirOrigin {
                 "key leads outside the origin directory".into(),
             ));
         }
-        let file = match std::fs::File::open(&canon) {
+        // Look before opening: a FIFO, device or socket is refused without an open(),
+        // which could block (a FIFO without a writer) or have side effects (a device).
+        let kind = match std::fs::symlink_metadata(&canon) {
+            Ok(m) => m.file_type(),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(OriginError::Failed(format!("{}: {e}", canon.display()))),
+        };
+        if kind.is_dir() {
+            return Ok(None);
+        }
+        if !kind.is_file() {
+            return Err(not_regular(&kind));
+        }
+        // The file can be replaced between that look and the open, so the open itself
+        // must not block or follow a link either: O_NONBLOCK makes opening a FIFO
+        // return at once, O_NOFOLLOW refuses a symlink swapped in, O_NOCTTY keeps a
+        // terminal from becoming ours; fstat below then decides on what was opened.
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+            .open(&canon)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(OriginError::Failed(format!("{}: {e}", canon.display()))),
@@ -72,8 +94,11 @@ impl Origin for DirOrigin {
         let meta = file
             .metadata()
             .map_err(|e| OriginError::Failed(format!("{}: {e}", canon.display())))?;
-        if !meta.is_file() {
+        if meta.is_dir() {
             return Ok(None);
+        }
+        if !meta.is_file() {
+            return Err(not_regular(&meta.file_type()));
         }
         if meta.len() > ctx.max_size as u64 {
             return Err(OriginError::TooLarge {
@@ -81,12 +106,41 @@ impl Origin for DirOrigin {
                 max: ctx.max_size,
             });
         }
+        // O_NONBLOCK has no effect on reads of a regular file.
         let mut value = Vec::with_capacity(meta.len() as usize);
         file.take(ctx.max_size as u64 + 1)
             .read_to_end(&mut value)
             .map_err(|e| OriginError::Failed(format!("{}: {e}", canon.display())))?;
+        if value.len() > ctx.max_size {
+            // The file grew while it was read.
+            return Err(OriginError::TooLarge {
+                size: value.len() as u64,
+                max: ctx.max_size,
+            });
+        }
         Ok(Some(Loaded::new(value)))
     }
+}
+
+/// The error for a key that names something other than a regular file or directory:
+/// BAD_REQUEST (logged like every origin error), never an open() that could block.
+fn not_regular(kind: &std::fs::FileType) -> OriginError {
+    let what = if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
+    };
+    OriginError::InvalidKey(format!(
+        "key names {what} in the origin directory; only regular files are served"
+    ))
 }
 
 #[cfg(test)]
@@ -144,5 +198,22 @@ mod tests {
             Err(OriginError::TooLarge { size: 5, max: 3 })
         ));
         let _ = std::fs::remove_dir_all(base);
+    }
+
+    #[test]
+    fn fifos_are_refused_without_blocking() {
+        let root = std::env::temp_dir().join(format!("gc-dir-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let fifo = root.join("pipe");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo does not keep the pointer.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let o = DirOrigin::new(root.clone());
+        // Without a writer, a blocking open() of the FIFO would never return.
+        match o.load(b"pipe", &ctx()) {
+            Err(OriginError::InvalidKey(m)) => assert!(m.contains("FIFO"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(root);
     }
 }

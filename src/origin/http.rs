@@ -1,43 +1,175 @@
 //! `http://host:port/prefix{key}`: values from an HTTP service.
+//!
+//! The key rule (also in docs/operations.md, "Origins"): a key reaches the origin
+//! only inside the part of the URL the template gives it, never above it.
+//!
+//! - **Encoding.** Every byte except `A-Z a-z 0-9 - . _ ~ /` is percent-encoded,
+//!   `%` itself included, so a key cannot end the path or add to the query
+//!   (`?`, `#`, `&`, `=`, `+`, `;` and spaces arrive encoded) and a `%2e` in a key
+//!   arrives as the literal text `%252e`, not as a dot.
+//! - **Segments.** Split at every `/` and `\`, each piece of the key must be
+//!   non-empty and neither `.` nor `..`; otherwise the key is refused with
+//!   BAD_REQUEST before any request is made. So no leading, trailing or doubled
+//!   `/`, and no dot segment that an origin (or a proxy before it) could resolve
+//!   to leave the prefix. `\` counts as a separator because some servers treat
+//!   `%5C` as `/`.
+//! - **Decoded forms too.** The same segment rule is applied to the key with its
+//!   percent-escapes decoded, repeatedly: `%2e%2e`, `%252e%252e` and `..%2f` are
+//!   refused as well, for origins that decode more than once.
+//! - **Redirects are not followed.** A 3xx answer is an origin error naming the
+//!   `Location`; point the template at the final URL instead.
+//! - **Where `{key}` may stand** (checked at start): in the path or the query of
+//!   the template, never in the scheme, host, port or fragment.
 
 use std::time::Duration;
 
 use super::{LoadContext, Loaded, Origin, OriginError};
 
 /// Loads `GET template-with-key`; 200 is a value, 404/410 is NOT_FOUND, anything else
-/// an error. The key is percent-encoded except for unreserved characters and `/`, so
-/// path-like keys keep their shape.
+/// (redirects included) an error. Keys are checked and encoded by the rule in this
+/// module's documentation, so a key can only name things under the template's prefix.
 pub struct HttpOrigin {
     template: String,
     agent: ureq::Agent,
 }
 
 impl HttpOrigin {
-    /// An origin for a URL template containing `{key}`; every request is bounded by `timeout`.
+    /// An origin for a URL template containing `{key}`; a request is bounded by
+    /// `timeout` (or less: the time its load has left when it starts).
     pub fn new(template: String, timeout: Duration) -> Self {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
-            .max_redirects(3)
+            // Never follow: a redirect could lead anywhere, and its target would be
+            // cached and served as this key's value.
+            .max_redirects(0)
             .build()
             .into();
         HttpOrigin { template, agent }
     }
 
-    /// The URL for `key`.
-    pub fn url_for(&self, key: &[u8]) -> String {
-        self.template.replace("{key}", &percent_encode(key))
+    /// The URL for `key`, or why the key cannot be asked for.
+    pub fn url_for(&self, key: &[u8]) -> Result<String, OriginError> {
+        check_key(key)?;
+        Ok(self.template.replace("{key}", &percent_encode(key)))
     }
+}
+
+/// Checks that `template` is an `http://` URL with a host, in which `{key}` stands
+/// only in the path or query; the message says what is wrong.
+pub fn check_template(template: &str) -> Result<(), String> {
+    let Some(rest) = template.strip_prefix("http://") else {
+        return Err(format!("`{template}` does not start with http://"));
+    };
+    if !template.contains("{key}") {
+        return Err(format!(
+            "`{template}` has no `{{key}}` placeholder (e.g. http://origin:8080/items/{{key}})"
+        ));
+    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    if authority.contains("{key}") {
+        return Err(format!(
+            "`{template}`: `{{key}}` must be in the path or query, not in the host or port"
+        ));
+    }
+    if let Some(hash) = rest.find('#') {
+        if rest[hash..].contains("{key}") {
+            return Err(format!(
+                "`{template}`: `{{key}}` is in the fragment, which is never sent"
+            ));
+        }
+    }
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!("`{template}` has no host"));
+    }
+    let sample = template.replace("{key}", "k");
+    let uri: ureq::http::Uri = sample
+        .parse()
+        .map_err(|e| format!("`{template}` is not a valid URL: {e}"))?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{template}` has no host"));
+    }
+    Ok(())
+}
+
+/// Refuses keys that could reach outside the template's prefix (the segment rule in
+/// this module's documentation), on the key as given and on its decoded forms.
+pub fn check_key(key: &[u8]) -> Result<(), OriginError> {
+    let mut form = key.to_vec();
+    // Each round decodes one layer of percent-escapes; four layers is more than any
+    // real stack of proxies and servers decodes, and a key that still changes after
+    // that is refused rather than guessed about.
+    for round in 0..=4 {
+        check_segments(&form)?;
+        let decoded = percent_decode(&form);
+        if decoded == form {
+            return Ok(());
+        }
+        if round == 4 {
+            break;
+        }
+        form = decoded;
+    }
+    Err(OriginError::InvalidKey(
+        "key is percent-encoded more than four layers deep".into(),
+    ))
+}
+
+fn check_segments(key: &[u8]) -> Result<(), OriginError> {
+    if key.is_empty() {
+        return Err(OriginError::InvalidKey("empty key".into()));
+    }
+    for seg in key.split(|&b| b == b'/' || b == b'\\') {
+        match seg {
+            b"" => {
+                return Err(OriginError::InvalidKey(
+                    "key has an empty path segment (leading, trailing or doubled `/` or `\\`)"
+                        .into(),
+                ))
+            }
+            b"." | b".." => {
+                return Err(OriginError::InvalidKey(
+                    "key has a `.` or `..` path segment".into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Decodes every valid `%XX` escape; anything else is kept as it is.
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && i + 2 < s.len() {
+            if let (Some(h), Some(l)) = (hex(s[i + 1]), hex(s[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
 }
 
 /// Percent-encodes every byte except `A-Z a-z 0-9 - . _ ~ /`.
 pub fn percent_encode(key: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(key.len() * 3);
     for &b in key {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
         }
     }
     out
@@ -45,8 +177,14 @@ pub fn percent_encode(key: &[u8]) -> String {
 
 impl Origin for HttpOrigin {
     fn load(&self, key: &[u8], ctx: &LoadContext) -> Result<Option<Loaded>, OriginError> {
-        let url = self.url_for(key);
-        let mut resp = match self.agent.get(&url).call() {
+        let url = self.url_for(key)?;
+        let request = self
+            .agent
+            .get(&url)
+            .config()
+            .timeout_global(Some(ctx.timeout))
+            .build();
+        let mut resp = match request.call() {
             Ok(r) => r,
             Err(ureq::Error::Timeout(_)) => return Err(OriginError::Timeout),
             Err(e) => return Err(OriginError::Failed(format!("GET {url}: {e}"))),
@@ -54,8 +192,25 @@ impl Origin for HttpOrigin {
         match resp.status().as_u16() {
             200 => {}
             404 | 410 => return Ok(None),
+            s @ 300..=399 => {
+                let to = resp
+                    .headers()
+                    .get("location")
+                    .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
+                    .unwrap_or_else(|| "nowhere".into());
+                return Err(OriginError::Failed(format!(
+                    "GET {url}: HTTP status {s}, a redirect to `{to}`, which is not followed \
+                     (point the origin template at the final location)"
+                )));
+            }
             s => return Err(OriginError::Failed(format!("GET {url}: HTTP status {s}"))),
         }
+        // For a body over the limit, the size it announced (if any) says by how much.
+        let announced = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let value = resp
             .body_mut()
             .with_config()
@@ -64,7 +219,9 @@ impl Origin for HttpOrigin {
             .map_err(|e| match e {
                 ureq::Error::Timeout(_) => OriginError::Timeout,
                 ureq::Error::BodyExceedsLimit(_) => OriginError::TooLarge {
-                    size: ctx.max_size as u64 + 1,
+                    size: announced
+                        .filter(|&n| n > ctx.max_size as u64)
+                        .unwrap_or(ctx.max_size as u64 + 1),
                     max: ctx.max_size,
                 },
                 e => OriginError::Failed(format!("GET {url}: reading body: {e}")),
@@ -77,11 +234,107 @@ impl Origin for HttpOrigin {
 mod tests {
     use super::*;
 
+    fn origin(t: &str) -> HttpOrigin {
+        HttpOrigin::new(t.into(), Duration::from_secs(1))
+    }
+
     #[test]
     fn keys_are_percent_encoded_byte_exact() {
         assert_eq!(percent_encode(b"a/b c+d%e"), "a/b%20c%2Bd%25e");
         assert_eq!(percent_encode(&[0xff, b'x']), "%FFx");
-        let o = HttpOrigin::new("http://h:1/p/{key}?v=1".into(), Duration::from_secs(1));
-        assert_eq!(o.url_for(b"k 1"), "http://h:1/p/k%201?v=1");
+        let o = origin("http://h:1/p/{key}?v=1");
+        assert_eq!(o.url_for(b"k 1").unwrap(), "http://h:1/p/k%201?v=1");
+    }
+
+    #[test]
+    fn keys_cannot_touch_the_query_or_fragment() {
+        let o = origin("http://h:1/p/{key}?v=1");
+        assert_eq!(
+            o.url_for(b"x?admin=1&y=2#f").unwrap(),
+            "http://h:1/p/x%3Fadmin%3D1%26y%3D2%23f?v=1"
+        );
+        let q = origin("http://h:1/get?id={key}&v=1");
+        assert_eq!(
+            q.url_for(b"a&v=2+b;c").unwrap(),
+            "http://h:1/get?id=a%26v%3D2%2Bb%3Bc&v=1"
+        );
+    }
+
+    #[test]
+    fn dot_and_empty_segments_are_refused_in_every_form() {
+        let o = origin("http://h:1/items/{key}");
+        for bad in [
+            &b"../internal/secret"[..],
+            b"..",
+            b".",
+            b"a/../b",
+            b"a/./b",
+            b"a/..",
+            b"/etc/passwd",
+            b"a//b",
+            b"a/",
+            b"",
+            b"..\\secret",
+            b"a\\..\\b",
+            b"a\\",
+            b"%2e%2e/secret",
+            b"%2E%2e",
+            b"%252e%252e/x",
+            b"..%2fsecret",
+            b"..%5Csecret",
+            b"a%2f%2fb",
+            b"%25252525252e",
+        ] {
+            assert!(
+                matches!(o.url_for(bad), Err(OriginError::InvalidKey(_))),
+                "{:?} was accepted",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        for good in [
+            &b"a"[..],
+            b"a/b/c.jpg",
+            b"...",
+            b".hidden",
+            b"a..b",
+            b"..a/b..",
+            b"100%",
+            b"%zz",
+            b"~user/x",
+        ] {
+            assert!(
+                o.url_for(good).is_ok(),
+                "{:?} was refused",
+                String::from_utf8_lossy(good)
+            );
+        }
+        assert_eq!(o.url_for(b"100%").unwrap(), "http://h:1/items/100%25");
+    }
+
+    #[test]
+    fn templates_put_the_key_in_the_path_or_query_only() {
+        for good in [
+            "http://h:1/items/{key}",
+            "http://h/items/{key}.jpg",
+            "http://h:8080/get?k={key}",
+            "http://127.0.0.1:9/{key}",
+            "http://[::1]:9/x/{key}",
+        ] {
+            assert_eq!(check_template(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "http://{key}/x",
+            "http://h{key}/x",
+            "http://h:{key}/x",
+            "http://user@{key}/x",
+            "http:///{key}",
+            "http://:80/{key}",
+            "http://h/x#{key}",
+            "http://h/x",
+            "https://h/{key}",
+            "http://h/ {key}",
+        ] {
+            assert!(check_template(bad).is_err(), "{bad} was accepted");
+        }
     }
 }

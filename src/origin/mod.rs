@@ -1,22 +1,23 @@
 //! Origins: where a group's values come from on a miss, and the loader threads that
 //! run them. Origin I/O blocks, so it never runs on a core's event loop: a core hands
 //! a [`LoadJob`] to the [`LoaderPool`] and gets the result back through its mailbox.
+//! Each group has its own loader threads and queue (see [`loader`]).
 
 mod dir;
 mod http;
+pub mod loader;
+pub mod oversize;
 mod synthetic;
 
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 use groupcached_protocol::Status;
 
 pub use dir::DirOrigin;
-pub use http::HttpOrigin;
+pub use http::{check_key as check_http_key, check_template as check_http_template, HttpOrigin};
+pub use loader::{GroupLoaderConfig, LoadJob, LoaderHandle, LoaderPool};
 pub use synthetic::SyntheticOrigin;
 
 use crate::config::OriginSpec;
@@ -33,7 +34,9 @@ pub trait Origin: Send + Sync + 'static {
 /// Limits a load should respect.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadContext {
-    /// Largest value that can be sent to a client; anything larger is an error.
+    /// Largest value this load may produce: the smaller of what can be sent to a
+    /// client and what the group can cache. Anything larger is
+    /// [`OriginError::TooLarge`]; an origin should stop reading once past it.
     pub max_size: usize,
     /// How long the server waits for this load before answering TIMEOUT.
     pub timeout: Duration,
@@ -67,8 +70,27 @@ pub enum OriginError {
         /// The limit.
         max: usize,
     },
+    /// The value is larger than the group can cache (`--max-item-size`, or the
+    /// group's budget on one core); the key is answered TOO_LARGE without asking the
+    /// origin for `remembered_for`.
+    OverItemLimit {
+        /// The value's size (at least this much, if the origin stopped early).
+        size: u64,
+        /// The largest value of this key the group can cache.
+        limit: usize,
+        /// How long the key is answered TOO_LARGE without asking the origin.
+        remembered_for: Duration,
+    },
     /// The origin did not answer in time.
     Timeout,
+    /// The load waited in its group's queue until its deadline passed, all the
+    /// group's loader threads being busy; it was never started.
+    QueueTimeout {
+        /// How long it waited.
+        waited: Duration,
+        /// The group's loader threads.
+        threads: usize,
+    },
     /// Anything else: I/O error, bad HTTP status, panic in an embedded origin.
     Failed(String),
     /// The load was never started: the loader queue is full or the server is
@@ -82,8 +104,8 @@ impl OriginError {
     pub fn status(&self) -> Status {
         match self {
             OriginError::InvalidKey(_) => Status::BadRequest,
-            OriginError::TooLarge { .. } => Status::TooLarge,
-            OriginError::Timeout => Status::Timeout,
+            OriginError::TooLarge { .. } | OriginError::OverItemLimit { .. } => Status::TooLarge,
+            OriginError::Timeout | OriginError::QueueTimeout { .. } => Status::Timeout,
             OriginError::Failed(_) => Status::OriginError,
             OriginError::Overloaded(_) => Status::Unavailable,
         }
@@ -100,7 +122,33 @@ impl fmt::Display for OriginError {
                     "origin value of {size} bytes is over the limit of {max} bytes"
                 )
             }
+            OriginError::OverItemLimit {
+                size,
+                limit,
+                remembered_for,
+            } => {
+                write!(
+                    f,
+                    "origin value of {size} bytes is over this group's item limit of {limit} \
+                     bytes (--max-item-size, or the group's cache size per thread)"
+                )?;
+                if remembered_for.is_zero() {
+                    Ok(())
+                } else {
+                    write!(
+                        f,
+                        "; the key is answered TOO_LARGE without asking the origin for {}",
+                        crate::units::format_duration(*remembered_for)
+                    )
+                }
+            }
             OriginError::Timeout => f.write_str("origin timed out"),
+            OriginError::QueueTimeout { waited, threads } => write!(
+                f,
+                "load not started: it waited {} ms for one of the group's {threads} loader \
+                 threads, all busy, until its deadline passed",
+                waited.as_millis()
+            ),
             OriginError::Failed(m) => write!(f, "origin failed: {m}"),
             OriginError::Overloaded(why) => write!(f, "load not started: {why}"),
         }
@@ -108,32 +156,6 @@ impl fmt::Display for OriginError {
 }
 
 impl std::error::Error for OriginError {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_loader_queue_answers_unavailable_not_origin_error() {
-        let (tx, _rx) = crossbeam_channel::bounded::<LoadJob>(0);
-        let handle = LoaderHandle { tx: Some(tx) };
-        let got = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let sink = got.clone();
-        handle.submit(LoadJob {
-            origin: std::sync::Arc::new(SyntheticOrigin::new(1, Duration::ZERO)),
-            key: b"k"[..].into(),
-            ctx: LoadContext {
-                max_size: 10,
-                timeout: Duration::from_secs(1),
-            },
-            done: Box::new(move |r| *sink.lock().unwrap() = Some(r)),
-        });
-        let result = got.lock().unwrap().take().expect("answered at once");
-        let err = result.expect_err("not loaded");
-        assert_eq!(err.status(), Status::Unavailable);
-        assert!(err.to_string().contains("queued"), "{err}");
-    }
-}
 
 /// What a load produces.
 pub type LoadResult = Result<Option<Loaded>, OriginError>;
@@ -149,116 +171,4 @@ pub fn build(spec: &OriginSpec, timeout: Duration) -> Option<Arc<dyn Origin>> {
         }
         OriginSpec::Custom(o) => Some(o.clone()),
     }
-}
-
-/// One load for the pool to run; `done` is called on the loader thread with the result.
-pub struct LoadJob {
-    /// The origin to ask.
-    pub origin: Arc<dyn Origin>,
-    /// The key.
-    pub key: Box<[u8]>,
-    /// Limits.
-    pub ctx: LoadContext,
-    /// Delivers the result (posts it to the requesting core's mailbox).
-    pub done: Box<dyn FnOnce(LoadResult) + Send>,
-}
-
-/// Threads that run origin loads.
-pub struct LoaderPool {
-    tx: Option<Sender<LoadJob>>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-/// Submits jobs to a [`LoaderPool`] from any thread.
-#[derive(Clone)]
-pub struct LoaderHandle {
-    tx: Option<Sender<LoadJob>>,
-}
-
-impl LoaderHandle {
-    /// Queues a job; if the queue is full (or the pool stopped) the job's `done` is
-    /// called at once with an error, so its waiters are answered rather than stranded.
-    pub fn submit(&self, job: LoadJob) {
-        let Some(tx) = &self.tx else {
-            (job.done)(Err(OriginError::Overloaded("the server is shutting down")));
-            return;
-        };
-        match tx.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) => (job.done)(Err(OriginError::Overloaded(
-                "too many origin loads are queued",
-            ))),
-            Err(TrySendError::Disconnected(job)) => {
-                (job.done)(Err(OriginError::Overloaded("the server is shutting down")))
-            }
-        }
-    }
-}
-
-/// Most loads queued before new ones are refused (answered UNAVAILABLE).
-const QUEUE_LIMIT: usize = 65_536;
-
-impl LoaderPool {
-    /// Starts `n` loader threads.
-    pub fn start(n: usize) -> std::io::Result<LoaderPool> {
-        let (tx, rx) = crossbeam_channel::bounded::<LoadJob>(QUEUE_LIMIT);
-        let mut threads = Vec::with_capacity(n);
-        for i in 0..n {
-            let rx: Receiver<LoadJob> = rx.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("gc-loader-{i}"))
-                    .spawn(move || {
-                        for job in rx {
-                            run(job);
-                        }
-                    })?,
-            );
-        }
-        Ok(LoaderPool {
-            tx: Some(tx),
-            threads,
-        })
-    }
-
-    /// A handle cores use to submit jobs.
-    pub fn handle(&self) -> LoaderHandle {
-        LoaderHandle {
-            tx: self.tx.clone(),
-        }
-    }
-
-    /// Stops taking jobs. Loader threads exit once the jobs already queued are done
-    /// and every core's handle is gone; they are not waited for, so a slow origin
-    /// cannot hold up shutdown (its result has nobody left to go to).
-    pub fn shutdown(&mut self) {
-        self.tx = None;
-        self.threads.clear();
-    }
-}
-
-/// Runs one job; a panicking origin becomes an error for its waiters, not a dead thread.
-fn run(job: LoadJob) {
-    let LoadJob {
-        origin,
-        key,
-        ctx,
-        done,
-    } = job;
-    let result = catch_unwind(AssertUnwindSafe(|| origin.load(&key, &ctx))).unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".into());
-        Err(OriginError::Failed(format!("origin panicked: {msg}")))
-    });
-    let result = match result {
-        Ok(Some(l)) if l.value.len() > ctx.max_size => Err(OriginError::TooLarge {
-            size: l.value.len() as u64,
-            max: ctx.max_size,
-        }),
-        other => other,
-    };
-    done(result);
 }
