@@ -12,7 +12,7 @@ mod doc;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-use common::{HttpOrigin, TempDir, TestServer, DEADLINE};
+use common::{HttpOrigin, TestServer, DEADLINE};
 use doc::{bad_frame, bad_frames_with_answers, block_name, fenced, frame_bytes};
 use groupcached_client::protocol::{
     decode, Frame, KeyRef, Limits, Opcode, Request, RequestKind, Response, ResponseBody, Status,
