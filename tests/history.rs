@@ -336,7 +336,8 @@ impl<'a> Checker<'a> {
         let mut known: Option<&Write> = None;
         // Latest candidates first: the most recent write of the value is the one a
         // correct read almost always saw.
-        for c in ws.iter().rev().filter(|c| &c.val == val && c.inv < done) {
+        let begun = ws.partition_point(|w| w.inv < done);
+        for c in ws[..begun].iter().rev().filter(|c| &c.val == val) {
             let w2 = match known {
                 Some(w2) if c.settled() < w2.inv => w2,
                 _ => match self.overwriter(c, op.node, op.key, op.inv) {
