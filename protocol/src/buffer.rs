@@ -225,9 +225,10 @@ impl FrameBuffer {
         self.frames
     }
 
-    /// The request id of the frame at the front, once its header has arrived.
-    pub fn pending_request_id(&self) -> Option<u32> {
-        Header::peek(&self.buf[self.start..self.end]).map(|h| h.request_id)
+    /// The header of the incomplete frame at the front, once it has arrived (so an
+    /// error about that frame can name its request id and opcode).
+    pub fn pending_header(&self) -> Option<Header> {
+        Header::peek(&self.buf[self.start..self.end])
     }
 
     /// Bytes of memory the buffer holds.
@@ -360,7 +361,7 @@ mod tests {
         fb.read_space();
         assert_eq!(fb.capacity(), 16 * 1024);
         assert!(fb.in_frame());
-        assert_eq!(fb.pending_request_id(), Some(9));
+        assert_eq!(fb.pending_header().map(|h| h.request_id), Some(9));
         // Trickling bytes does not grow it either, until it is full.
         for _ in 0..1000 {
             fb.extend_from_slice(&[0]);
