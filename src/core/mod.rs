@@ -76,6 +76,12 @@ pub struct Core {
     next_sweep: Instant,
     /// Connections paused by `--max-buffer-memory`, to resume when memory frees.
     mem_paused: Vec<usize>,
+    /// The one connection of this core allowed to grow its read buffer past the
+    /// limit, and `rbuf.frames()` when it was allowed: without it, connections that
+    /// each hold part of a large frame could all wait for memory none of them frees.
+    grant: Option<(usize, u64)>,
+    /// The grant was given back: paused connections may try again.
+    grant_freed: bool,
 }
 
 /// Parts a core is built from (see `server.rs`).
@@ -158,6 +164,8 @@ impl Core {
             others: 0,
             next_sweep: Instant::now() + p.conn_limits.sweep_interval(),
             mem_paused: Vec::new(),
+            grant: None,
+            grant_freed: false,
         })
     }
 
@@ -231,6 +239,9 @@ impl Core {
 
     fn poll_timeout(&mut self) -> Option<Duration> {
         let now = Instant::now();
+        if self.grant_freed && !self.mem_paused.is_empty() {
+            return Some(Duration::ZERO);
+        }
         let sweep = (!self.conns.is_empty()).then_some(self.next_sweep);
         let deadline = [
             self.ctx.shard.next_deadline(),
@@ -303,7 +314,6 @@ impl Core {
     /// `hangup` says the event also reported the peer's FIN (or an error), which a
     /// short read would not reach: read to the end.
     fn read_conn(&mut self, token: usize, hangup: bool) {
-        let open = self.conns.len();
         let Core {
             conns,
             ctx,
@@ -311,6 +321,8 @@ impl Core {
             buffered,
             others,
             mem_paused,
+            grant,
+            grant_freed,
             ..
         } = self;
         let Some(conn) = conns.get_mut(token) else {
@@ -322,8 +334,10 @@ impl Core {
             ctx.handle_frames(token, conn);
             conn.after_input(now);
         }
-        // A connection's fair share of the limit, when the limit is reached.
-        let fair = limits.max_buffer_memory / open.max(1);
+        // Past the limit a connection may still read into the buffer it has (that
+        // costs nothing, and lets its frame complete and free it), unless it needs a
+        // larger one or holds more than a fair share of the limit in answers (each
+        // request read would queue more).
         loop {
             if conn.closing || ctx.draining {
                 break;
@@ -336,9 +350,18 @@ impl Core {
                 break;
             }
             account(buffered, conn);
-            if *buffered + *others > limits.max_buffer_memory
-                && (conn.rbuf.needs_growth() || conn.mem() > fair)
+            release_grant(grant, grant_freed, token, conn);
+            let granted = grant.is_some_and(|(t, _)| t == token);
+            if !granted
+                && *buffered + *others > limits.max_buffer_memory
+                && (conn.rbuf.needs_growth() || conn.out.mem() > fair(limits, &ctx.shared))
             {
+                if grant.is_none() && conn.rbuf.needs_growth() && conn.out.is_empty() {
+                    // The core's one frame allowed to grow past the limit.
+                    *grant = Some((token, conn.rbuf.frames()));
+                    conn.mem_paused = false;
+                    continue;
+                }
                 conn.read_paused = true;
                 if !conn.mem_paused {
                     conn.mem_paused = true;
@@ -374,6 +397,11 @@ impl Core {
                 }
             }
         }
+        if conn.backpressured() && !conn.closing && !ctx.draining {
+            // Also after a short read: frames may wait undecoded for the client to read.
+            conn.read_paused = true;
+        }
+        release_grant(grant, grant_freed, token, conn);
         // A drained large read buffer is not kept while the connection waits.
         conn.rbuf.trim();
         account(buffered, conn);
@@ -404,7 +432,8 @@ impl Core {
             return;
         }
         let low = self.limits.max_buffer_memory / 8 * 7;
-        if self.buffered + self.others > low {
+        let freed = std::mem::take(&mut self.grant_freed);
+        if self.buffered + self.others > low && !(freed && self.grant.is_none()) {
             return;
         }
         for token in std::mem::take(&mut self.mem_paused) {
@@ -677,6 +706,10 @@ impl Core {
     fn close(&mut self, token: usize) {
         if let Some(mut conn) = self.conns.try_remove(token) {
             self.buffered -= conn.accounted;
+            if self.grant.is_some_and(|(t, _)| t == token) {
+                self.grant = None;
+                self.grant_freed = true;
+            }
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.ctx.shared.connections.fetch_sub(1, Ordering::Relaxed);
             self.ctx
@@ -717,6 +750,23 @@ impl Core {
         let all_idle = shared.idle_cores.load(Ordering::Acquire) >= shared.threads;
         let overdue = self.drain_deadline.is_some_and(|d| now >= d);
         all_idle || overdue
+    }
+}
+
+/// A connection's share of `--max-buffer-memory`: the limit over the node's open
+/// connections.
+fn fair(limits: &ConnLimits, shared: &Shared) -> usize {
+    limits.max_buffer_memory / shared.connections.load(Ordering::Relaxed).max(1)
+}
+
+/// Takes the grow-past-the-limit grant back from `conn` once the frame it was given
+/// for is complete (or nothing is in progress any more).
+fn release_grant(grant: &mut Option<(usize, u64)>, freed: &mut bool, token: usize, conn: &Conn) {
+    if let Some((t, frames)) = *grant {
+        if t == token && (conn.rbuf.frames() != frames || !conn.rbuf.in_frame()) {
+            *grant = None;
+            *freed = true;
+        }
     }
 }
 
