@@ -1173,4 +1173,45 @@ mod tests {
         assert!(OriginSpec::parse("synthetic:colour=red").is_err());
         assert!(OriginSpec::parse("https://x/{key}").is_err());
     }
+
+    #[test]
+    fn connection_limits_parse_derive_and_validate() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.idle_timeout, None, "idle timeout is off by default");
+        assert_eq!(c.frame_timeout, Some(DEFAULT_FRAME_TIMEOUT));
+        assert_eq!(c.conn_output_limit(), (4 << 20) + 2 * (16 << 20));
+        assert_eq!(c.buffer_memory_limit(), 256 << 20);
+
+        let c = parse(&[
+            "--idle-timeout",
+            "5m",
+            "--frame-timeout",
+            "0",
+            "--max-frame",
+            "128MiB",
+        ])
+        .unwrap();
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(c.frame_timeout, None, "0 turns it off");
+        assert_eq!(c.conn_output_limit(), (4 << 20) + (256 << 20));
+        assert_eq!(c.buffer_memory_limit(), 512 << 20, "auto follows the frame");
+
+        let c = parse(&["--max-conn-output", "64MiB", "--max-buffer-memory", "1GiB"]).unwrap();
+        assert_eq!(c.conn_output_limit(), 64 << 20);
+        assert_eq!(c.buffer_memory_limit(), 1 << 30);
+        let back = c.to_toml().unwrap();
+        assert!(back.contains("max_conn_output = \"64MiB\""), "{back}");
+        assert!(back.contains("idle_timeout = \"0\""), "{back}");
+
+        for (args, setting) in [
+            (&["--max-conn-output", "8MiB"][..], "--max-conn-output"),
+            (&["--max-buffer-memory", "16MiB"][..], "--max-buffer-memory"),
+            (&["--idle-timeout", "10ms"][..], "--idle-timeout"),
+            (&["--frame-timeout", "1ms"][..], "--frame-timeout"),
+            (&["--max-conn-output", "lots"][..], "--max-conn-output"),
+        ] {
+            let e = parse(args).expect_err("invalid");
+            assert!(e.to_string().contains(setting), "{args:?}: {e}");
+        }
+    }
 }

@@ -433,4 +433,47 @@ mod tests {
             pos += used;
         }
     }
+
+    #[test]
+    fn memory_counts_buffers_and_referenced_values_and_returns_to_spares() {
+        let mut q = OutQueue::default();
+        assert_eq!(q.mem(), 0);
+        let big = ByteView::from_vec(vec![1; 1 << 20]);
+        let resp = Response {
+            id: 1,
+            opcode: 1,
+            status: Status::Ok,
+            body: ResponseBody::Value {
+                ttl_ms: 0,
+                value: &big,
+            },
+        };
+        q.push_response(&resp, Some(&big));
+        assert!(
+            q.mem() >= (1 << 20) && q.mem() <= (1 << 20) + 8192,
+            "{}",
+            q.mem()
+        );
+        let pong = vec![2u8; 100_000];
+        q.push_response(
+            &Response {
+                id: 2,
+                opcode: 5,
+                status: Status::Ok,
+                body: ResponseBody::Pong(&pong),
+            },
+            None,
+        );
+        assert!(q.mem() >= (1 << 20) + 100_000, "{}", q.mem());
+        let mut w = Trickle {
+            data: Vec::new(),
+            cap: 1 << 30,
+            block_next: false,
+        };
+        while q.write_to(&mut w).unwrap() == Flushed::Blocked {}
+        // Only two spare buffers of at most 128 KiB each are kept.
+        assert!(q.mem() <= 2 * MAX_SPARE_BYTES, "{}", q.mem());
+        q.release_spare();
+        assert_eq!(q.mem(), 0);
+    }
 }
