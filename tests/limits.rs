@@ -200,6 +200,29 @@ fn slowloris_frames_are_closed_by_the_frame_timeout() {
 }
 
 #[test]
+fn a_connection_closing_after_an_error_is_not_kept_for_a_client_that_never_reads() {
+    // An answer the client never reads, then a fatal error: the connection is closed
+    // once its output is written, and anyway once the client has taken none of it
+    // for --frame-timeout. A small receive buffer keeps the answer in the server.
+    let server = TestServer::start(&["--threads", "1", "--frame-timeout", "1s"]);
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&server.addr().into()).unwrap();
+    let mut s: TcpStream = sock.into();
+    let mut batch = ping(1, &vec![9u8; 3 << 20]);
+    batch.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+    s.write_all(&batch).unwrap();
+    server.wait_stat("protocol_errors", ">= 1", |v| v >= 1);
+    let held = server.stat("conn_buffer_bytes");
+    assert!(
+        held >= 2 * MIB,
+        "the answer should be stuck in the server ({held})"
+    );
+    server.wait_stat("curr_connections", "== 1 (the stats client)", |v| v == 1);
+    server.wait_stat("conn_buffer_bytes", "<= 64 KiB", |v| v <= 64 * KIB);
+}
+
+#[test]
 fn idle_connections_are_closed_and_busy_ones_kept() {
     let server = TestServer::start(&["--threads", "2", "--idle-timeout", "1s"]);
     let mut idle = server.raw();

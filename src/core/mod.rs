@@ -458,9 +458,15 @@ impl Core {
     fn sweep(&mut self) {
         let now = self.ctx.now;
         self.next_sweep = now + self.limits.sweep_interval();
-        let mut expired: Vec<(usize, bool)> = Vec::new();
+        let mut expired: Vec<(usize, Expiry)> = Vec::new();
         for (token, conn) in self.conns.iter_mut() {
             if conn.closing {
+                // Closing after a fatal error, once its error frame is written: a
+                // client that does not take it is not waited for forever.
+                let linger = self.limits.frame_timeout.unwrap_or(CLOSING_LINGER);
+                if now.saturating_duration_since(conn.last_active) >= linger {
+                    expired.push((token, Expiry::Linger));
+                }
                 continue;
             }
             if let (Some(limit), Some(since)) = (self.limits.frame_timeout, conn.frame_started) {
@@ -469,14 +475,14 @@ impl Core {
                     // frame's clock waits with it.
                     conn.frame_started = Some(now);
                 } else if now.saturating_duration_since(since) >= limit {
-                    expired.push((token, true));
+                    expired.push((token, Expiry::Frame));
                     continue;
                 }
             }
             let quiet = now.saturating_duration_since(conn.last_active);
             if let Some(limit) = self.limits.idle_timeout {
                 if conn.pending == 0 && quiet >= limit {
-                    expired.push((token, false));
+                    expired.push((token, Expiry::Idle));
                     continue;
                 }
             }
@@ -486,17 +492,21 @@ impl Core {
                 account(&mut self.buffered, conn);
             }
         }
-        for (token, frame) in expired {
-            if frame {
-                self.ctx.stats.node.frame_timeouts.inc();
-                self.close_frame_timeout(token);
-            } else {
-                self.ctx.stats.node.idle_timeouts.inc();
-                log::debug!(
-                    "core {}: closing connection idle for --idle-timeout",
-                    self.ctx.id
-                );
-                self.close(token);
+        for (token, why) in expired {
+            match why {
+                Expiry::Frame => {
+                    self.ctx.stats.node.frame_timeouts.inc();
+                    self.close_frame_timeout(token);
+                }
+                Expiry::Idle => {
+                    self.ctx.stats.node.idle_timeouts.inc();
+                    log::debug!(
+                        "core {}: closing a connection idle for --idle-timeout",
+                        self.ctx.id
+                    );
+                    self.close(token);
+                }
+                Expiry::Linger => self.close(token),
             }
         }
     }
@@ -753,6 +763,22 @@ impl Core {
     }
 }
 
+/// Why the sweep closes a connection.
+#[derive(Debug, Clone, Copy)]
+enum Expiry {
+    /// A frame did not arrive whole within `--frame-timeout`.
+    Frame,
+    /// Nothing happened for `--idle-timeout`.
+    Idle,
+    /// Closing after a fatal error, its client took none of its remaining output
+    /// for `--frame-timeout` (or [`CLOSING_LINGER`] with that off).
+    Linger,
+}
+
+/// How long a connection closing after a fatal error waits, when `--frame-timeout`
+/// is off, for its client to take its remaining output before it is closed anyway.
+const CLOSING_LINGER: Duration = Duration::from_secs(30);
+
 /// A connection's share of `--max-buffer-memory`: the limit over the node's open
 /// connections.
 fn fair(limits: &ConnLimits, shared: &Shared) -> usize {
@@ -760,10 +786,12 @@ fn fair(limits: &ConnLimits, shared: &Shared) -> usize {
 }
 
 /// Takes the grow-past-the-limit grant back from `conn` once the frame it was given
-/// for is complete (or nothing is in progress any more).
+/// for is complete (or nothing is in progress any more), or once the connection is
+/// paused because its client does not read (it must not hold the grant meanwhile).
 fn release_grant(grant: &mut Option<(usize, u64)>, freed: &mut bool, token: usize, conn: &Conn) {
     if let Some((t, frames)) = *grant {
-        if t == token && (conn.rbuf.frames() != frames || !conn.rbuf.in_frame()) {
+        let done = conn.rbuf.frames() != frames || !conn.rbuf.in_frame();
+        if t == token && (done || conn.read_paused) {
             *grant = None;
             *freed = true;
         }
