@@ -4,8 +4,9 @@
 //! and, generously, with its resident set size from /proc.
 //!
 //! Also the wire fuzzer: random valid, mutated and truncated frames over many
-//! connections for `GROUPCACHED_FUZZ_SECS` seconds (default 3), after which the server
-//! must answer correctly with bounded memory.
+//! connections for `GROUPCACHED_FUZZ_SECS` seconds (default 3; the seed is
+//! `GROUPCACHED_FUZZ_SEED`), after which the server must answer correctly with
+//! bounded memory.
 //!
 //! `cargo test --release --test limits -- --ignored --nocapture` measures the figures
 //! quoted in docs/operations.md ("Limits and failure behaviour").
@@ -530,15 +531,21 @@ fn wire_fuzz_keeps_serving_with_bounded_memory() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    // GROUPCACHED_FUZZ_SEED replays a run (each failure message names its seed).
+    let seed: u64 = std::env::var("GROUPCACHED_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15);
+    eprintln!("wire fuzz: {secs} s, GROUPCACHED_FUZZ_SEED={seed}");
     let server = TestServer::start(&["--threads", "2", "--frame-timeout", "500ms"]);
     assert_serving(&server);
     let before = rss_mib(&server);
     let stop_at = Instant::now() + Duration::from_secs(secs);
     let addr = server.addr();
-    let workers: Vec<_> = (0..6u64)
+    let workers: Vec<_> = (0..8u64)
         .map(|w| {
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (w + 1).wrapping_mul(0x2545_f491));
+                let mut rng = Rng(seed ^ (w + 1).wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
                 let mut conns = 0u64;
                 while Instant::now() < stop_at {
                     let Ok(mut s) = TcpStream::connect_timeout(&addr, DEADLINE) else {
