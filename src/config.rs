@@ -45,6 +45,10 @@ pub const DEFAULT_HOT_PROMOTE_RATIO: f64 = 0.1;
 /// Default bound on how long a hot-cache copy is served (its staleness after a DELETE
 /// whose INVALIDATE did not arrive).
 pub const DEFAULT_HOT_TTL: Duration = Duration::from_secs(60);
+/// Default limit on how long a partly received frame may take to complete.
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+/// Smallest default of `--max-buffer-memory` (it is at least 4 × `--max-frame`).
+pub const DEFAULT_MAX_BUFFER_MEMORY: usize = 256 << 20;
 
 /// Where a group's values come from on a miss.
 #[derive(Clone)]
@@ -214,6 +218,18 @@ pub struct Config {
     pub vnodes: u32,
     /// Address of the HTTP endpoint serving `/metrics` and `/healthz`; off when `None`.
     pub metrics_listen: Option<SocketAddr>,
+    /// A connection that completes no request (and takes none of its output) for this
+    /// long is closed; off when `None` (the default).
+    pub idle_timeout: Option<Duration>,
+    /// A frame must arrive whole within this long of its first bytes, or its
+    /// connection is closed; off when `None`.
+    pub frame_timeout: Option<Duration>,
+    /// Output queued on one connection past which it is closed; `None` derives it
+    /// from `max_frame` (see [`Config::conn_output_limit`]).
+    pub max_conn_output: Option<usize>,
+    /// Memory all client connections' buffers may hold before the biggest stop
+    /// being read; `None` derives it (see [`Config::buffer_memory_limit`]).
+    pub max_buffer_memory: Option<usize>,
 }
 
 /// Command-line flags (each also readable from a `GROUPCACHED_*` variable).
@@ -311,6 +327,21 @@ pub struct Args {
     /// address [default: off].
     #[arg(long, env = "GROUPCACHED_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// Close a connection that completes no request for this long; 0 = never [default: 0].
+    #[arg(long, env = "GROUPCACHED_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+    /// Close a connection whose frame is not complete this long after its first
+    /// bytes; 0 = never [default: 30s].
+    #[arg(long, env = "GROUPCACHED_FRAME_TIMEOUT", value_name = "DURATION")]
+    pub frame_timeout: Option<String>,
+    /// Close a connection with more unsent output than this [default: auto =
+    /// 4MiB + 2 x --max-frame].
+    #[arg(long, env = "GROUPCACHED_MAX_CONN_OUTPUT", value_name = "SIZE")]
+    pub max_conn_output: Option<String>,
+    /// Memory all connection buffers together may hold; past it the biggest
+    /// connections stop being read [default: auto = max(256MiB, 4 x --max-frame)].
+    #[arg(long, env = "GROUPCACHED_MAX_BUFFER_MEMORY", value_name = "SIZE")]
+    pub max_buffer_memory: Option<String>,
     /// Print the effective configuration (flags, environment, file and defaults
     /// combined) as a TOML file for --config, then exit.
     #[arg(long)]
@@ -361,6 +392,14 @@ struct FileConfig {
     vnodes: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics_listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idle_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frame_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_conn_output: Option<SizeValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_buffer_memory: Option<SizeValue>,
     #[serde(default)]
     group: Vec<FileGroup>,
 }
@@ -446,6 +485,10 @@ impl Config {
             hot_ttl: DEFAULT_HOT_TTL,
             vnodes: DEFAULT_VNODES,
             metrics_listen: None,
+            idle_timeout: None,
+            frame_timeout: Some(DEFAULT_FRAME_TIMEOUT),
+            max_conn_output: None,
+            max_buffer_memory: None,
         }
     }
 
@@ -519,6 +562,13 @@ impl Config {
         if let Some(v) = &file.metrics_listen {
             cfg.metrics_listen = parse_metrics_listen("metrics_listen", v)?;
         }
+        cfg.apply_conn_limits(
+            "",
+            file.idle_timeout.as_deref(),
+            file.frame_timeout.as_deref(),
+            file.max_conn_output.as_ref(),
+            file.max_buffer_memory.as_ref(),
+        )?;
         let file_seed = file
             .hot_promote_seed
             .as_ref()
@@ -596,6 +646,14 @@ impl Config {
         if let Some(v) = &args.metrics_listen {
             cfg.metrics_listen = parse_metrics_listen("--metrics-listen", v)?;
         }
+        let conn_size = |v: &Option<String>| v.as_ref().map(|t| SizeValue::Text(t.clone()));
+        cfg.apply_conn_limits(
+            "--",
+            args.idle_timeout.as_deref(),
+            args.frame_timeout.as_deref(),
+            conn_size(&args.max_conn_output).as_ref(),
+            conn_size(&args.max_buffer_memory).as_ref(),
+        )?;
         cfg.apply_cluster(
             "--",
             ClusterSettings {
@@ -725,6 +783,103 @@ impl Config {
         Ok(())
     }
 
+    /// Applies one layer's connection limits (`prefix` as in `apply_cluster`). A
+    /// duration of `0` turns a timeout off; a size of `auto` derives it.
+    fn apply_conn_limits(
+        &mut self,
+        prefix: &str,
+        idle_timeout: Option<&str>,
+        frame_timeout: Option<&str>,
+        max_conn_output: Option<&SizeValue>,
+        max_buffer_memory: Option<&SizeValue>,
+    ) -> Result<(), ConfigError> {
+        let name = |flag: &str| {
+            if prefix.is_empty() {
+                flag.replace('-', "_")
+            } else {
+                format!("{prefix}{flag}")
+            }
+        };
+        let timeout = |flag: &str, v: &str| {
+            parse_duration(v)
+                .map(|d| (!d.is_zero()).then_some(d))
+                .map_err(|m| ConfigError::new(name(flag), m))
+        };
+        let size = |flag: &str, v: &SizeValue| match v {
+            SizeValue::Text(t) if t.trim() == "auto" => Ok(None),
+            _ => v.bytes(&name(flag)).map(|n| Some(n as usize)),
+        };
+        if let Some(v) = idle_timeout {
+            self.idle_timeout = timeout("idle-timeout", v)?;
+        }
+        if let Some(v) = frame_timeout {
+            self.frame_timeout = timeout("frame-timeout", v)?;
+        }
+        if let Some(v) = max_conn_output {
+            self.max_conn_output = size("max-conn-output", v)?;
+        }
+        if let Some(v) = max_buffer_memory {
+            self.max_buffer_memory = size("max-buffer-memory", v)?;
+        }
+        Ok(())
+    }
+
+    /// Output queued on one connection past which it is closed: `--max-conn-output`,
+    /// or by default 4 MiB (where reading pauses) + 2 × `--max-frame`, so a client
+    /// that reads is never closed for one large answer arriving while it is paused.
+    pub fn conn_output_limit(&self) -> usize {
+        self.max_conn_output
+            .unwrap_or((4 << 20) + 2 * self.max_frame)
+    }
+
+    /// Memory all client connections' buffers may hold: `--max-buffer-memory`, or by
+    /// default the larger of 256 MiB and 4 × `--max-frame`.
+    pub fn buffer_memory_limit(&self) -> usize {
+        self.max_buffer_memory
+            .unwrap_or(DEFAULT_MAX_BUFFER_MEMORY.max(4 * self.max_frame))
+    }
+
+    /// Checks the connection limits (part of [`Config::validate`]).
+    fn validate_conn_limits(&self) -> Result<(), ConfigError> {
+        if let Some(d) = self.idle_timeout {
+            if d < Duration::from_secs(1) {
+                return Err(ConfigError::new(
+                    "--idle-timeout",
+                    "must be 0 (off) or at least 1s",
+                ));
+            }
+        }
+        if let Some(d) = self.frame_timeout {
+            if d < Duration::from_millis(100) {
+                return Err(ConfigError::new(
+                    "--frame-timeout",
+                    "must be 0 (off) or at least 100ms",
+                ));
+            }
+        }
+        let min_output = (4 << 20) + self.max_frame;
+        if self.conn_output_limit() < min_output {
+            return Err(ConfigError::new(
+                "--max-conn-output",
+                format!(
+                    "must be at least 4MiB + --max-frame ({min_output} bytes), so one \
+                     largest answer fits above the 4MiB backpressure mark"
+                ),
+            ));
+        }
+        let min_memory = 2 * self.max_frame;
+        if self.buffer_memory_limit() < min_memory {
+            return Err(ConfigError::new(
+                "--max-buffer-memory",
+                format!(
+                    "must be at least 2 x --max-frame ({min_memory} bytes), so a largest \
+                     frame can always be received"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks ranges and consistency; every message names the setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.peer_timeout.is_zero() {
@@ -838,6 +993,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_conn_limits()?;
         Ok(())
     }
 
@@ -920,6 +1076,16 @@ impl Config {
                 self.metrics_listen
                     .map_or_else(|| "off".to_string(), |a| a.to_string()),
             ),
+            idle_timeout: Some(format_duration(self.idle_timeout.unwrap_or_default())),
+            frame_timeout: Some(format_duration(self.frame_timeout.unwrap_or_default())),
+            max_conn_output: Some(SizeValue::Text(
+                self.max_conn_output
+                    .map_or_else(|| "auto".to_string(), |n| format_size(n as u64)),
+            )),
+            max_buffer_memory: Some(SizeValue::Text(
+                self.max_buffer_memory
+                    .map_or_else(|| "auto".to_string(), |n| format_size(n as u64)),
+            )),
             group,
         };
         let body = toml::to_string(&file).map_err(|e| e.to_string())?;
@@ -1179,5 +1345,46 @@ mod tests {
         }
         assert!(OriginSpec::parse("synthetic:colour=red").is_err());
         assert!(OriginSpec::parse("https://x/{key}").is_err());
+    }
+
+    #[test]
+    fn connection_limits_parse_derive_and_validate() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.idle_timeout, None, "idle timeout is off by default");
+        assert_eq!(c.frame_timeout, Some(DEFAULT_FRAME_TIMEOUT));
+        assert_eq!(c.conn_output_limit(), (4 << 20) + 2 * (16 << 20));
+        assert_eq!(c.buffer_memory_limit(), 256 << 20);
+
+        let c = parse(&[
+            "--idle-timeout",
+            "5m",
+            "--frame-timeout",
+            "0",
+            "--max-frame",
+            "128MiB",
+        ])
+        .unwrap();
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(c.frame_timeout, None, "0 turns it off");
+        assert_eq!(c.conn_output_limit(), (4 << 20) + (256 << 20));
+        assert_eq!(c.buffer_memory_limit(), 512 << 20, "auto follows the frame");
+
+        let c = parse(&["--max-conn-output", "64MiB", "--max-buffer-memory", "1GiB"]).unwrap();
+        assert_eq!(c.conn_output_limit(), 64 << 20);
+        assert_eq!(c.buffer_memory_limit(), 1 << 30);
+        let back = c.to_toml().unwrap();
+        assert!(back.contains("max_conn_output = \"64MiB\""), "{back}");
+        assert!(back.contains("idle_timeout = \"0\""), "{back}");
+
+        for (args, setting) in [
+            (&["--max-conn-output", "8MiB"][..], "--max-conn-output"),
+            (&["--max-buffer-memory", "16MiB"][..], "--max-buffer-memory"),
+            (&["--idle-timeout", "10ms"][..], "--idle-timeout"),
+            (&["--frame-timeout", "1ms"][..], "--frame-timeout"),
+            (&["--max-conn-output", "lots"][..], "--max-conn-output"),
+        ] {
+            let e = parse(args).expect_err("invalid");
+            assert!(e.to_string().contains(setting), "{args:?}: {e}");
+        }
     }
 }

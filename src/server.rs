@@ -241,6 +241,7 @@ impl BoundServer {
                 topology: topology.clone(),
                 seed: seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 sleeping: sleeping[id].clone(),
+                conn_limits: crate::core::conn::ConnLimits::from_config(&cfg),
             };
             let trigger = ShutdownTrigger {
                 shared: shared.clone(),

@@ -250,6 +250,17 @@ pub struct NodeCounters {
     pub members: Counter,
     /// Fingerprint of the current ring (gauge, the same on every core).
     pub ring_fingerprint: Counter,
+    /// Bytes held in client connections' read buffers and output queues (gauge).
+    pub conn_buffer_bytes: Counter,
+    /// Connections closed by `--idle-timeout`.
+    pub idle_timeouts: Counter,
+    /// Connections closed by `--frame-timeout` (a frame that did not complete in time).
+    pub frame_timeouts: Counter,
+    /// Connections closed because their unsent output passed `--max-conn-output`.
+    pub output_overflows: Counter,
+    /// Times a connection stopped being read because connection buffers reached
+    /// `--max-buffer-memory`.
+    pub buffer_memory_pauses: Counter,
 }
 
 /// Everything one core counts, padded so cores do not share cache lines.
@@ -367,6 +378,26 @@ impl StatsRegistry {
                 sum(&|c| c.node.peer_ops_refused.get()),
             ),
             ("demoted".to_string(), sum(&|c| c.node.demoted.get())),
+            (
+                "conn_buffer_bytes".to_string(),
+                sum(&|c| c.node.conn_buffer_bytes.get()),
+            ),
+            (
+                "idle_timeouts".to_string(),
+                sum(&|c| c.node.idle_timeouts.get()),
+            ),
+            (
+                "frame_timeouts".to_string(),
+                sum(&|c| c.node.frame_timeouts.get()),
+            ),
+            (
+                "output_overflows".to_string(),
+                sum(&|c| c.node.output_overflows.get()),
+            ),
+            (
+                "buffer_memory_pauses".to_string(),
+                sum(&|c| c.node.buffer_memory_pauses.get()),
+            ),
         ];
         for (gi, name) in self.group_names.iter().enumerate() {
             let g = |f: &dyn Fn(&GroupCounters) -> u64| sum(&|c| f(&c.groups[gi]));

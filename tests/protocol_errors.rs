@@ -237,11 +237,20 @@ fn a_client_that_never_reads_costs_bounded_memory_and_blocks_nobody() {
         .flat_map(|i| encode(&get(i + 1, G.as_bytes(), b"big")))
         .collect();
     let mut sent = 0usize;
+    // Either the server stops reading (the requests it took are answered from the
+    // key's core by reference to one cached value), or, when those answers come back
+    // from another core faster than backpressure can see them, it closes the hog for
+    // passing --max-conn-output. Both bound what the hog costs.
+    let mut closed = false;
     let blocked = loop {
         match hog.stream.write_all(&batch) {
             Ok(()) => sent += batch.len(),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 break true
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) => {
+                closed = true;
+                break true;
             }
             Err(e) => panic!("writing to the server: {e}"),
         }
@@ -260,8 +269,12 @@ fn a_client_that_never_reads_costs_bounded_memory_and_blocks_nobody() {
         assert_eq!(v.unwrap().as_bytes(), b"tiny", "GET {i}");
     }
     assert_eq!(other.get(G, "big").unwrap().unwrap().len(), big.len());
-    // hog, setter, other and the STATS connection.
-    assert_eq!(s.stat("curr_connections"), 4);
+    if closed {
+        assert!(s.stat("output_overflows") >= 1);
+    } else {
+        // hog, setter, other and the STATS connection.
+        assert_eq!(s.stat("curr_connections"), 4);
+    }
     if let (Some(before), Some(after)) = (rss_before, s.rss_kib()) {
         assert!(
             after < before + 256 * 1024,

@@ -108,7 +108,8 @@ fn a_client_that_never_reads_cannot_hold_up_shutdown_forever() {
     for _ in 0..20 {
         hog.send_bytes(&get);
     }
-    s.wait_stat("group.default.gets", ">= 5", |n| n >= 5);
+    // Decoding stops past 4 MiB of unsent answers: at least four are queued.
+    s.wait_stat("group.default.gets", ">= 4", |n| n >= 4);
     s.signal("TERM");
     let status = s
         .wait_exit(DEADLINE)

@@ -7,15 +7,32 @@ use crate::header::{Header, HEADER_LEN};
 use crate::limits::Limits;
 
 /// The smallest free space offered to a read, so reads are never uselessly tiny.
-const MIN_READ: usize = 4096;
+pub const MIN_READ: usize = 4096;
+
+/// The largest single growth of the buffer. Below it the buffer doubles when full;
+/// above it, it grows by this much at a time, so its size follows the bytes that
+/// actually arrived and never what a header merely declares.
+pub const MAX_GROW_STEP: usize = 4 << 20;
 
 /// Read buffer for one connection. Feed it with [`FrameBuffer::read_space`] and
 /// [`FrameBuffer::commit`], then take frames with [`FrameBuffer::next_frame`] until it
 /// returns `Ok(None)`.
 ///
-/// Memory stays bounded: the buffer grows only to hold one frame that its header
-/// declares within the limit, an oversized frame is skipped as it arrives instead of
-/// being stored, and a buffer that grew for a large frame shrinks back once drained.
+/// Memory follows the bytes received, never what a header declares:
+///
+/// - the buffer starts at `initial` bytes and grows only when it is full and the frame
+///   at its front is still incomplete, by doubling in steps of at most
+///   [`MAX_GROW_STEP`], and never past that frame's length plus [`MIN_READ`];
+/// - it shrinks (see [`FrameBuffer::trim`]) when it holds less than a quarter of its
+///   size, and goes back to `initial` once drained;
+/// - so after each [`FrameBuffer::read_space`] its size is at most
+///   `max(initial, 4 * buffered + 2 * MIN_READ)` for the `buffered` bytes it held,
+///   and never more than `max(initial, max_frame + 4 + 2 * MIN_READ)`;
+/// - a frame that declares more than `max_frame` is skipped as it arrives instead of
+///   being stored.
+///
+/// The caller must take every whole frame out before reading more: the buffer only
+/// grows for the incomplete frame at its front.
 #[derive(Debug)]
 pub struct FrameBuffer {
     buf: Vec<u8>,
@@ -24,10 +41,12 @@ pub struct FrameBuffer {
     skip: usize,
     limits: Limits,
     initial: usize,
+    frames: u64,
 }
 
 impl FrameBuffer {
-    /// An empty buffer that starts at `initial` bytes and decodes under `limits`.
+    /// An empty buffer that starts at `initial` bytes (at least 2 × [`MIN_READ`]) and
+    /// decodes under `limits`. Nothing is allocated until the first read.
     pub fn new(limits: Limits, initial: usize) -> Self {
         let initial = initial.max(2 * MIN_READ);
         FrameBuffer {
@@ -37,36 +56,95 @@ impl FrameBuffer {
             skip: 0,
             limits,
             initial,
+            frames: 0,
         }
     }
 
-    /// Free space to read into; at least [`MIN_READ`] bytes, and enough for the rest of
-    /// a frame whose header is already buffered.
+    /// Free space to read into: at least [`MIN_READ`] bytes. The buffer grows only
+    /// when it is full of an incomplete frame (see the type's documentation).
     pub fn read_space(&mut self) -> &mut [u8] {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-            if self.buf.len() > self.initial * 4 {
-                self.buf = Vec::new();
-            }
-        }
+        self.trim();
         if self.buf.is_empty() {
             self.buf = vec![0; self.initial];
         }
-        // Room from `start` for the frame being received (or what is buffered) plus a read.
-        let want = self.pending_frame_len().max(self.end - self.start) + MIN_READ;
-        if self.buf.len() - self.start < want {
+        if self.buf.len() - self.end < MIN_READ {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
             }
-            if self.buf.len() < want {
-                let grown = (self.buf.len() * 2).clamp(want, want + self.initial * 4);
-                self.buf.resize(grown, 0);
+            if self.buf.len() - self.end < MIN_READ {
+                let next = self.next_len();
+                self.buf.resize(next, 0);
             }
         }
         &mut self.buf[self.end..]
+    }
+
+    /// Whether the next [`FrameBuffer::read_space`] would enlarge the buffer beyond
+    /// both its current size and `initial`: a caller that bounds memory can hold
+    /// back such a connection while allowing reads that need no more memory.
+    pub fn needs_growth(&self) -> bool {
+        if self.buf.len().saturating_sub(self.end) >= MIN_READ {
+            return false;
+        }
+        // After compaction the buffered bytes sit at the front.
+        let buffered = self.end - self.start;
+        if self.buf.len().max(self.initial) - buffered >= MIN_READ {
+            return false;
+        }
+        self.grown_len(buffered, self.buf.len()) > self.buf.len().max(self.initial)
+    }
+
+    /// The size a full buffer grows to: double, by at most [`MAX_GROW_STEP`], and no
+    /// more than the frame at the front needs (plus one read).
+    fn next_len(&self) -> usize {
+        self.grown_len(self.end - self.start, self.buf.len())
+    }
+
+    fn grown_len(&self, buffered: usize, len: usize) -> usize {
+        let step = len.clamp(MIN_READ, MAX_GROW_STEP);
+        let need = self.pending_frame_len().max(buffered) + MIN_READ;
+        (len + step).min(need).max(len)
+    }
+
+    /// Gives back memory a large frame needed once it is no longer needed: an empty
+    /// buffer larger than `initial` is freed (the next read allocates `initial`), and
+    /// a buffer at least four times larger than what it holds moves that to one of
+    /// `max(initial, 2 * buffered + MIN_READ)` bytes. Called by
+    /// [`FrameBuffer::read_space`]; a caller that stops reading (backpressure) calls it
+    /// after decoding, so a drained large buffer is not kept while it waits.
+    pub fn trim(&mut self) {
+        let buffered = self.end - self.start;
+        if buffered == 0 {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > self.initial {
+                self.buf = Vec::new();
+            }
+            return;
+        }
+        if self.buf.len() > self.initial && buffered * 4 <= self.buf.len() {
+            let len = self.initial.max(2 * buffered + MIN_READ);
+            if len < self.buf.len() {
+                let mut small = vec![0; len];
+                small[..buffered].copy_from_slice(&self.buf[self.start..self.end]);
+                self.buf = small;
+                self.start = 0;
+                self.end = buffered;
+            }
+        }
+    }
+
+    /// Frees the whole buffer if it holds no bytes (for connections that went quiet:
+    /// an idle connection then costs no buffer memory). The next read allocates
+    /// `initial` bytes again.
+    pub fn release_if_empty(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            self.buf = Vec::new();
+        }
     }
 
     /// Records that `n` bytes were read into the space from [`FrameBuffer::read_space`].
@@ -103,15 +181,18 @@ impl FrameBuffer {
             end,
             skip,
             limits,
+            frames,
             ..
         } = self;
         match decode(&buf[*start..*end], limits) {
             Ok(Some((frame, used))) => {
                 *start += used;
+                *frames += 1;
                 Ok(Some(frame))
             }
             Ok(None) => Ok(None),
             Err(e) => {
+                *frames += 1;
                 if let Some(n) = e.skip {
                     let avail = *end - *start;
                     if n <= avail {
@@ -129,6 +210,25 @@ impl FrameBuffer {
     /// Bytes buffered and not yet decoded.
     pub fn buffered(&self) -> usize {
         self.end - self.start
+    }
+
+    /// Whether part of a frame has arrived and the rest has not: bytes are buffered,
+    /// or an oversized frame is still being skipped. A caller limits how long a
+    /// frame may take with this.
+    pub fn in_frame(&self) -> bool {
+        self.end > self.start || self.skip > 0
+    }
+
+    /// Frames taken out so far, good or bad (each [`FrameBuffer::next_frame`] that
+    /// returned a frame or an error). A change means a frame was completed.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// The header of the incomplete frame at the front, once it has arrived (so an
+    /// error about that frame can name its request id and opcode).
+    pub fn pending_header(&self) -> Option<Header> {
+        Header::peek(&self.buf[self.start..self.end])
     }
 
     /// Bytes of memory the buffer holds.
@@ -248,4 +348,165 @@ mod tests {
         fb.read_space();
         assert!(fb.capacity() <= 4096 * 4);
     }
+
+    #[test]
+    fn a_header_declaring_a_huge_frame_commits_no_memory() {
+        let mut fb = FrameBuffer::new(Limits::default(), 16 * 1024);
+        // A SET header that declares the largest allowed frame, and nothing more.
+        let len = (Limits::default().max_frame as u32).to_be_bytes();
+        let mut head = len.to_vec();
+        head.extend_from_slice(&[1, 2, 0, 0, 0, 0, 0, 9]);
+        fb.extend_from_slice(&head);
+        assert_eq!(fb.next_frame().unwrap().map(|f| f.id()), None);
+        fb.read_space();
+        assert_eq!(fb.capacity(), 16 * 1024);
+        assert!(fb.in_frame());
+        assert_eq!(fb.pending_header().map(|h| h.request_id), Some(9));
+        // Trickling bytes does not grow it either, until it is full.
+        for _ in 0..1000 {
+            fb.extend_from_slice(&[0]);
+        }
+        assert_eq!(fb.capacity(), 16 * 1024);
+    }
+
+    #[test]
+    fn growth_follows_the_bytes_received() {
+        let limits = Limits::default();
+        let mut fb = FrameBuffer::new(limits, 16 * 1024);
+        let value = vec![3u8; 12 << 20];
+        let mut bytes = Vec::new();
+        Request {
+            id: 4,
+            kind: RequestKind::Set {
+                key: KeyRef::new(b"g", b"k"),
+                ttl_ms: 0,
+                value: &value,
+            },
+        }
+        .encode(&mut bytes);
+        let mut fed = 0;
+        let mut grows = 0;
+        let mut last = 0;
+        for chunk in bytes.chunks(64 * 1024) {
+            let space = fb.read_space();
+            let n = space.len().min(chunk.len());
+            space[..n].copy_from_slice(&chunk[..n]);
+            fb.commit(n);
+            fb.extend_from_slice(&chunk[n..]);
+            fed += chunk.len();
+            let bound = (4 * fed + 2 * MIN_READ).max(16 * 1024);
+            assert!(fb.capacity() <= bound, "{} > {bound}", fb.capacity());
+            assert!(fb.capacity() <= bytes.len() + 2 * MIN_READ);
+            if fb.capacity() != last {
+                grows += 1;
+                last = fb.capacity();
+            }
+            if fed < bytes.len() {
+                assert!(fb.next_frame().unwrap().is_none());
+            }
+        }
+        assert!(grows < 20, "grew {grows} times");
+        assert_eq!(fb.next_frame().unwrap().map(|f| f.id()), Some(4));
+        assert!(!fb.in_frame());
+        fb.trim();
+        assert_eq!(fb.capacity(), 0);
+    }
+
+    #[test]
+    fn needs_growth_predicts_read_space() {
+        let mut fb = FrameBuffer::new(Limits::default(), 8192);
+        assert!(!fb.needs_growth(), "the first allocation is the base size");
+        let mut head = (1_000_000u32).to_be_bytes().to_vec();
+        head.extend_from_slice(&[1, 2, 0, 0, 0, 0, 0, 1]);
+        fb.extend_from_slice(&head);
+        while !fb.needs_growth() {
+            let before = fb.capacity();
+            let space = fb.read_space();
+            let n = space.len();
+            fb.commit(n);
+            assert_eq!(fb.capacity(), before, "grew although needs_growth said no");
+        }
+        let before = fb.capacity();
+        fb.read_space();
+        assert!(fb.capacity() > before);
+    }
+
+    /// A frame the property test generates: (id, kind, payload length).
+    fn frame_bytes(id: u32, kind: u8, len: usize) -> Vec<u8> {
+        let payload = vec![kind; len.max(1)];
+        let mut out = Vec::new();
+        let kind = match kind % 3 {
+            0 => RequestKind::Get(KeyRef::new(b"g", &payload[..len.clamp(1, 4096)])),
+            1 => RequestKind::Ping(&payload),
+            _ => RequestKind::Set {
+                key: KeyRef::new(b"g", b"k"),
+                ttl_ms: 0,
+                value: &payload,
+            },
+        };
+        Request { id, kind }.encode(&mut out);
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Bytes in, frames out: whatever the frame sizes and however the stream is
+        /// cut, every frame comes out once, in order, and the buffer never holds more
+        /// than its bound for the bytes it holds.
+        #[test]
+        fn frames_out_equal_frames_in_and_memory_follows_bytes(
+            frames in proptest::collection::vec(
+                (0u8..3, proptest::prop_oneof![0usize..64, 0usize..5000, 0usize..300_000]),
+                1..24,
+            ),
+            cuts in proptest::collection::vec(1usize..70_000, 1..16),
+            max_frame in proptest::prop_oneof![
+                proptest::strategy::Just(DEFAULT_MAX_FRAME_FOR_TEST),
+                100_000usize..200_000
+            ],
+        ) {
+            let limits = Limits::with_max_frame(max_frame);
+            let mut stream = Vec::new();
+            let mut want = Vec::new();
+            for (i, (kind, len)) in frames.iter().enumerate() {
+                let f = frame_bytes(i as u32, *kind, *len);
+                // Oversized frames come out as TOO_LARGE errors with their id.
+                want.push((i as u32, f.len() - 4 <= max_frame));
+                stream.extend(f);
+            }
+            let initial = 16 * 1024;
+            let mut fb = FrameBuffer::new(limits, initial);
+            let mut got = Vec::new();
+            let mut pos = 0;
+            let mut cut = 0;
+            while pos < stream.len() {
+                let held = fb.buffered();
+                let space = fb.read_space();
+                let cap_bound = (4 * held + 2 * MIN_READ).max(initial);
+                let n = space.len().min(cuts[cut % cuts.len()]).min(stream.len() - pos);
+                cut += 1;
+                space[..n].copy_from_slice(&stream[pos..pos + n]);
+                fb.commit(n);
+                pos += n;
+                proptest::prop_assert!(fb.capacity() <= cap_bound,
+                    "capacity {} > {} holding {}", fb.capacity(), cap_bound, held);
+                proptest::prop_assert!(fb.capacity() <= max_frame + 4 + 2 * MIN_READ);
+                loop {
+                    match fb.next_frame() {
+                        Ok(Some(f)) => got.push((f.id(), true)),
+                        Ok(None) => break,
+                        Err(e) => {
+                            proptest::prop_assert!(e.skip.is_some(), "fatal error {e}");
+                            got.push((e.request_id, false));
+                        }
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert!(!fb.in_frame());
+        }
+    }
+
+    const DEFAULT_MAX_FRAME_FOR_TEST: usize = crate::limits::DEFAULT_MAX_FRAME;
 }

@@ -1,12 +1,15 @@
 //! A client or peer connection: read buffer, pending-request count and an output
-//! queue that sends large values by reference with vectored writes.
+//! queue that sends large values by reference with vectored writes, plus the limits
+//! that bound what one connection may cost in memory and in time.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::time::{Duration, Instant};
 
 use groupcached_protocol::{FrameBuffer, Limits, Request, Response};
 use mio::net::TcpStream;
 
+use crate::config::Config;
 use crate::value::ByteView;
 
 /// Values up to this size are copied into the output buffer; larger ones are queued
@@ -21,6 +24,64 @@ const CHUNK_SIZE: usize = 64 * 1024;
 pub const HIGH_WATER_BYTES: usize = 4 << 20;
 /// Above this many unanswered requests the connection stops reading too.
 pub const MAX_PENDING: usize = 4096;
+/// Initial (and steady) size of a client connection's read buffer.
+pub const READ_BUFFER: usize = 16 * 1024;
+/// Spare output buffers a connection keeps for reuse, and their largest size.
+const MAX_SPARE: usize = 2;
+const MAX_SPARE_BYTES: usize = 2 * CHUNK_SIZE;
+/// A connection that completed nothing for this long gives its empty buffers back,
+/// so an idle connection costs no buffer memory.
+pub const RELEASE_IDLE_BUFFERS_AFTER: Duration = Duration::from_secs(1);
+
+/// What one client connection may cost, and how long it may take (per core copy of
+/// the `--idle-timeout`, `--frame-timeout`, `--max-conn-output` and
+/// `--max-buffer-memory` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Close a connection that completes no request and takes none of its output
+    /// for this long (and has no request being answered).
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection whose frame is still incomplete this long after its first
+    /// bytes arrived (the clock stops while the connection is paused because its
+    /// client does not read its answers).
+    pub frame_timeout: Option<Duration>,
+    /// Close a connection whose unsent output exceeds this many bytes.
+    pub max_output: usize,
+    /// Bytes all client connections of the node may hold in buffers before the
+    /// biggest ones stop being read.
+    pub max_buffer_memory: usize,
+}
+
+impl ConnLimits {
+    /// The limits a configuration asks for.
+    pub fn from_config(cfg: &Config) -> ConnLimits {
+        ConnLimits {
+            idle_timeout: cfg.idle_timeout,
+            frame_timeout: cfg.frame_timeout,
+            max_output: cfg.conn_output_limit(),
+            max_buffer_memory: cfg.buffer_memory_limit(),
+        }
+    }
+
+    /// How often a core sweeps its connections for these timeouts: an eighth of the
+    /// shortest one, between 50 ms and 1 s. A timeout therefore fires between its
+    /// value and its value plus an eighth.
+    pub fn sweep_interval(&self) -> Duration {
+        [self.idle_timeout, self.frame_timeout]
+            .into_iter()
+            .flatten()
+            .map(|d| d / 8)
+            .min()
+            .unwrap_or(RELEASE_IDLE_BUFFERS_AFTER)
+            .clamp(Duration::from_millis(50), RELEASE_IDLE_BUFFERS_AFTER)
+    }
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits::from_config(&Config::new())
+    }
+}
 
 enum Chunk {
     Buf(Vec<u8>),
@@ -43,7 +104,11 @@ pub struct OutQueue {
     /// Bytes of the front chunk already written.
     front_pos: usize,
     bytes: usize,
+    /// Memory the queued chunks hold: buffer capacities plus referenced values.
+    held: usize,
     spare: Vec<Vec<u8>>,
+    /// Capacity of the spare buffers.
+    spare_bytes: usize,
 }
 
 /// What a write attempt left behind.
@@ -77,18 +142,36 @@ impl OutQueue {
     ) {
         let buf = self.tail_buf();
         let start = buf.len();
+        let cap = buf.capacity();
         let tail = encode_head(buf);
         match value {
             Some(v) if tail.len() > COPY_THRESHOLD => {
                 let head = buf.len() - start;
+                let grown = buf.capacity() - cap;
                 self.bytes += head + v.len();
+                self.held += grown + v.len();
                 self.chunks.push_back(Chunk::Val(v.clone()));
             }
             _ => {
                 buf.extend_from_slice(tail);
-                self.bytes += buf.len() - start;
+                let (len, grown) = (buf.len() - start, buf.capacity() - cap);
+                self.bytes += len;
+                self.held += grown;
             }
         }
+    }
+
+    /// Bytes of memory the queue holds: its buffers' capacity, the values it
+    /// references (counted in full, although a cached value is shared with the
+    /// cache) and its spare buffers.
+    pub fn mem(&self) -> usize {
+        self.held + self.spare_bytes
+    }
+
+    /// Frees the spare buffers (for a connection that went quiet).
+    pub fn release_spare(&mut self) {
+        self.spare = Vec::new();
+        self.spare_bytes = 0;
     }
 
     /// Bytes queued.
@@ -138,11 +221,17 @@ impl OutQueue {
             }
             n -= left;
             self.front_pos = 0;
-            if let Some(Chunk::Buf(mut b)) = self.chunks.pop_front() {
-                if self.spare.len() < 4 && b.capacity() <= 4 * CHUNK_SIZE {
-                    b.clear();
-                    self.spare.push(b);
+            match self.chunks.pop_front() {
+                Some(Chunk::Buf(mut b)) => {
+                    self.held -= b.capacity();
+                    if self.spare.len() < MAX_SPARE && b.capacity() <= MAX_SPARE_BYTES {
+                        b.clear();
+                        self.spare_bytes += b.capacity();
+                        self.spare.push(b);
+                    }
                 }
+                Some(Chunk::Val(v)) => self.held -= v.len(),
+                None => {}
             }
         }
     }
@@ -150,7 +239,14 @@ impl OutQueue {
     fn tail_buf(&mut self) -> &mut Vec<u8> {
         let need_new = !matches!(self.chunks.back(), Some(Chunk::Buf(b)) if b.len() < CHUNK_SIZE);
         if need_new {
-            let b = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(4096));
+            let b = match self.spare.pop() {
+                Some(b) => {
+                    self.spare_bytes -= b.capacity();
+                    b
+                }
+                None => Vec::with_capacity(4096),
+            };
+            self.held += b.capacity();
             self.chunks.push_back(Chunk::Buf(b));
         }
         match self.chunks.back_mut() {
@@ -158,6 +254,14 @@ impl OutQueue {
             _ => unreachable!("a buffer chunk was just ensured at the back"),
         }
     }
+}
+
+/// Whether a connection with `queued` bytes of unsent output and `pending`
+/// unanswered requests must stop reading, and stop decoding what it has already
+/// read: so the answers one read can queue at once are bounded too, not only the
+/// reads.
+pub fn backpressured(queued: usize, pending: usize) -> bool {
+    queued > HIGH_WATER_BYTES || pending > MAX_PENDING
 }
 
 /// One accepted connection.
@@ -184,6 +288,17 @@ pub struct Conn {
     /// INVALIDATE): the node id its HELLO claimed, and the ring under which that id
     /// was last found among our members.
     pub member: MemberClaim,
+    /// Reading is paused because connection buffers reached `--max-buffer-memory`
+    /// (then `read_paused` is set too); resumed by the core when memory frees up.
+    pub mem_paused: bool,
+    /// When a frame was last completed or output last taken by the client.
+    pub last_active: Instant,
+    /// When the incomplete frame now buffered began to arrive.
+    pub frame_started: Option<Instant>,
+    /// `rbuf.frames()` when last looked at.
+    frames_seen: u64,
+    /// Buffer memory of this connection as last added to its core's total.
+    pub accounted: usize,
 }
 
 /// The membership a connection claimed in HELLO. Checked again whenever the ring has
@@ -198,11 +313,11 @@ pub struct MemberClaim {
 }
 
 impl Conn {
-    /// A new connection decoding under `limits`.
-    pub fn new(stream: TcpStream, limits: Limits, gen: u32) -> Self {
+    /// A new connection decoding under `limits`, accepted at `now`.
+    pub fn new(stream: TcpStream, limits: Limits, gen: u32, now: Instant) -> Self {
         Conn {
             stream,
-            rbuf: FrameBuffer::new(limits, 16 * 1024),
+            rbuf: FrameBuffer::new(limits, READ_BUFFER),
             out: OutQueue::default(),
             gen,
             pending: 0,
@@ -211,12 +326,38 @@ impl Conn {
             closing: false,
             read_paused: false,
             dirty: false,
+            mem_paused: false,
+            last_active: now,
+            frame_started: None,
+            frames_seen: 0,
+            accounted: 0,
+        }
+    }
+
+    /// Bytes of memory held in this connection's buffers (read buffer and output).
+    pub fn mem(&self) -> usize {
+        self.rbuf.capacity() + self.out.mem()
+    }
+
+    /// Updates the timers after bytes were read and frames decoded at `now`: a
+    /// completed frame is activity, and restarts the frame clock if a next frame has
+    /// begun; a frame that has begun starts the clock.
+    pub fn after_input(&mut self, now: Instant) {
+        let frames = self.rbuf.frames();
+        if frames != self.frames_seen {
+            self.frames_seen = frames;
+            self.last_active = now;
+            self.frame_started = self.rbuf.in_frame().then_some(now);
+        } else if !self.rbuf.in_frame() {
+            self.frame_started = None;
+        } else if self.frame_started.is_none() {
+            self.frame_started = Some(now);
         }
     }
 
     /// Whether reading should pause until the client catches up.
     pub fn backpressured(&self) -> bool {
-        self.out.len() > HIGH_WATER_BYTES || self.pending > MAX_PENDING
+        backpressured(self.out.len(), self.pending)
     }
 
     /// Whether the connection has nothing left to do and can be closed.
@@ -307,5 +448,48 @@ mod tests {
             }
             pos += used;
         }
+    }
+
+    #[test]
+    fn memory_counts_buffers_and_referenced_values_and_returns_to_spares() {
+        let mut q = OutQueue::default();
+        assert_eq!(q.mem(), 0);
+        let big = ByteView::from_vec(vec![1; 1 << 20]);
+        let resp = Response {
+            id: 1,
+            opcode: 1,
+            status: Status::Ok,
+            body: ResponseBody::Value {
+                ttl_ms: 0,
+                value: &big,
+            },
+        };
+        q.push_response(&resp, Some(&big));
+        assert!(
+            q.mem() >= (1 << 20) && q.mem() <= (1 << 20) + 8192,
+            "{}",
+            q.mem()
+        );
+        let pong = vec![2u8; 100_000];
+        q.push_response(
+            &Response {
+                id: 2,
+                opcode: 5,
+                status: Status::Ok,
+                body: ResponseBody::Pong(&pong),
+            },
+            None,
+        );
+        assert!(q.mem() >= (1 << 20) + 100_000, "{}", q.mem());
+        let mut w = Trickle {
+            data: Vec::new(),
+            cap: 1 << 30,
+            block_next: false,
+        };
+        while q.write_to(&mut w).unwrap() == Flushed::Blocked {}
+        // Only two spare buffers of at most 128 KiB each are kept.
+        assert!(q.mem() <= 2 * MAX_SPARE_BYTES, "{}", q.mem());
+        q.release_spare();
+        assert_eq!(q.mem(), 0);
     }
 }

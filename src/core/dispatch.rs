@@ -273,6 +273,9 @@ impl Ctx {
             member,
         };
         loop {
+            if super::conn::backpressured(cur.out.len(), *cur.pending) {
+                break; // the rest waits in rbuf until the client reads (core::read_conn)
+            }
             match rbuf.next_frame() {
                 Ok(None) => break,
                 Ok(Some(Frame::Request(req))) => {

@@ -7,6 +7,14 @@
 //! mailbox; send what was queued for peers; then, before sleeping, write every
 //! connection that has output and wake the cores that were sent messages and are
 //! about to sleep (at most one wake per core per turn, however many messages).
+//!
+//! Connection limits cost no syscall and no heap operation per request: each read
+//! stamps the connection with the turn's clock, and a sweep over the core's
+//! connections every [`ConnLimits::sweep_interval`] closes those past
+//! `--idle-timeout` or `--frame-timeout` and frees idle connections' buffers. Buffer
+//! memory is counted incrementally per connection; each core publishes its total once
+//! per turn and reads the other cores' totals once per turn to enforce
+//! `--max-buffer-memory` node-wide.
 
 pub mod conn;
 mod dispatch;
@@ -31,7 +39,7 @@ use crate::shard::{GroupSpec, Reply, Shard};
 use crate::shared::Shared;
 use crate::stats::CoreStats;
 use crate::topology::{Owner, Topology};
-use conn::{Conn, Flushed, OutQueue};
+use conn::{Conn, ConnLimits, Flushed, OutQueue, RELEASE_IDLE_BUFFERS_AFTER};
 use dispatch::{write_reply, Ctx};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -58,6 +66,22 @@ pub struct Core {
     drain_deadline: Option<Instant>,
     reported_idle: bool,
     sleeping: Arc<AtomicBool>,
+    /// Per-connection limits.
+    limits: ConnLimits,
+    /// Bytes this core's client connections hold in buffers (sum of `Conn::accounted`).
+    buffered: usize,
+    /// The other cores' totals, as last published.
+    others: usize,
+    /// When the connections are next swept for timeouts and idle buffers.
+    next_sweep: Instant,
+    /// Connections paused by `--max-buffer-memory`, to resume when memory frees.
+    mem_paused: Vec<usize>,
+    /// The one connection of this core allowed to grow its read buffer past the
+    /// limit, and `rbuf.frames()` when it was allowed: without it, connections that
+    /// each hold part of a large frame could all wait for memory none of them frees.
+    grant: Option<(usize, u64)>,
+    /// The grant was given back: paused connections may try again.
+    grant_freed: bool,
 }
 
 /// Parts a core is built from (see `server.rs`).
@@ -90,6 +114,8 @@ pub struct CoreParts {
     pub seed: u64,
     /// Raised while the core is (about to be) asleep in `poll`; see [`Remote`].
     pub sleeping: Arc<AtomicBool>,
+    /// Limits on each client connection's memory and time.
+    pub conn_limits: ConnLimits,
 }
 
 impl Core {
@@ -134,6 +160,13 @@ impl Core {
             next_gen: 0,
             drain_deadline: None,
             reported_idle: false,
+            limits: p.conn_limits,
+            buffered: 0,
+            others: 0,
+            next_sweep: Instant::now() + p.conn_limits.sweep_interval(),
+            mem_paused: Vec::new(),
+            grant: None,
+            grant_freed: false,
         })
     }
 
@@ -159,9 +192,13 @@ impl Core {
                 break;
             }
             self.ctx.now = Instant::now();
+            self.others = self.others_buffered();
             // Expire first: an answer that arrives after its deadline must not beat
             // the timeout just because both are noticed in the same turn.
             self.expire();
+            if self.ctx.now >= self.next_sweep {
+                self.sweep();
+            }
             for ev in events.iter() {
                 let hangup = ev.is_read_closed() || ev.is_error();
                 match ev.token() {
@@ -203,11 +240,19 @@ impl Core {
 
     fn poll_timeout(&mut self) -> Option<Duration> {
         let now = Instant::now();
-        let deadline = [self.ctx.shard.next_deadline(), self.next_peer_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|d| d.saturating_duration_since(now));
+        if self.grant_freed && !self.mem_paused.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let sweep = (!self.conns.is_empty()).then_some(self.next_sweep);
+        let deadline = [
+            self.ctx.shard.next_deadline(),
+            self.next_peer_deadline(),
+            sweep,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|d| d.saturating_duration_since(now));
         if self.ctx.draining {
             Some(deadline.map_or(DRAIN_TICK, |d| d.min(DRAIN_TICK)))
         } else {
@@ -250,7 +295,12 @@ impl Core {
                 continue;
             }
             self.next_gen = self.next_gen.wrapping_add(1);
-            entry.insert(Conn::new(stream, shared.limits, self.next_gen));
+            entry.insert(Conn::new(
+                stream,
+                shared.limits,
+                self.next_gen,
+                self.ctx.now,
+            ));
             self.ctx.stats.node.total_connections.inc();
             self.ctx
                 .stats
@@ -261,19 +311,64 @@ impl Core {
     }
 
     /// Reads and handles frames until the socket is drained, the connection is
-    /// backpressured, or it is closing. `hangup` says the event also reported the
-    /// peer's FIN (or an error), which a short read would not reach: read to the end.
+    /// backpressured or held back by the buffer memory limit, or it is closing.
+    /// `hangup` says the event also reported the peer's FIN (or an error), which a
+    /// short read would not reach: read to the end.
     fn read_conn(&mut self, token: usize, hangup: bool) {
-        let Core { conns, ctx, .. } = self;
+        let Core {
+            conns,
+            ctx,
+            limits,
+            buffered,
+            others,
+            mem_paused,
+            grant,
+            grant_freed,
+            ..
+        } = self;
         let Some(conn) = conns.get_mut(token) else {
             return;
         };
+        let now = ctx.now;
+        // Whole frames left buffered when backpressure stopped the decoding go first.
+        if conn.rbuf.buffered() > 0 && !conn.closing && !conn.backpressured() && !ctx.draining {
+            ctx.handle_frames(token, conn);
+            conn.after_input(now);
+        }
+        // Past the limit a connection may still read into the buffer it has (that
+        // costs nothing, and lets its frame complete and free it), unless it needs a
+        // larger one or holds more than a fair share of the limit in answers (each
+        // request read would queue more).
         loop {
-            if conn.closing || conn.read_closed {
+            if conn.closing || ctx.draining {
                 break;
             }
-            if conn.backpressured() || ctx.draining {
+            if conn.backpressured() {
                 conn.read_paused = true;
+                break;
+            }
+            if conn.read_closed {
+                break;
+            }
+            account(buffered, conn);
+            release_grant(grant, grant_freed, token, conn);
+            let granted = grant.is_some_and(|(t, _)| t == token);
+            if !granted
+                && *buffered + *others > limits.max_buffer_memory
+                && (conn.rbuf.needs_growth() || conn.out.mem() > fair(limits, &ctx.shared))
+            {
+                if grant.is_none() && conn.rbuf.needs_growth() && conn.out.is_empty() {
+                    // The core's one frame allowed to grow past the limit.
+                    *grant = Some((token, conn.rbuf.frames()));
+                    conn.mem_paused = false;
+                    continue;
+                }
+                conn.read_paused = true;
+                if !conn.mem_paused {
+                    conn.mem_paused = true;
+                    mem_paused.push(token);
+                    ctx.stats.node.buffer_memory_pauses.inc();
+                }
                 break;
             }
             let space = conn.rbuf.read_space();
@@ -285,6 +380,7 @@ impl Core {
                 Ok(n) => {
                     conn.rbuf.commit(n);
                     ctx.handle_frames(token, conn);
+                    conn.after_input(now);
                     if n < room && !hangup {
                         // A short read emptied the socket; new data raises a new
                         // edge, so the read that would only say WouldBlock is skipped.
@@ -302,10 +398,142 @@ impl Core {
                 }
             }
         }
+        if conn.backpressured() && !conn.closing && !ctx.draining {
+            // Also after a short read: frames may wait undecoded for the client to read.
+            conn.read_paused = true;
+        }
+        release_grant(grant, grant_freed, token, conn);
+        // A drained large read buffer is not kept while the connection waits.
+        conn.rbuf.trim();
+        account(buffered, conn);
         if !conn.dirty {
             conn.dirty = true;
             ctx.dirty.push(token);
         }
+    }
+
+    /// The other cores' published connection buffer totals.
+    fn others_buffered(&self) -> usize {
+        let me = self.ctx.id;
+        self.ctx
+            .shared
+            .registry
+            .cores
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != me)
+            .map(|(_, c)| c.node.conn_buffer_bytes.get() as usize)
+            .sum()
+    }
+
+    /// Resumes the connections the buffer memory limit paused once usage is back
+    /// under 7/8 of the limit (the gap keeps them from flapping).
+    fn resume_mem_paused(&mut self) {
+        if self.mem_paused.is_empty() || self.ctx.draining {
+            return;
+        }
+        let low = self.limits.max_buffer_memory / 8 * 7;
+        let freed = std::mem::take(&mut self.grant_freed);
+        if self.buffered + self.others > low && !(freed && self.grant.is_none()) {
+            return;
+        }
+        for token in std::mem::take(&mut self.mem_paused) {
+            let Some(conn) = self.conns.get_mut(token) else {
+                continue;
+            };
+            if !conn.mem_paused {
+                continue;
+            }
+            conn.mem_paused = false;
+            conn.read_paused = false;
+            // Its frame waited for memory, not for its client.
+            if conn.frame_started.is_some() {
+                conn.frame_started = Some(self.ctx.now);
+            }
+            self.read_conn(token, false);
+        }
+    }
+
+    /// Once per [`ConnLimits::sweep_interval`]: closes connections past their idle
+    /// or frame timeout, and frees the empty buffers of connections that went quiet.
+    fn sweep(&mut self) {
+        let now = self.ctx.now;
+        self.next_sweep = now + self.limits.sweep_interval();
+        let mut expired: Vec<(usize, Expiry)> = Vec::new();
+        for (token, conn) in self.conns.iter_mut() {
+            if conn.closing {
+                // Closing after a fatal error, once its error frame is written: a
+                // client that does not take it is not waited for forever.
+                let linger = self.limits.frame_timeout.unwrap_or(CLOSING_LINGER);
+                if now.saturating_duration_since(conn.last_active) >= linger {
+                    expired.push((token, Expiry::Linger));
+                }
+                continue;
+            }
+            if let (Some(limit), Some(since)) = (self.limits.frame_timeout, conn.frame_started) {
+                if conn.read_paused && !conn.mem_paused {
+                    // Paused because its client does not read its answers: the
+                    // frame's clock waits with it.
+                    conn.frame_started = Some(now);
+                } else if now.saturating_duration_since(since) >= limit {
+                    expired.push((token, Expiry::Frame));
+                    continue;
+                }
+            }
+            let quiet = now.saturating_duration_since(conn.last_active);
+            if let Some(limit) = self.limits.idle_timeout {
+                if conn.pending == 0 && quiet >= limit {
+                    expired.push((token, Expiry::Idle));
+                    continue;
+                }
+            }
+            if quiet >= RELEASE_IDLE_BUFFERS_AFTER && conn.out.is_empty() {
+                conn.rbuf.release_if_empty();
+                conn.out.release_spare();
+                account(&mut self.buffered, conn);
+            }
+        }
+        for (token, why) in expired {
+            match why {
+                Expiry::Frame => {
+                    self.ctx.stats.node.frame_timeouts.inc();
+                    self.close_frame_timeout(token);
+                }
+                Expiry::Idle => {
+                    self.ctx.stats.node.idle_timeouts.inc();
+                    log::debug!(
+                        "core {}: closing a connection idle for --idle-timeout",
+                        self.ctx.id
+                    );
+                    self.close(token);
+                }
+                Expiry::Linger => self.close(token),
+            }
+        }
+    }
+
+    /// Tells a connection whose frame did not arrive in time why it is closed (one
+    /// non-blocking write of a TIMEOUT frame with that frame's request id), then
+    /// closes it.
+    fn close_frame_timeout(&mut self, token: usize) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        let limit = self.limits.frame_timeout.unwrap_or_default();
+        let (id, opcode) = conn
+            .rbuf
+            .pending_header()
+            .map_or((0, 0), |h| (h.request_id, h.opcode));
+        let msg = format!(
+            "frame not received whole within --frame-timeout ({}ms); closing",
+            limit.as_millis()
+        );
+        log::debug!("core {}: {msg}", self.ctx.id);
+        conn.out
+            .push_response(&Response::error(id, opcode, Status::Timeout, &msg), None);
+        let _ = conn.out.write_to(&mut conn.stream);
+        let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+        self.close(token);
     }
 
     fn mark_dirty(&mut self, token: usize) {
@@ -405,10 +633,30 @@ impl Core {
         }
         write_reply(&mut conn.out, &w, reply);
         conn.pending = conn.pending.saturating_sub(1);
+        if conn.out.len() > self.limits.max_output {
+            self.close_overflow(token);
+            return;
+        }
+        account(&mut self.buffered, conn);
         if !conn.dirty {
             conn.dirty = true;
             self.ctx.dirty.push(token);
         }
+    }
+
+    /// Closes a connection whose unsent output passed `--max-conn-output`: its client
+    /// stopped reading while answers kept arriving.
+    fn close_overflow(&mut self, token: usize) {
+        self.ctx.stats.node.output_overflows.inc();
+        log::debug!(
+            "core {}: closing a connection with more than {} bytes of unsent output",
+            self.ctx.id,
+            self.limits.max_output
+        );
+        if let Some(conn) = self.conns.get_mut(token) {
+            let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+        }
+        self.close(token);
     }
 
     /// Redis's beforeSleep: send what was queued for peers, write what is queued for
@@ -418,6 +666,7 @@ impl Core {
         self.run_peer_actions();
         self.flush_peers();
         self.deliver_later();
+        self.resume_mem_paused();
         while let Some(token) = self.ctx.dirty.pop() {
             let Some(conn) = self.conns.get_mut(token) else {
                 continue;
@@ -425,7 +674,12 @@ impl Core {
             conn.dirty = false;
             let mut resume = false;
             if !conn.out.is_empty() {
-                match conn.out.write_to(&mut conn.stream) {
+                let queued = conn.out.len();
+                let flushed = conn.out.write_to(&mut conn.stream);
+                if conn.out.len() < queued {
+                    conn.last_active = self.ctx.now;
+                }
+                match flushed {
                     Ok(Flushed::All) => resume = conn.read_paused,
                     Ok(Flushed::Blocked) => {}
                     Err(_) => {
@@ -433,10 +687,15 @@ impl Core {
                         continue;
                     }
                 }
+                if conn.out.len() > self.limits.max_output {
+                    self.close_overflow(token);
+                    continue;
+                }
+                account(&mut self.buffered, conn);
             } else {
                 resume = conn.read_paused;
             }
-            if resume && !conn.backpressured() && !self.ctx.draining {
+            if resume && !conn.backpressured() && !conn.mem_paused && !self.ctx.draining {
                 conn.read_paused = false;
                 self.read_conn(token, false);
                 self.run_peer_actions();
@@ -451,10 +710,19 @@ impl Core {
         for ob in &mut self.ctx.outboxes {
             ob.flush();
         }
+        let gauge = &self.ctx.stats.node.conn_buffer_bytes;
+        if gauge.get() != self.buffered as u64 {
+            gauge.set(self.buffered as u64);
+        }
     }
 
     fn close(&mut self, token: usize) {
         if let Some(mut conn) = self.conns.try_remove(token) {
+            self.buffered -= conn.accounted;
+            if self.grant.is_some_and(|(t, _)| t == token) {
+                self.grant = None;
+                self.grant_freed = true;
+            }
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.ctx.shared.connections.fetch_sub(1, Ordering::Relaxed);
             self.ctx
@@ -496,6 +764,48 @@ impl Core {
         let overdue = self.drain_deadline.is_some_and(|d| now >= d);
         all_idle || overdue
     }
+}
+
+/// Why the sweep closes a connection.
+#[derive(Debug, Clone, Copy)]
+enum Expiry {
+    /// A frame did not arrive whole within `--frame-timeout`.
+    Frame,
+    /// Nothing happened for `--idle-timeout`.
+    Idle,
+    /// Closing after a fatal error, its client took none of its remaining output
+    /// for `--frame-timeout` (or [`CLOSING_LINGER`] with that off).
+    Linger,
+}
+
+/// How long a connection closing after a fatal error waits, when `--frame-timeout`
+/// is off, for its client to take its remaining output before it is closed anyway.
+const CLOSING_LINGER: Duration = Duration::from_secs(30);
+
+/// A connection's share of `--max-buffer-memory`: the limit over the node's open
+/// connections.
+fn fair(limits: &ConnLimits, shared: &Shared) -> usize {
+    limits.max_buffer_memory / shared.connections.load(Ordering::Relaxed).max(1)
+}
+
+/// Takes the grow-past-the-limit grant back from `conn` once the frame it was given
+/// for is complete (or nothing is in progress any more), or once the connection is
+/// paused because its client does not read (it must not hold the grant meanwhile).
+fn release_grant(grant: &mut Option<(usize, u64)>, freed: &mut bool, token: usize, conn: &Conn) {
+    if let Some((t, frames)) = *grant {
+        let done = conn.rbuf.frames() != frames || !conn.rbuf.in_frame();
+        if t == token && (done || conn.read_paused) {
+            *grant = None;
+            *freed = true;
+        }
+    }
+}
+
+/// Brings a core's total of connection buffer memory up to date with `conn`'s.
+fn account(total: &mut usize, conn: &mut Conn) {
+    let now = conn.mem();
+    *total = *total + now - conn.accounted;
+    conn.accounted = now;
 }
 
 /// Tells a connection over the limit why it is closed, without blocking.

@@ -220,6 +220,36 @@ const NODE: &[(&str, Kind, &str, NodePick)] = &[
         "Main-cache entries demoted to hot copies by a ring change (STATS demoted).",
         |n| &n.demoted,
     ),
+    (
+        "groupcached_connection_buffer_bytes",
+        Kind::Gauge,
+        "Bytes held in client connections' read buffers and output queues (STATS conn_buffer_bytes).",
+        |n| &n.conn_buffer_bytes,
+    ),
+    (
+        "groupcached_idle_timeouts_total",
+        Kind::Counter,
+        "Connections closed by --idle-timeout (STATS idle_timeouts).",
+        |n| &n.idle_timeouts,
+    ),
+    (
+        "groupcached_frame_timeouts_total",
+        Kind::Counter,
+        "Connections closed because a frame did not complete within --frame-timeout (STATS frame_timeouts).",
+        |n| &n.frame_timeouts,
+    ),
+    (
+        "groupcached_output_overflows_total",
+        Kind::Counter,
+        "Connections closed because their unsent output passed --max-conn-output (STATS output_overflows).",
+        |n| &n.output_overflows,
+    ),
+    (
+        "groupcached_buffer_memory_pauses_total",
+        Kind::Counter,
+        "Times a connection stopped being read because connection buffers reached --max-buffer-memory (STATS buffer_memory_pauses).",
+        |n| &n.buffer_memory_pauses,
+    ),
 ];
 
 /// Per-group counters: (name, help, counter); all counters.
