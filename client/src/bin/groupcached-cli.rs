@@ -198,7 +198,11 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
         if rest.len() == n {
             Ok(())
         } else {
-            Err(format!("usage: {cmd} {shape}"))
+            let expected = format!("{cmd} {shape}");
+            Err(format!(
+                "wrong arguments; expected `{}`",
+                expected.trim_end()
+            ))
         }
     };
     let command = match cmd.as_str() {
@@ -363,7 +367,7 @@ fn local(e: io::Error) -> Failure {
 /// How to start a server that the failed command would have reached.
 fn start_hint(addr: &str) -> String {
     format!(
-        "is a groupcached server running there? Start one with `groupcached --listen {addr}`, \
+        "Is a groupcached server running there? Start one with `groupcached --listen {addr}`, \
          or name another with --server ADDR"
     )
 }
