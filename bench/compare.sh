@@ -87,7 +87,7 @@ for t in $thread_sets; do
             name="t$t-p$pl-${dist/:/}-${ratio/:/to}-$s-r$run"
             taskset -c "$gen_cpus" $gen "${target[@]}" "${common[@]}" --pipeline "$pl" \
               --key-dist "$dist" --ratio "$ratio" --json "$out/$name.json" >/dev/null
-            printf '%-40s %s\n' "$name" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.0f ops/s  p50 %.0f us  p99 %.0f us  hit %s  busy %s" % (d["ops_per_sec"], d["latency_us"]["p50"], d["latency_us"]["p99"], d["hit_ratio"], d["generator"]["busy"]))' "$out/$name.json")"
+            printf '%-40s %s\n' "$name" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.0f ops/s  p50 %.0f us  p99 %.0f us  found %s  busy %s" % (d["ops_per_sec"], d["latency_us"]["p50"], d["latency_us"]["p99"], d["found_ratio"], d["generator"]["busy"]))' "$out/$name.json")"
           done
         done
       done
@@ -132,9 +132,9 @@ for key in sorted(runs):
     ratio_med = st.median(r[n]["gc"]["ops_per_sec"] / r[n]["mc"]["ops_per_sec"] for n in both)
     fmt = lambda xs: " / ".join(f"{x:,.0f}" for x in xs)
     print(f"| {t} | {pl} | {dist.replace('zipf', 'zipf:')} | {ratio} | {fmt(ops['gc'])} | {fmt(ops['mc'])} | {st.median(ops['gc']):,.0f} | {st.median(ops['mc']):,.0f} | {ratio_med:.2f} | {lat['gc'][0]:.0f} / {lat['gc'][1]:.0f} | {lat['mc'][0]:.0f} / {lat['mc'][1]:.0f} |")
-hits = [d["hit_ratio"] for r in runs.values() for x in r.values() for d in x.values() if d["hit_ratio"] is not None]
+hits = [d["found_ratio"] for r in runs.values() for x in r.values() for d in x.values() if d["found_ratio"] is not None]
 busy = [b for r in runs.values() for x in r.values() for d in x.values() for b in d["generator"]["busy"]]
 if hits:
-    print(f"\nhit ratio: min {min(hits):.4f}; generator thread busy: median {st.median(busy):.0%}, max {max(busy):.0%}")
+    print(f"\nfound ratio (GETs answered with a value; every key is prefilled): min {min(hits):.4f}; generator thread busy: median {st.median(busy):.0%}, max {max(busy):.0%}")
 EOF
 echo "JSON summaries: $out"

@@ -476,3 +476,111 @@ fn origin_errors_are_counted_timed_and_logged_at_most_once_per_interval() {
         .count();
     assert_eq!(lines, 1, "{:#?}", s.logs());
 }
+
+/// Keeps `slow` connections to `addr` sending a request head one byte per round (a
+/// slowloris) and `silent` connections that never send anything, reopening each as
+/// soon as the server closes it, until `stop`. Counts the connections it opened.
+fn flood(
+    addr: SocketAddr,
+    slow: usize,
+    silent: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> thread::JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    thread::spawn(move || {
+        let mut conns: Vec<Option<TcpStream>> = (0..slow + silent).map(|_| None).collect();
+        while !stop.load(Ordering::Acquire) {
+            for (i, slot) in conns.iter_mut().enumerate() {
+                if slot.is_none() {
+                    let Ok(mut s) = TcpStream::connect_timeout(&addr, DEADLINE) else {
+                        continue;
+                    };
+                    if i < slow && s.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ").is_err() {
+                        continue;
+                    }
+                    let _ = s.set_nonblocking(true);
+                    opened.fetch_add(1, Ordering::AcqRel);
+                    *slot = Some(s);
+                }
+                let Some(s) = slot else { continue };
+                let mut buf = [0u8; 512];
+                let closed = match s.read(&mut buf) {
+                    Ok(_) => true, // an answer (or EOF): the server is done with it
+                    Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                };
+                if closed || (i < slow && s.write_all(b"a").is_err()) {
+                    *slot = None;
+                }
+            }
+            // Pacing of the load, not synchronisation: one byte per slow connection
+            // every 50 ms.
+            thread::sleep(std::time::Duration::from_millis(50));
+        }
+    })
+}
+
+/// Issue 10 item 11: slow and silent connections to the metrics port must not keep
+/// `/healthz` from answering (a liveness probe would restart a healthy pod). 100
+/// slowloris connections and 200 silent ones (300 > the endpoint's 256-connection
+/// bound, so it must close idle ones to make room) are kept open while 50 probes
+/// are made, one after the other; every probe must get 200 `ok`.
+///
+/// With `--nocapture` it prints the probes' latencies: docs/operations.md quotes
+/// `cargo test --release --test metrics healthz_answers_during_a_slow_client_flood -- --nocapture`.
+#[test]
+fn healthz_answers_during_a_slow_client_flood() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    const SLOW: usize = 100;
+    const SILENT: usize = 200;
+    const PROBES: usize = 50;
+    let s = TestServer::start(&["--metrics-listen", "127.0.0.1:0"]);
+    let m = metrics_addr(&s);
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let flooder = flood(m, SLOW, SILENT, stop.clone(), opened.clone());
+    wait_until("the flood to open its connections", || {
+        opened.load(Ordering::Acquire) >= SLOW + SILENT
+    });
+
+    let mut latencies = Vec::with_capacity(PROBES);
+    for _ in 0..PROBES {
+        let start = Instant::now();
+        let (status, _, body) = http(m, "GET", "/healthz");
+        latencies.push(start.elapsed());
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "ok\n"),
+            "a probe was refused"
+        );
+    }
+    // The flood was still on after the last probe: it kept reopening what the
+    // endpoint closed.
+    let during = opened.load(Ordering::Acquire);
+    stop.store(true, Ordering::Release);
+    flooder.join().unwrap();
+    assert!(
+        scrape(m).get("groupcached_threads") >= 1.0,
+        "/metrics still served"
+    );
+
+    latencies.sort();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    eprintln!(
+        "/healthz during a flood of {SLOW} slow + {SILENT} silent connections \
+         ({during} opened in all): {PROBES} probes, all 200; \
+         p50 {:.2} ms, p90 {:.2} ms, max {:.2} ms",
+        ms(latencies[PROBES / 2]),
+        ms(latencies[PROBES * 9 / 10]),
+        ms(latencies[PROBES - 1]),
+    );
+    assert!(
+        s.logs()
+            .iter()
+            .any(|l| l.contains("closed the oldest idle one")),
+        "300 connections exceed the bound of 256, so idle ones were closed and logged"
+    );
+}

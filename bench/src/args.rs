@@ -55,7 +55,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
 
-    /// How long to measure (after the warm-up), e.g. 10s.
+    /// How long to measure (after the warm-up), e.g. 10s or 1.5s (units: us, ms, s,
+    /// m, h, d).
     #[arg(long, value_parser = parse_dur, conflicts_with = "requests")]
     pub duration: Option<Duration>,
 
@@ -63,7 +64,8 @@ pub struct Args {
     #[arg(long)]
     pub requests: Option<u64>,
 
-    /// Load before measuring, not counted, e.g. 2s.
+    /// Load before measuring, not counted, e.g. 2s. Without it the first measured
+    /// requests meet a cold server and cold connections.
     #[arg(long, value_parser = parse_dur, default_value = "0s")]
     pub warmup: Duration,
 
@@ -412,6 +414,16 @@ mod tests {
         assert_eq!(c.ratio, Ratio { get: 1, set: 0 });
         assert_eq!(c.protocol, Protocol::MemcacheText);
         assert_eq!(c.rate, Some(5000.0));
+    }
+
+    #[test]
+    fn durations_take_the_servers_grammar_and_fractions() {
+        let c = config(&["--duration", "1.5s", "--warmup", "0.25s"]).unwrap();
+        assert_eq!(c.stop, Stop::Duration(Duration::from_millis(1500)));
+        assert_eq!(c.warmup, Duration::from_millis(250));
+        let c = config(&["--duration", "2min", "--timeout", "1d"]).unwrap();
+        assert_eq!(c.stop, Stop::Duration(Duration::from_secs(120)));
+        assert_eq!(c.timeout, Duration::from_secs(86_400));
     }
 
     #[test]

@@ -465,6 +465,11 @@ impl<'a> Worker<'a> {
             self.update_run_state(mode, now, report);
             for c in 0..self.conns.len() {
                 self.fill(c, mode, pipeline, now);
+                // Written now, not at the next tick: a socket that was busy before
+                // (the prefill) reports no new writable edge, so without this the
+                // first requests waited up to TICK and the first measured latencies
+                // of a run after --prefill were ~100 ms.
+                self.flush_conn(c, mode, now);
             }
         }
         let mut ready: Vec<(Token, bool)> = Vec::with_capacity(1024);
@@ -884,8 +889,8 @@ impl<'a> Worker<'a> {
                         Op::Get => counters.gets += 1,
                         Op::Set => counters.sets += 1,
                     }
-                    counters.hits += hit;
-                    counters.misses += miss;
+                    counters.found += hit;
+                    counters.not_found += miss;
                 }
             }
         }

@@ -2,8 +2,12 @@
 //! keeps, their merge, the line per second, the final summary and its JSON form.
 //!
 //! Definitions used everywhere: an **op** is a request answered successfully (a GET
-//! hit or miss, a stored SET); an **error** is a request answered with an error or
-//! never answered (connection lost, timed out); **requests** = ops + errors. Latency
+//! that found a value or found none, a stored SET); an **error** is a request answered
+//! with an error or never answered (connection lost, timed out); **requests** = ops +
+//! errors. A GET that **found** a value was answered with one, whether the server had
+//! it cached or loaded it from its origin for this request; how many GETs the server
+//! answered **from its cache** is a different figure, which only the server knows
+//! (see [`ServerCache`]). Latency
 //! covers every answered request, measured from when it was sent (closed loop) or
 //! was due (open loop) to when the read that completed it returned.
 
@@ -29,10 +33,10 @@ pub struct Counters {
     pub gets: u64,
     /// Successful SETs.
     pub sets: u64,
-    /// GETs that found a value.
-    pub hits: u64,
-    /// GETs that found nothing.
-    pub misses: u64,
+    /// GETs answered with a value (from the server's cache or its origin).
+    pub found: u64,
+    /// GETs answered "not found".
+    pub not_found: u64,
     /// Errors by kind (server status names, `timeout`, `connection_lost`, ...).
     pub errors: BTreeMap<&'static str, u64>,
     /// Bytes read from sockets while measuring.
@@ -63,8 +67,8 @@ impl Counters {
     pub fn merge(&mut self, other: &Counters) {
         self.gets += other.gets;
         self.sets += other.sets;
-        self.hits += other.hits;
-        self.misses += other.misses;
+        self.found += other.found;
+        self.not_found += other.not_found;
         for (k, v) in &other.errors {
             self.error(k, *v);
         }
@@ -72,9 +76,10 @@ impl Counters {
         self.bytes_out += other.bytes_out;
     }
 
-    /// Hits over GETs, `None` without GETs.
-    pub fn hit_ratio(&self) -> Option<f64> {
-        (self.gets > 0).then(|| self.hits as f64 / self.gets as f64)
+    /// GETs answered with a value over GETs, `None` without GETs. Not a cache hit
+    /// ratio: a value loaded from the origin counts as found.
+    pub fn found_ratio(&self) -> Option<f64> {
+        (self.gets > 0).then(|| self.found as f64 / self.gets as f64)
     }
 }
 
@@ -160,11 +165,11 @@ impl Interval {
         } else {
             0.0
         };
-        let hit = c
-            .hit_ratio()
+        let found = c
+            .found_ratio()
             .map_or_else(|| "  -  ".to_string(), |h| format!("{h:.3}"));
         format!(
-            "{:>4}s  {:>10.0} ops/s  hit {hit}  p50 {:>7.1} µs  p99 {:>8.1} µs  errors {}",
+            "{:>4}s  {:>10.0} ops/s  found {found}  p50 {:>7.1} µs  p99 {:>8.1} µs  errors {}",
             self.index + 1,
             rate,
             us(self.hist.value_at_quantile(0.50)),
@@ -181,7 +186,7 @@ impl Interval {
             "secs": self.secs,
             "ops": c.ops(),
             "ops_per_sec": if self.secs > 0.0 { c.ops() as f64 / self.secs } else { 0.0 },
-            "hit_ratio": c.hit_ratio(),
+            "found_ratio": c.found_ratio(),
             "p50_us": us(self.hist.value_at_quantile(0.50)),
             "p99_us": us(self.hist.value_at_quantile(0.99)),
             "errors": c.error_count(),
@@ -219,11 +224,50 @@ pub struct Summary {
     pub max_backlog: u64,
     /// The lines per second.
     pub intervals: Vec<Interval>,
+    /// What the servers say about their cache over the measured part, when known.
+    pub server_cache: ServerCache,
+}
+
+/// How many GETs the servers answered from their cache while the run was measured:
+/// the difference of their STATS counters `group.<group>.gets` and `.cache_hits`
+/// (summed over the servers) between the start and the end of the measured part.
+/// The servers count every client's requests, and, in a cluster, the FETCHes nodes
+/// send each other, so this is exact only when the generator is the only client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerCache {
+    /// The counters were read at both ends.
+    Measured {
+        /// GETs the servers counted.
+        gets: u64,
+        /// Of them, answered from the main or hot cache.
+        cache_hits: u64,
+    },
+    /// memcached: every value it returns comes from its cache, there is no origin.
+    AllCached,
+    /// The counters could not be read (why).
+    Unknown(String),
+}
+
+impl ServerCache {
+    /// Cache hits over gets, when measured and there were gets.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        match self {
+            ServerCache::Measured { gets, cache_hits } if *gets > 0 => {
+                Some(*cache_hits as f64 / *gets as f64)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Summary {
     /// Merges the threads' results; `secs` is the measured wall time.
-    pub fn new(results: &[ThreadResult], secs: f64, intervals: Vec<Interval>) -> Self {
+    pub fn new(
+        results: &[ThreadResult],
+        secs: f64,
+        intervals: Vec<Interval>,
+        server_cache: ServerCache,
+    ) -> Self {
         let mut counters = Counters::default();
         let mut latencies = Latencies::default();
         for r in results {
@@ -247,6 +291,7 @@ impl Summary {
                 .collect(),
             max_backlog: results.iter().map(|r| r.max_backlog).max().unwrap_or(0),
             intervals,
+            server_cache,
         }
     }
 
@@ -285,11 +330,25 @@ impl Summary {
         );
         let _ = writeln!(
             s,
-            "gets       {} hits, {} misses, hit ratio {}",
-            c.hits,
-            c.misses,
-            c.hit_ratio().map_or("-".into(), |h| format!("{h:.4}"))
+            "gets       {} answered with a value, {} not found (found ratio {})",
+            c.found,
+            c.not_found,
+            c.found_ratio().map_or("-".into(), |h| format!("{h:.4}"))
         );
+        let cache = match &self.server_cache {
+            ServerCache::Measured { gets, cache_hits } => format!(
+                "{cache_hits} of {gets} GETs served from cache (cache hit ratio {}; \
+                 server STATS, every client)",
+                self.server_cache
+                    .hit_ratio()
+                    .map_or("-".into(), |h| format!("{h:.4}"))
+            ),
+            ServerCache::AllCached => {
+                "every value found was served from cache (memcached has no origin)".into()
+            }
+            ServerCache::Unknown(why) => format!("not known ({why})"),
+        };
+        let _ = writeln!(s, "cache      {cache}");
         let errors = if c.errors.is_empty() {
             "none".to_string()
         } else {
@@ -411,9 +470,18 @@ impl Summary {
                 "get": { "ops": c.gets, "ops_per_sec": self.per_sec(c.gets), "latency_us": lat(&self.latencies.get) },
                 "set": { "ops": c.sets, "ops_per_sec": self.per_sec(c.sets), "latency_us": lat(&self.latencies.set) },
             },
-            "hits": c.hits,
-            "misses": c.misses,
-            "hit_ratio": c.hit_ratio(),
+            "found": c.found,
+            "not_found": c.not_found,
+            "found_ratio": c.found_ratio(),
+            "server_cache": match &self.server_cache {
+                ServerCache::Measured { gets, cache_hits } => json!({
+                    "gets": gets,
+                    "cache_hits": cache_hits,
+                    "hit_ratio": self.server_cache.hit_ratio(),
+                }),
+                ServerCache::AllCached => json!("all"),
+                ServerCache::Unknown(why) => json!({ "unknown": why }),
+            },
             "errors": c.error_count(),
             "errors_by_kind": c.errors,
             "error_rate": self.error_rate(),
@@ -460,8 +528,8 @@ mod tests {
     fn merges_threads_and_computes_rates() {
         let mut a = ThreadResult::default();
         a.counters.gets = 90;
-        a.counters.hits = 80;
-        a.counters.misses = 10;
+        a.counters.found = 80;
+        a.counters.not_found = 10;
         a.counters.sets = 10;
         for i in 1..=100 {
             a.latencies
@@ -471,11 +539,11 @@ mod tests {
         a.wall = Duration::from_secs(1);
         let mut b = a.clone();
         b.counters.error("timeout", 2);
-        let s = Summary::new(&[a, b], 2.0, Vec::new());
+        let s = Summary::new(&[a, b], 2.0, Vec::new(), ServerCache::AllCached);
         assert_eq!(s.counters.ops(), 200);
         assert_eq!(s.counters.error_count(), 2);
         assert!((s.error_rate() - 2.0 / 202.0).abs() < 1e-12);
-        assert_eq!(s.counters.hit_ratio(), Some(160.0 / 180.0));
+        assert_eq!(s.counters.found_ratio(), Some(160.0 / 180.0));
         assert_eq!(s.busy, vec![0.5, 0.5]);
         let all = s.latencies.all();
         assert_eq!(all.len(), 200);

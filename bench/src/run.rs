@@ -11,12 +11,14 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use groupcached_client::Client;
 use groupcached_protocol::{Ring, DEFAULT_VNODES};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{Config, Target};
 use crate::engine::{self, EngineError, Msg, Shared};
-use crate::report::{Interval, Summary, ThreadResult};
+use crate::proto::Protocol;
+use crate::report::{Interval, ServerCache, Summary, ThreadResult};
 use crate::workload::value_pool;
 
 /// How a finished run is judged.
@@ -122,7 +124,14 @@ pub fn run(config: Config) -> Result<Verdict, RunError> {
         return Err(e);
     }
 
+    // The servers' cache counters at the start of the measured part: now, or after
+    // the warm-up.
+    let mut before = config
+        .warmup
+        .is_zero()
+        .then(|| cache_counters(config, &shared.addrs));
     let start = Instant::now();
+    let measure_start = start + config.warmup;
     for g in &go {
         let _ = g.send(Some(start));
     }
@@ -139,7 +148,20 @@ pub fn run(config: Config) -> Result<Verdict, RunError> {
     let mut intervals = Vec::new();
     let mut failure = None;
     while finished.iter().any(|f| !f) {
-        match rx.recv() {
+        let msg = if before.is_none() {
+            let left = measure_start.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                before = Some(cache_counters(config, &shared.addrs));
+                continue;
+            }
+            match rx.recv_timeout(left) {
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                other => other.map_err(|_| mpsc::RecvError),
+            }
+        } else {
+            rx.recv()
+        };
+        match msg {
             Ok(Msg::Interval { thread, interval }) => {
                 reported[thread] = Some(interval.index);
                 pending
@@ -186,7 +208,16 @@ pub fn run(config: Config) -> Result<Verdict, RunError> {
         .iter()
         .map(|r| r.wall.as_secs_f64())
         .fold(0.0, f64::max);
-    let summary = Summary::new(&results, secs, intervals);
+    let server_cache = match (before, cache_counters(config, &shared.addrs)) {
+        (_, Ok(None)) => ServerCache::AllCached,
+        (Some(Ok(Some((g0, h0)))), Ok(Some((g1, h1)))) => ServerCache::Measured {
+            gets: g1.saturating_sub(g0),
+            cache_hits: h1.saturating_sub(h0),
+        },
+        (Some(Err(why)), _) | (_, Err(why)) => ServerCache::Unknown(why),
+        _ => ServerCache::Unknown("the run ended before its warm-up".into()),
+    };
+    let summary = Summary::new(&results, secs, intervals, server_cache);
     print!("{}", summary.text(config));
     if let Some(path) = &config.json {
         let mut text = serde_json::to_string_pretty(&summary.to_json(config))
@@ -247,4 +278,36 @@ fn wait_ready(shared: &Shared, rx: &mpsc::Receiver<Msg>, threads: usize) -> Resu
         );
     }
     Ok(())
+}
+
+/// The servers' `group.<group>.gets` and `.cache_hits` STATS counters, summed over
+/// the distinct addresses of the run; `None` for memcached, which has no origin (every
+/// value it returns is cached). An error says why they could not be read.
+fn cache_counters(config: &Config, addrs: &[SocketAddr]) -> Result<Option<(u64, u64)>, String> {
+    if config.protocol != Protocol::Groupcached {
+        return Ok(None);
+    }
+    let mut seen = Vec::new();
+    let (mut gets, mut hits) = (0, 0);
+    for &addr in addrs {
+        if seen.contains(&addr) {
+            continue;
+        }
+        seen.push(addr);
+        let stats = Client::builder(addr)
+            .connect_timeout(config.timeout)
+            .timeout(config.timeout)
+            .connect()
+            .and_then(|mut c| c.stats())
+            .map_err(|e| format!("STATS from {addr}: {e}"))?;
+        let counter = |name: &str| {
+            let name = format!("group.{}.{name}", config.group);
+            stats
+                .get(&name)
+                .ok_or_else(|| format!("{addr} has no counter {name}"))
+        };
+        gets += counter("gets")?;
+        hits += counter("cache_hits")?;
+    }
+    Ok(Some((gets, hits)))
 }

@@ -75,10 +75,10 @@ fn get_of_a_missing_key_exits_1() {
 }
 
 #[test]
-fn server_errors_exit_2_with_the_message() {
+fn server_errors_exit_4_with_the_message() {
     let server = FakeServer::store(1, None);
     let o = cli(&server, &["get", "nogroup", "k"], b"");
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(4));
     let err = stderr(&o);
     assert!(
         err.contains("UNKNOWN_GROUP") && err.contains("nogroup"),
@@ -149,29 +149,255 @@ fn ping_and_hello() {
     server.join();
 }
 
+/// A usage error is exit 2 with one usage line and a `--help` hint, not the help.
 #[test]
-fn usage_and_connection_errors_exit_2() {
-    let o = Command::new(CLI)
-        .args(["get", "only-group"])
-        .output()
-        .expect("run");
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("usage"), "{}", stderr(&o));
-
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
-    let o = Command::new(CLI)
-        .args(["--server", &closed.to_string(), "ping"])
-        .output()
-        .expect("run");
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("cannot connect"), "{}", stderr(&o));
+fn usage_errors_exit_2_with_a_short_usage_line() {
+    for args in [
+        &["get", "only-group"][..],
+        &["frobnicate"],
+        &["--timeout", "5", "ping"],
+        &["set", "g", "k", "v", "--ttl", "0"],
+        &["set", "g", "k", "v", "--ttl", "1y"],
+        &[],
+    ] {
+        let o = Command::new(CLI).args(args).output().expect("run");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.starts_with("groupcached-cli: "), "{args:?}: {err}");
+        assert!(
+            err.contains("Usage: groupcached-cli ") && err.contains("--help"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("Commands:") && err.lines().count() <= 4,
+            "{args:?}: the whole help was printed: {err}"
+        );
+        assert!(o.stdout.is_empty());
+    }
 
     let o = Command::new(CLI).arg("--help").output().expect("run");
     assert!(o.status.success());
-    assert!(stdout(&o).contains("Usage: groupcached-cli"));
+    let help = stdout(&o);
+    assert!(help.contains("Usage: groupcached-cli"));
+    for line in [
+        "0  ok",
+        "1  not found",
+        "2  usage error",
+        "3  cannot connect",
+        "4  the server answered an error",
+    ] {
+        assert!(help.contains(line), "--help lacks `{line}`:\n{help}");
+    }
+}
+
+/// A closed port: the address it names, for a connection that is refused.
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").to_string()
+}
+
+#[test]
+fn connection_failures_exit_3_naming_the_address_and_how_to_start_a_server() {
+    let addr = closed_port();
+    for cmd in [&["ping"][..], &["get", "g", "k"], &["stats"]] {
+        let o = Command::new(CLI)
+            .args(["--server", &addr])
+            .args(cmd)
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(3), "{cmd:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(&format!("cannot connect to {addr}")), "{err}");
+        assert!(
+            err.contains(&format!("groupcached --listen {addr}")),
+            "no hint on how to start a server there: {err}"
+        );
+        assert!(!err.contains("Usage:"), "{err}");
+    }
+
+    // The default address is the one named when --server is not given.
+    let o = Command::new(CLI)
+        .args(["--timeout", "2s", "ping"])
+        .output()
+        .expect("run");
+    if o.status.code() == Some(3) {
+        assert!(stderr(&o).contains("127.0.0.1:7000"), "{}", stderr(&o));
+    }
+
+    // Ring-aware: every member down.
+    let (a, b) = (closed_port(), closed_port());
+    let peers = format!("{a},{b}");
+    let o = Command::new(CLI)
+        .args(["--peers", &peers, "get", "g", "k"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&peers) && err.contains("groupcached --listen"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_lost_connection_or_a_silent_server_exits_3() {
+    // Reads the request, then hangs up without an answer.
+    let server = FakeServer::start(|l| {
+        let mut peer = common::Peer::accept(&l);
+        assert!(peer.read_request().is_some());
+    });
+    let o = cli(&server, &["get", "g", "k"], b"");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("lost the connection to {}", server.addr)),
+        "{}",
+        stderr(&o)
+    );
+    server.join();
+
+    // Reads the request and never answers.
+    let server = FakeServer::start(|l| {
+        let mut peer = common::Peer::accept(&l);
+        assert!(peer.read_request().is_some());
+        assert!(peer.try_read_request().is_none(), "the client gave up");
+    });
+    let o = Command::new(CLI)
+        .args(["--server", &server.addr.to_string(), "--timeout", "300ms"])
+        .args(["get", "g", "k"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("did not answer in time"),
+        "{}",
+        stderr(&o)
+    );
+    server.join();
+}
+
+/// `--ttl` reads the server's duration grammar (`1d`, `5min`) plus fractions.
+#[test]
+fn ttl_takes_the_servers_durations_and_fractions() {
+    let (tx, rx) = mpsc::channel();
+    let server = FakeServer::store(4, Some(tx));
+    for ttl in ["1d", "1.5s", "5min", "0.5ms"] {
+        let o = cli(&server, &["set", "g", "k", "v", "--ttl", ttl], b"");
+        assert!(o.status.success(), "--ttl {ttl}: {}", stderr(&o));
+    }
+    server.join();
+    let ttls: Vec<u64> = rx.iter().map(|r| r.ttl_ms).collect();
+    assert_eq!(
+        ttls,
+        [86_400_000, 1_500, 300_000, 1],
+        "0.5ms rounds up to 1 ms"
+    );
+}
+
+/// `stats` lines are `name value`, one counter per line, for grep and awk.
+#[test]
+fn stats_lines_are_greppable() {
+    let server = FakeServer::store(1, None);
+    let o = cli(&server, &["stats"], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(!out.is_empty());
+    for line in out.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 2, "`{line}`");
+        assert!(
+            !fields[0].is_empty() && fields[1].parse::<u64>().is_ok(),
+            "`{line}`"
+        );
+    }
+    server.join();
+}
+
+/// On a terminal, `get` ends the output with a newline (unless the value has one);
+/// piped, it writes the bytes as they are (`set_then_get_prints_the_raw_bytes`).
+#[cfg(target_os = "linux")]
+#[test]
+fn get_on_a_terminal_adds_a_newline() {
+    let server = FakeServer::store(4, None);
+    assert!(cli(&server, &["set", "g", "plain", "no newline"], b"")
+        .status
+        .success());
+    assert!(cli(&server, &["set", "g", "line", "has one\n"], b"")
+        .status
+        .success());
+    for (key, want) in [
+        ("plain", &b"no newline\r\n"[..]),
+        ("line", &b"has one\r\n"[..]),
+    ] {
+        let (status, out) = pty::run(
+            Command::new(CLI)
+                .args(["--server", &server.addr.to_string(), "get", "g", key])
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        // The terminal turns "\n" into "\r\n".
+        assert_eq!(status.code(), Some(0));
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(want),
+            "{key}"
+        );
+    }
+    server.join();
+}
+
+/// A pseudo-terminal for the child's stdout (posix_openpt, in libc proper).
+#[cfg(target_os = "linux")]
+mod pty {
+    use std::ffi::CStr;
+    use std::fs::{File, OpenOptions};
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    use std::process::{Command, ExitStatus, Stdio};
+
+    /// Runs `cmd` with stdout on a new terminal; its exit status and what it wrote.
+    pub fn run(cmd: &mut Command) -> (ExitStatus, Vec<u8>) {
+        // SAFETY: plain libc calls on a descriptor this function owns; the name
+        // buffer is large enough and NUL-terminated by ptsname_r.
+        let master = unsafe {
+            let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+            assert!(fd >= 0, "posix_openpt failed");
+            assert_eq!(libc::grantpt(fd), 0, "grantpt");
+            assert_eq!(libc::unlockpt(fd), 0, "unlockpt");
+            File::from_raw_fd(fd)
+        };
+        let mut name = [0 as libc::c_char; 128];
+        // SAFETY: as above.
+        let rc = unsafe {
+            use std::os::fd::AsRawFd;
+            libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len())
+        };
+        assert_eq!(rc, 0, "ptsname_r");
+        // SAFETY: ptsname_r wrote a NUL-terminated string into `name`.
+        let path = unsafe { CStr::from_ptr(name.as_ptr()) }
+            .to_str()
+            .expect("UTF-8 pty name")
+            .to_owned();
+        let slave = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open the terminal");
+        let mut child = cmd.stdout(Stdio::from(slave)).spawn().expect("spawn");
+        // `cmd` still holds our copy of the terminal; drop it so EOF (EIO) comes
+        // once the child exits.
+        cmd.stdout(Stdio::null());
+        let status = child.wait().expect("wait");
+        let mut out = Vec::new();
+        let mut master = master;
+        let mut buf = [0u8; 4096];
+        loop {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break, // EIO: no writer left
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        (status, out)
+    }
 }
 
 /// A minimal JSON reader, enough to check the CLI's output independently of the code

@@ -1,16 +1,24 @@
 //! `groupcached-cli`: talk to a groupcached server from a shell.
 //!
-//! Exit status: 0 on success, 1 when `get` finds no value, 2 for a usage error, a
-//! connection failure or an error answered by the server. Argument parsing is written
-//! by hand: eight commands do not justify making every embedder of the library build
-//! an argument-parsing crate.
+//! Exit status (also in `--help`): 0 ok; 1 not found (`get` of a key without a
+//! value); 2 usage error (bad flags or arguments, a key or value the protocol
+//! refuses); 3 cannot connect (nothing listening, the connection lost, or no answer
+//! within `--timeout`); 4 the server answered an error (an error status, or an answer
+//! the client cannot read); 5 local I/O error (reading stdin for `set -`, writing
+//! stdout). Scripts can tell "the key is not there" from "the server is not there".
+//! Argument parsing is written by hand: eight commands do not justify making every
+//! embedder of the library build an argument-parsing crate.
+//!
+//! `get` writes the value's bytes exactly as stored when stdout is a pipe or file;
+//! on a terminal it adds a newline if the value does not end with one, so the shell
+//! prompt is not glued to it.
 //!
 //! With `--peers`, `get`, `set` and `delete` go through a [`ClusterClient`] straight
 //! to the key's owner (falling back to the next member if it is down), and `owner`
 //! prints which member that is without touching the network.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,17 +28,23 @@ use groupcached_client::{parse_duration, Client, ClusterClient, ConnectOptions, 
 const DEFAULT_SERVER: &str = "127.0.0.1:7000";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The one line a usage error prints (with a `--help` hint), not the whole help.
+const USAGE_LINE: &str = "Usage: groupcached-cli [--server ADDR | --peers A,B,C] [--timeout D] \
+<get|set|delete|stats|ping|hello|owner> [ARGS...]";
+
 const USAGE: &str = "\
 Usage: groupcached-cli [--server ADDR | --peers A,B,C [--vnodes N]] [--timeout D] <command>
 
 Commands:
-  get GROUP KEY                   write the value's raw bytes to stdout
-                                  (exit 1 if the key has no value)
+  get GROUP KEY                   write the value's bytes to stdout, as stored
+                                  (plus a newline on a terminal if it has none);
+                                  exit 1 if the key has no value
   set GROUP KEY VALUE [--ttl D]   store VALUE (`-` reads it from stdin);
                                   without --ttl the group's default TTL applies
   delete GROUP KEY                remove a key; prints `deleted` or `not found`
-  stats [--json]                  the server's counters, as `name value` lines
-                                  or one JSON object
+  stats [--json]                  the server's counters, one `name value` line
+                                  each (grep-able), or one JSON object; their
+                                  meanings are in docs/operations.md (\"Stats\")
   ping                            measure a round trip
   hello                           node id, ring fingerprint, vnodes and members
   owner GROUP KEY --peers A,B,C   print the member that owns KEY (computed from
@@ -44,10 +58,20 @@ Options:
   --vnodes N          virtual nodes per member, as the servers' (default 512);
                       only with --peers
   --timeout D         time allowed to connect and for each response (default 5s)
+  --ttl D             with set: how long the value lives (at least 1ms; whole
+                      milliseconds, rounded up)
   -h, --help          print this help
 
-Durations are a whole number and a unit: 500ms, 30s, 5m, 1h.
-Exit status: 0 ok, 1 not found (get), 2 usage, connection or server error.
+Durations are written as for the server, a number and a unit (us, ms, s, m, h,
+d), whole or with a fraction: 500ms, 1.5s, 30s, 5m, 1h, 1d.
+
+Exit status:
+  0  ok
+  1  not found (get of a key without a value)
+  2  usage error (bad flags or arguments, a key or value the protocol refuses)
+  3  cannot connect (nothing listening, connection lost, or no answer in --timeout)
+  4  the server answered an error
+  5  local I/O error (reading stdin, writing stdout)
 ";
 
 /// What to do, with its arguments (keys and values as raw bytes).
@@ -148,7 +172,17 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
                 vnodes = Some(n);
             }
             "--timeout" => timeout = parse_duration(&value(name)?).map_err(|e| e.to_string())?,
-            "--ttl" => ttl = Some(parse_duration(&value(name)?).map_err(|e| e.to_string())?),
+            "--ttl" => {
+                let d = parse_duration(&value(name)?).map_err(|e| e.to_string())?;
+                if d.is_zero() {
+                    // On the wire 0 means the group's default, and a SET cannot ask
+                    // for "never expires": refuse rather than store for 1 ms.
+                    return Err("--ttl must be above 0; leave it out for the group's \
+                                default TTL"
+                        .into());
+                }
+                ttl = Some(d);
+            }
             "--json" if inline.is_none() => json = true,
             _ => return Err(format!("unknown option {text}")),
         }
@@ -164,7 +198,11 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
         if rest.len() == n {
             Ok(())
         } else {
-            Err(format!("usage: {cmd} {shape}"))
+            let expected = format!("{cmd} {shape}");
+            Err(format!(
+                "wrong arguments; expected `{}`",
+                expected.trim_end()
+            ))
         }
     };
     let command = match cmd.as_str() {
@@ -274,37 +312,101 @@ fn os_bytes(s: &OsStr) -> Vec<u8> {
     }
 }
 
-/// How a run ended.
+/// How a run ended, when not well; each kind has its own exit status.
+#[derive(Debug)]
 enum Failure {
     /// `get` found nothing: exit 1.
     NotFound,
-    /// Anything else: exit 2 with this message.
-    Error(String),
+    /// The arguments cannot be sent (a key or value the protocol refuses): exit 2.
+    Usage(String),
+    /// The server could not be reached or stopped answering: exit 3.
+    Connect(String),
+    /// The server answered with an error: exit 4.
+    Server(String),
+    /// Reading stdin or writing stdout failed: exit 5.
+    Local(String),
+    /// stdout was closed by its reader (`| head`): stop quietly, exit 0.
+    BrokenPipe,
 }
 
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Error(e.to_string())
+impl Failure {
+    /// The failure of a client call made to `target` (an address or a member list).
+    fn from_client(e: Error, target: &Target) -> Failure {
+        match e {
+            Error::InvalidArgument(m) => Failure::Usage(m),
+            Error::Server { .. } => Failure::Server(e.to_string()),
+            Error::Decode(_) | Error::Protocol(_) => Failure::Server(format!(
+                "{} sent an answer this client cannot read: {e}",
+                target.describe()
+            )),
+            Error::Timeout | Error::Io(_) => Failure::Connect(target.unreachable(&e)),
+        }
+    }
+
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::BrokenPipe => 0,
+            Failure::NotFound => 1,
+            Failure::Usage(_) => 2,
+            Failure::Connect(_) => 3,
+            Failure::Server(_) => 4,
+            Failure::Local(_) => 5,
+        }
     }
 }
 
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Self {
-        Failure::Error(e.to_string())
+/// A local I/O error: reading stdin or writing stdout.
+fn local(e: io::Error) -> Failure {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Failure::BrokenPipe
+    } else {
+        Failure::Local(e.to_string())
     }
+}
+
+/// How to start a server that the failed command would have reached.
+fn start_hint(addr: &str) -> String {
+    format!(
+        "Is a groupcached server running there? Start one with `groupcached --listen {addr}`, \
+         or name another with --server ADDR"
+    )
 }
 
 /// Where keyed commands go: one server, or the key's owner in a cluster.
 enum Target {
-    Server(Client),
-    Cluster(ClusterClient),
+    Server(Client, String),
+    Cluster(ClusterClient, Vec<String>),
 }
 
 impl Target {
+    /// Names the target in messages.
+    fn describe(&self) -> String {
+        match self {
+            Target::Server(_, addr) => addr.clone(),
+            Target::Cluster(_, peers) => format!("the cluster {}", peers.join(",")),
+        }
+    }
+
+    /// The message for a lost connection or a timeout after connecting.
+    fn unreachable(&self, e: &Error) -> String {
+        match self {
+            Target::Server(_, addr) => match e {
+                Error::Timeout => format!("{addr} did not answer in time (see --timeout)"),
+                _ => format!("lost the connection to {addr}: {e}"),
+            },
+            Target::Cluster(_, peers) => format!(
+                "cannot reach any member of {} ({e}); is groupcached running on each? \
+                 Start them with `groupcached --listen ADDR --peers {}` on each ADDR",
+                peers.join(","),
+                peers.join(",")
+            ),
+        }
+    }
+
     fn get(&mut self, group: &[u8], key: &[u8]) -> Result<Option<Value>, Error> {
         match self {
-            Target::Server(c) => c.get(group, key),
-            Target::Cluster(c) => c.get(group, key),
+            Target::Server(c, _) => c.get(group, key),
+            Target::Cluster(c, _) => c.get(group, key),
         }
     }
 
@@ -316,41 +418,56 @@ impl Target {
         ttl: Option<Duration>,
     ) -> Result<(), Error> {
         match self {
-            Target::Server(c) => c.set(group, key, value, ttl),
-            Target::Cluster(c) => c.set(group, key, value, ttl),
+            Target::Server(c, _) => c.set(group, key, value, ttl),
+            Target::Cluster(c, _) => c.set(group, key, value, ttl),
         }
     }
 
     fn delete(&mut self, group: &[u8], key: &[u8]) -> Result<bool, Error> {
         match self {
-            Target::Server(c) => c.delete(group, key),
-            Target::Cluster(c) => c.delete(group, key),
+            Target::Server(c, _) => c.delete(group, key),
+            Target::Cluster(c, _) => c.delete(group, key),
         }
     }
 
     /// The single server, for the commands that address one node.
     fn server(&mut self) -> Result<&mut Client, Failure> {
         match self {
-            Target::Server(c) => Ok(c),
+            Target::Server(c, _) => Ok(c),
             // The parser refuses --peers with these commands.
-            Target::Cluster(_) => Err(Failure::Error("this command needs --server".into())),
+            Target::Cluster(..) => Err(Failure::Usage("this command needs --server".into())),
         }
     }
 }
 
 fn run(args: Args) -> Result<(), Failure> {
     let stdout = io::stdout();
+    let terminal = stdout.is_terminal();
     let mut out = stdout.lock();
     if let Command::Owner { key } = &args.command {
         let peers = args.peers.as_deref().unwrap_or_default();
         let ring = Ring::new(peers, args.vnodes);
         let owner = ring
             .owner(key)
-            .ok_or_else(|| Failure::Error("the member list is empty".into()))?;
-        writeln!(out, "{owner}")?;
-        out.flush()?;
+            .ok_or_else(|| Failure::Usage("the member list is empty".into()))?;
+        writeln!(out, "{owner}").map_err(local)?;
+        out.flush().map_err(local)?;
         return Ok(());
     }
+    // Read stdin before connecting, so a slow producer cannot run out a timeout.
+    let stdin_value = match &args.command {
+        Command::Set {
+            value: ValueSource::Stdin,
+            ..
+        } => {
+            let mut v = Vec::new();
+            io::stdin()
+                .read_to_end(&mut v)
+                .map_err(|e| Failure::Local(format!("cannot read the value from stdin: {e}")))?;
+            Some(v)
+        }
+        _ => None,
+    };
     let mut target = match &args.peers {
         Some(peers) => {
             let opts = ConnectOptions {
@@ -361,63 +478,83 @@ fn run(args: Args) -> Result<(), Failure> {
             let cluster = ClusterClient::builder()
                 .options(opts)
                 .vnodes(args.vnodes)
-                .with_members(peers)?;
-            Target::Cluster(cluster)
+                .with_members(peers)
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            Target::Cluster(cluster, peers.clone())
         }
-        None => Target::Server(
-            Client::builder(args.server.as_str())
+        None => {
+            let client = Client::builder(args.server.as_str())
                 .connect_timeout(args.timeout)
                 .timeout(args.timeout)
                 .connect()
-                .map_err(|e| Failure::Error(format!("cannot connect to {}: {e}", args.server)))?,
-        ),
+                .map_err(|e| match e {
+                    Error::InvalidArgument(m) => Failure::Usage(m),
+                    e => Failure::Connect(format!(
+                        "cannot connect to {}: {e}\n{}",
+                        args.server,
+                        start_hint(&args.server)
+                    )),
+                })?;
+            Target::Server(client, args.server.clone())
+        }
     };
     match args.command {
         Command::Get { group, key } => {
-            let value = target.get(&group, &key)?.ok_or(Failure::NotFound)?;
-            out.write_all(&value)?;
+            let value = target
+                .get(&group, &key)
+                .map_err(|e| Failure::from_client(e, &target))?
+                .ok_or(Failure::NotFound)?;
+            out.write_all(&value).map_err(local)?;
+            if terminal && !value.ends_with(b"\n") {
+                out.write_all(b"\n").map_err(local)?;
+            }
         }
         Command::Set { group, key, value } => {
             let value = match value {
                 ValueSource::Arg(v) => v,
-                ValueSource::Stdin => {
-                    let mut v = Vec::new();
-                    io::stdin().read_to_end(&mut v)?;
-                    v
-                }
+                ValueSource::Stdin => stdin_value.unwrap_or_default(),
             };
-            target.set(&group, &key, &value, args.ttl)?;
+            target
+                .set(&group, &key, &value, args.ttl)
+                .map_err(|e| Failure::from_client(e, &target))?;
         }
         Command::Delete { group, key } => {
-            let removed = target.delete(&group, &key)?;
-            writeln!(out, "{}", if removed { "deleted" } else { "not found" })?;
+            let removed = target
+                .delete(&group, &key)
+                .map_err(|e| Failure::from_client(e, &target))?;
+            writeln!(out, "{}", if removed { "deleted" } else { "not found" }).map_err(local)?;
         }
         Command::Stats => {
-            let stats = target.server()?.stats()?;
+            let stats = target.server()?.stats();
+            let stats = stats.map_err(|e| Failure::from_client(e, &target))?;
             if args.json {
-                writeln!(out, "{}", stats.to_json())?;
+                writeln!(out, "{}", stats.to_json()).map_err(local)?;
             } else {
                 for (name, value) in &stats {
-                    writeln!(out, "{name} {value}")?;
+                    writeln!(out, "{name} {value}").map_err(local)?;
                 }
             }
         }
         Command::Ping => {
-            let rtt = target.server()?.ping()?;
-            writeln!(out, "pong in {:.3} ms", rtt.as_secs_f64() * 1000.0)?;
+            let rtt = target.server()?.ping();
+            let rtt = rtt.map_err(|e| Failure::from_client(e, &target))?;
+            writeln!(out, "pong in {:.3} ms", rtt.as_secs_f64() * 1000.0).map_err(local)?;
         }
         Command::Hello => {
-            let h = target.server()?.hello()?;
-            writeln!(out, "node_id {}", h.node_id)?;
-            writeln!(out, "ring_fingerprint {:016x}", h.ring_fingerprint)?;
-            writeln!(out, "vnodes {}", h.vnodes)?;
+            let h = target.server()?.hello();
+            let h = h.map_err(|e| Failure::from_client(e, &target))?;
+            let mut text = format!(
+                "node_id {}\nring_fingerprint {:016x}\nvnodes {}\n",
+                h.node_id, h.ring_fingerprint, h.vnodes
+            );
             for m in &h.members {
-                writeln!(out, "member {m}")?;
+                text.push_str(&format!("member {m}\n"));
             }
+            out.write_all(text.as_bytes()).map_err(local)?;
         }
         Command::Owner { .. } => unreachable!("handled above"),
     }
-    out.flush()?;
+    out.flush().map_err(local)?;
     Ok(())
 }
 
@@ -428,18 +565,25 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(msg) => {
-            eprintln!("groupcached-cli: {msg}\n\n{USAGE}");
+            eprintln!(
+                "groupcached-cli: {msg}\n{USAGE_LINE}\nTry `groupcached-cli --help` for more."
+            );
             ExitCode::from(2)
         }
         Ok(Parsed::Run(args)) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(Failure::NotFound) => {
-                eprintln!("groupcached-cli: not found");
-                ExitCode::from(1)
-            }
-            Err(Failure::Error(msg)) => {
-                eprintln!("groupcached-cli: {msg}");
-                ExitCode::from(2)
+            Err(failure) => {
+                match &failure {
+                    Failure::NotFound => eprintln!("groupcached-cli: not found"),
+                    Failure::Usage(msg) => eprintln!(
+                        "groupcached-cli: {msg}\n{USAGE_LINE}\nTry `groupcached-cli --help` for more."
+                    ),
+                    Failure::Connect(msg) | Failure::Server(msg) | Failure::Local(msg) => {
+                        eprintln!("groupcached-cli: {msg}")
+                    }
+                    Failure::BrokenPipe => {}
+                }
+                ExitCode::from(failure.exit_code())
             }
         },
     }
@@ -492,6 +636,14 @@ mod tests {
                 value: ValueSource::Arg(b"v".to_vec())
             }
         );
+        assert_eq!(
+            run_args(&["set", "g", "k", "v", "--ttl", "1d"]).ttl,
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            run_args(&["set", "g", "k", "v", "--ttl=1.5s"]).ttl,
+            Some(Duration::from_millis(1500))
+        );
         let a = run_args(&["set", "g", "k", "-"]);
         assert!(matches!(
             a.command,
@@ -528,6 +680,9 @@ mod tests {
             &["--timeout"],
             &["--bogus", "ping"],
             &["--json=yes", "stats"],
+            &["set", "g", "k", "v", "--ttl", "0"],
+            &["set", "g", "k", "v", "--ttl", "0s"],
+            &["set", "g", "k", "v", "--ttl", "1y"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
