@@ -28,7 +28,7 @@ const VECTOR_SELF: &str = "10.0.0.2:7000";
 /// Every response example of the document, with the test here that gets it from a
 /// real server. A new response example must be added here (and checked), or this
 /// list and the document disagree and `every_response_example_is_checked` fails.
-const CHECKED: [(&str, &str); 24] = [
+const CHECKED: [(&str, &str); 25] = [
     ("GET OK response", "single_node_answers_match_the_examples"),
     ("SET OK response", "single_node_answers_match_the_examples"),
     (
@@ -63,6 +63,10 @@ const CHECKED: [(&str, &str); 24] = [
     ("GET UNKNOWN_GROUP response", "unknown_group_example"),
     ("GET ORIGIN_ERROR response", "origin_error_example"),
     ("GET TIMEOUT response", "timeout_example"),
+    (
+        "GET TIMEOUT response, to an unfinished frame",
+        "frame_timeout_example",
+    ),
     ("GET TOO_LARGE response", "too_large_origin_value_example"),
     (
         "FETCH FORBIDDEN response",
@@ -446,6 +450,20 @@ fn connection_limit_frame_example() {
     assert_frame_eq(&got, &example("0x00 UNAVAILABLE response"), "refusal");
     second.expect_closed();
     first.assert_kept();
+}
+
+#[test]
+fn frame_timeout_example() {
+    let s = TestServer::start(&["--frame-timeout", "200ms", "--threads", "1"]);
+    let mut w = Wire::connect(s.addr());
+    let get = example("GET request");
+    let got = w.exchange(&get[..12]);
+    assert_frame_eq(
+        &got,
+        &example("GET TIMEOUT response, to an unfinished frame"),
+        "frame timeout",
+    );
+    w.expect_closed();
 }
 
 /// A node that is `10.0.0.2:7000` of the first ring-vectors set (the other members
