@@ -62,27 +62,73 @@ pub enum KeyOp {
     Purge,
 }
 
+/// Keyed requests for one core, gathered over one loop turn of the sender: the keys
+/// share one byte buffer, so a hop between cores costs no allocation per request,
+/// and one channel message carries the whole turn's requests.
+#[derive(Debug, Default)]
+pub struct KeyBatch {
+    keys: Vec<u8>,
+    ops: Vec<BatchedOp>,
+}
+
+#[derive(Debug)]
+struct BatchedOp {
+    group: u32,
+    /// Where the key ends in `keys` (it starts where the previous one ended).
+    end: usize,
+    op: KeyOp,
+    waiter: Waiter,
+}
+
+impl KeyBatch {
+    /// Adds a request for `key` of `group`.
+    pub fn push(&mut self, group: u32, key: &[u8], op: KeyOp, waiter: Waiter) {
+        self.keys.extend_from_slice(key);
+        self.ops.push(BatchedOp {
+            group,
+            end: self.keys.len(),
+            op,
+            waiter,
+        });
+    }
+
+    /// Number of requests.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Takes the requests out, leaving an empty batch with room for as many.
+    pub fn take(&mut self) -> KeyBatch {
+        let keys = Vec::with_capacity(self.keys.len());
+        let ops = Vec::with_capacity(self.ops.len());
+        KeyBatch {
+            keys: std::mem::replace(&mut self.keys, keys),
+            ops: std::mem::replace(&mut self.ops, ops),
+        }
+    }
+
+    /// Hands each request, in the order they were pushed, to `f(group, key, op, waiter)`.
+    pub fn for_each(self, mut f: impl FnMut(u32, &[u8], KeyOp, Waiter)) {
+        let mut start = 0;
+        for b in self.ops {
+            f(b.group, &self.keys[start..b.end], b.op, b.waiter);
+            start = b.end;
+        }
+    }
+}
+
 /// A message to a core.
 #[derive(Debug)]
 pub enum Msg {
-    /// Perform `op` on `key` of `group` in the receiver's shard; reply to `waiter`.
-    Key {
-        /// Group index.
-        group: u32,
-        /// The key.
-        key: Box<[u8]>,
-        /// The operation.
-        op: KeyOp,
-        /// Who to answer.
-        waiter: Waiter,
-    },
-    /// An answer for one of the receiver's connections.
-    Reply {
-        /// The request answered.
-        waiter: Waiter,
-        /// The answer.
-        reply: Reply,
-    },
+    /// Perform each operation in the receiver's shard and reply to its waiter.
+    Keys(KeyBatch),
+    /// Answers for the receiver's connections.
+    Replies(Vec<(Waiter, Reply)>),
     /// The member list changed: use this topology from now on.
     Topology(Arc<Topology>),
     /// An origin load started by the receiver finished.
@@ -145,10 +191,13 @@ impl Remote {
     }
 }
 
-/// A core's sending side towards one other core, with batched wake-ups.
+/// A core's sending side towards one other core. Requests and replies are gathered
+/// over a loop turn and sent as (at most) two messages by [`Outbox::flush`], with at
+/// most one wake-up.
 pub struct Outbox {
     remote: Remote,
-    needs_wake: bool,
+    keys: KeyBatch,
+    replies: Vec<(Waiter, Reply)>,
 }
 
 impl Outbox {
@@ -156,21 +205,34 @@ impl Outbox {
     pub fn new(remote: Remote) -> Self {
         Outbox {
             remote,
-            needs_wake: false,
+            keys: KeyBatch::default(),
+            replies: Vec::new(),
         }
     }
 
-    /// Queues a message; the destination is woken by [`Outbox::flush`].
-    pub fn push(&mut self, msg: Msg) {
-        if self.remote.tx.send(msg).is_ok() {
-            self.needs_wake = true;
-        }
+    /// Queues a keyed request; it leaves with the next [`Outbox::flush`].
+    pub fn push_key(&mut self, group: u32, key: &[u8], op: KeyOp, waiter: Waiter) {
+        self.keys.push(group, key, op, waiter);
     }
 
-    /// Wakes the destination, if it sleeps, when anything was queued since the last flush.
+    /// Queues a reply; it leaves with the next [`Outbox::flush`].
+    pub fn push_reply(&mut self, waiter: Waiter, reply: Reply) {
+        self.replies.push((waiter, reply));
+    }
+
+    /// Sends what was queued since the last flush and wakes the destination if it
+    /// sleeps. Called once per loop turn.
     pub fn flush(&mut self) {
-        if self.needs_wake {
-            self.needs_wake = false;
+        let mut sent = false;
+        if !self.keys.is_empty() {
+            sent |= self.remote.tx.send(Msg::Keys(self.keys.take())).is_ok();
+        }
+        if !self.replies.is_empty() {
+            let replies = Vec::with_capacity(self.replies.len());
+            let replies = std::mem::replace(&mut self.replies, replies);
+            sent |= self.remote.tx.send(Msg::Replies(replies)).is_ok();
+        }
+        if sent {
             self.remote.wake_if_sleeping();
         }
     }
@@ -178,3 +240,40 @@ impl Outbox {
 
 /// A core's receiving side.
 pub type Inbox = Receiver<Msg>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiter(req_id: u32) -> Waiter {
+        Waiter {
+            core: 0,
+            token: 0,
+            conn_gen: 0,
+            req_id,
+            opcode: 1,
+        }
+    }
+
+    #[test]
+    fn a_batch_hands_back_every_key_in_order_and_keeps_its_capacity() {
+        let mut b = KeyBatch::default();
+        b.push(0, b"alpha", KeyOp::Get, waiter(1));
+        b.push(1, b"", KeyOp::Delete, waiter(2));
+        b.push(0, b"gamma-longer-key", KeyOp::Get, waiter(3));
+        assert_eq!(b.len(), 3);
+        let taken = b.take();
+        assert!(b.is_empty());
+        assert!(b.keys.capacity() >= 21 && b.ops.capacity() >= 3);
+        let mut seen = Vec::new();
+        taken.for_each(|g, k, op, w| seen.push((g, k.to_vec(), format!("{op:?}"), w.req_id)));
+        assert_eq!(
+            seen,
+            vec![
+                (0, b"alpha".to_vec(), "Get".to_string(), 1),
+                (1, Vec::new(), "Delete".to_string(), 2),
+                (0, b"gamma-longer-key".to_vec(), "Get".to_string(), 3),
+            ]
+        );
+    }
+}

@@ -22,8 +22,8 @@
 //!
 //! Default run: about 12 s of load with four faults (pause, kill, grow 3 -> 4, pause).
 //! Longer: `GROUPCACHED_HISTORY_SECS=600 GROUPCACHED_HISTORY_SEED=7 cargo test
-//! --release --test history -- --nocapture` (a fault every few seconds, the growth
-//! half way).
+//! --release --test history -- --nocapture` (a fault every few seconds: a pause, a
+//! kill, the growth, then random pauses and kills).
 
 mod common;
 
@@ -491,7 +491,7 @@ fn histories_under_pauses_kills_and_a_membership_change_obey_the_contract() {
             &peer_timeout,
         ],
     );
-    // Node 3 joins half way through.
+    // Node 3 joins after the first pause and kill.
     c.set_members(&[0, 1, 2]);
     let origin: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..KEYS)
@@ -519,26 +519,24 @@ fn histories_under_pauses_kills_and_a_membership_change_obey_the_contract() {
         })
         .collect();
 
-    // The fault schedule: one fault every few seconds, the growth half way.
+    // The fault schedule: one fault every few seconds.
     let end = t0 + Duration::from_secs(secs);
     let mut faults = Vec::new();
     let mut next = t0 + Duration::from_secs(1);
-    let grow_at = t0 + Duration::from_secs(secs / 2);
     while next + Duration::from_secs(2) < end {
         pace_until(next);
-        // Every run has each kind of fault: a pause, a kill, then the growth (half
-        // way, or as soon as possible in a short run); random pauses and kills after.
-        let kind =
-            if !grown.load(Ordering::Relaxed) && (Instant::now() >= grow_at || faults.len() >= 2) {
-                FaultKind::Grow
-            } else {
-                match faults.len() {
-                    0 => FaultKind::Pause,
-                    1 => FaultKind::Kill,
-                    _ if rng.below(2) == 0 => FaultKind::Pause,
-                    _ => FaultKind::Kill,
-                }
-            };
+        // Every run has each kind of fault: a pause, a kill, then the growth; random
+        // pauses and kills after.
+        let kind = if !grown.load(Ordering::Relaxed) && faults.len() >= 2 {
+            FaultKind::Grow
+        } else {
+            match faults.len() {
+                0 => FaultKind::Pause,
+                1 => FaultKind::Kill,
+                _ if rng.below(2) == 0 => FaultKind::Pause,
+                _ => FaultKind::Kill,
+            }
+        };
         let members = c.members().to_vec();
         let node = if kind == FaultKind::Grow {
             3

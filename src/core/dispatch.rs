@@ -448,12 +448,7 @@ impl Ctx {
             self.apply_key_op(g, k.key, op, w);
             self.drain_effects(Some(cur));
         } else {
-            self.outboxes[shard].push(Msg::Key {
-                group: g as u32,
-                key: k.key.into(),
-                op,
-                waiter: w,
-            });
+            self.outboxes[shard].push_key(g as u32, k.key, op, w);
         }
     }
 
@@ -656,7 +651,7 @@ impl Ctx {
 
     fn deliver(&mut self, w: Waiter, reply: Reply, cur: Option<&mut Current<'_>>) {
         if w.core as usize != self.id {
-            self.outboxes[w.core as usize].push(Msg::Reply { waiter: w, reply });
+            self.outboxes[w.core as usize].push_reply(w, reply);
             return;
         }
         match cur {

@@ -548,16 +548,18 @@ impl Core {
     fn drain_inbox(&mut self) {
         while let Ok(msg) = self.ctx.inbox.try_recv() {
             match msg {
-                Msg::Key {
-                    group,
-                    key,
-                    op,
-                    waiter,
-                } => {
-                    self.ctx.apply_key_op(group as usize, &key, op, waiter);
-                    self.ctx.drain_effects(None);
+                Msg::Keys(batch) => {
+                    let ctx = &mut self.ctx;
+                    batch.for_each(|group, key, op, waiter| {
+                        ctx.apply_key_op(group as usize, key, op, waiter);
+                    });
+                    ctx.drain_effects(None);
                 }
-                Msg::Reply { waiter, reply } => self.deliver_local(waiter, &reply),
+                Msg::Replies(replies) => {
+                    for (waiter, reply) in replies {
+                        self.deliver_local(waiter, &reply);
+                    }
+                }
                 Msg::LoadDone {
                     group,
                     id,
