@@ -206,6 +206,11 @@ pub struct NodeCounters {
     /// Main-cache entries demoted to hot copies because a ring change moved their key
     /// to another member.
     pub demoted: Counter,
+    /// Failed proofs of the cluster secret, both ways: a member's AUTH we rejected,
+    /// a CHALLENGE or AUTH while we have no secret, peer operations from a member that
+    /// did not prove it, and handshakes of ours that a member refused or answered
+    /// with a wrong proof.
+    pub peer_auth_failures: Counter,
     /// Members of the current ring (gauge, the same on every core).
     pub members: Counter,
     /// Fingerprint of the current ring (gauge, the same on every core).
@@ -233,6 +238,9 @@ pub struct StatsRegistry {
     pub group_capacity: Vec<u64>,
     /// When the server started.
     pub started: Instant,
+    /// Members whose circuit breaker is open (suspect: not answering), node-wide.
+    /// Changed only when a member becomes suspect or answers again.
+    pub peers_suspect: AtomicU64,
 }
 
 impl StatsRegistry {
@@ -250,6 +258,7 @@ impl StatsRegistry {
             group_names: groups.iter().map(|g| g.0.clone()).collect(),
             group_capacity: groups.iter().map(|g| g.1).collect(),
             started: Instant::now(),
+            peers_suspect: AtomicU64::new(0),
         }
     }
 
@@ -321,6 +330,14 @@ impl StatsRegistry {
                 sum(&|c| c.node.peer_ops_refused.get()),
             ),
             ("demoted".to_string(), sum(&|c| c.node.demoted.get())),
+            (
+                "peers_suspect".to_string(),
+                self.peers_suspect.load(Ordering::Relaxed),
+            ),
+            (
+                "peer_auth_failures".to_string(),
+                sum(&|c| c.node.peer_auth_failures.get()),
+            ),
         ];
         for (gi, name) in self.group_names.iter().enumerate() {
             let g = |f: &dyn Fn(&GroupCounters) -> u64| sum(&|c| f(&c.groups[gi]));
