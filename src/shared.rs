@@ -109,8 +109,12 @@ pub struct Shared {
     pub cluster_secret: Option<ClusterSecret>,
     /// Consecutive timeouts that mark a member suspect; 0 = never.
     pub peer_suspect_after: u32,
-    /// Limits the log lines about failed or missing proofs of the cluster secret.
+    /// Limits the log lines about missing proofs of the cluster secret (peer
+    /// operations before a proof, handshakes while we have no secret).
     pub peer_auth_failures: LogLimiter,
+    /// Limits the log lines about wrong proofs of the cluster secret (a separate
+    /// limit, so a differing secret is never hidden behind a missing one).
+    pub peer_auth_wrong: LogLimiter,
 }
 
 impl Shared {
@@ -153,6 +157,7 @@ impl Shared {
             cluster_secret: None,
             peer_suspect_after: 0,
             peer_auth_failures: LogLimiter::new(ORIGIN_ERROR_LOG_INTERVAL),
+            peer_auth_wrong: LogLimiter::new(ORIGIN_ERROR_LOG_INTERVAL),
         }
     }
 

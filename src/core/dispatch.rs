@@ -515,7 +515,7 @@ impl Ctx {
         let id: &[u8] = claim.id.as_deref().unwrap_or_default();
         if !secret.verify_initiator(id, &theirs, &ours, proof) {
             self.stats.node.peer_auth_failures.inc();
-            if let Some(suppressed) = self.shared.peer_auth_failures.check(self.now_ms()) {
+            if let Some(suppressed) = self.shared.peer_auth_wrong.check(self.now_ms()) {
                 log::warn!(
                     "{:?} claims to be a member but its proof of the cluster secret is wrong: \
                      its --cluster-secret-file differs from ours (or it is not one of ours); \
@@ -983,7 +983,8 @@ impl Ctx {
                 _ => String::new(),
             };
             log::warn!(
-                "peer {peer} refused a peer operation ({}: {why}): is this node in its member list? \
+                "peer {peer} refused a peer operation ({}: {why}): is this node in its member list, \
+                 with the same --cluster-secret-file? \
                  {suppressed} more refusals since the last report",
                 r.status
             );
