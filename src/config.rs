@@ -807,6 +807,12 @@ impl Config {
             PeerSource::File(path) => (None, Some(path.clone()), None),
             PeerSource::Dns { host, port } => (None, None, Some(format!("{host}:{port}"))),
         };
+        if matches!(&self.cluster_secret, Some(secret) if secret.path().is_none()) {
+            return Err(
+                "the cluster secret was given directly (not from a file), which a file cannot name"
+                    .into(),
+            );
+        }
         let mut group = Vec::with_capacity(self.groups.len());
         for g in &self.groups {
             if let OriginSpec::Custom(_) = g.origin {
@@ -837,11 +843,14 @@ impl Config {
             peers_refresh: Some(format_duration(self.peers_refresh)),
             peer_timeout: Some(format_duration(self.peer_timeout)),
             peer_suspect_after: Some(self.peer_suspect_after),
-            // The path only: the secret itself is never printed.
-            cluster_secret_file: self
-                .cluster_secret
-                .as_ref()
-                .and_then(|s| s.path().map(PathBuf::from)),
+            // The path only: the secret itself is never printed. Spelled out as ""
+            // (none) when there is no secret, which loads back as none.
+            cluster_secret_file: Some(
+                self.cluster_secret
+                    .as_ref()
+                    .and_then(|s| s.path().map(PathBuf::from))
+                    .unwrap_or_default(),
+            ),
             hot_promote_ratio: Some(self.hot_promote_ratio),
             hot_promote_seed: self.hot_promote_seed.map(|s| {
                 if i64::try_from(s).is_ok() {

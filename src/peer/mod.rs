@@ -137,13 +137,15 @@ impl PeerConn {
             backoff: MIN_BACKOFF,
             dirty: false,
             reported_up: false,
-            health,
+            health: health.clone(),
             mismatch_logged: false,
             handshake: Handshake::Open,
             hello_id: Box::default(),
             held: OutQueue::default(),
             timeouts_in_row: 0,
-            suspect: false,
+            // A core that opens its first connection to a member other cores
+            // already found hung does not wait a peer timeout to learn it.
+            suspect: health.is_suspect(),
             probe: None,
             next_probe: now,
         }
