@@ -167,6 +167,10 @@ impl BoundServer {
                     )
                 );
             }
+            // A node that can never have other members has no peer operations to
+            // protect (every one is refused); anything else is told once.
+            None if matches!(&cfg.peers, crate::membership::PeerSource::Static(l) if l.is_empty()) =>
+                {}
             None => log::warn!(
                 "no --cluster-secret-file: peer operations are unauthenticated; anyone who can \
                  reach this port can act as a member named in the member list"

@@ -417,7 +417,7 @@ fn secret_files_are_checked_at_start() {
     assert_no_secret("the logs", &s.logs().join("\n"));
 
     // Without a secret, the node says once that peer operations are unauthenticated.
-    let plain = TestServer::start(&[]);
+    let plain = TestServer::start(&["--peers", "127.0.0.1:1"]);
     plain.wait_log("listening on");
     wait_until("the start-up lines", || {
         plain.logs().iter().any(|l| l.contains("unauthenticated"))
