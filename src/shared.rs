@@ -162,15 +162,11 @@ impl Shared {
     }
 
     /// Sets how members are authenticated (`secret`) and when one is marked suspect
-    /// (`suspect_after` consecutive timeouts; 0 = never).
-    pub fn with_peer_security(
-        mut self,
-        secret: Option<ClusterSecret>,
-        suspect_after: u32,
-    ) -> Shared {
+    /// (`suspect_after` consecutive timeouts; 0 = never). Called before the cores
+    /// start.
+    pub fn set_peer_security(&mut self, secret: Option<ClusterSecret>, suspect_after: u32) {
         self.cluster_secret = secret;
         self.peer_suspect_after = suspect_after;
-        self
     }
 
     /// The index of the group named `name`.

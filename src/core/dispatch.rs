@@ -494,7 +494,8 @@ impl Ctx {
     /// challenge is used up whatever the outcome, so a proof cannot be replayed or
     /// guessed twice against one nonce.
     fn auth(&mut self, proof: &[u8], claim: &mut MemberClaim) -> Result<Proof, (Status, String)> {
-        let Some(secret) = self.shared.cluster_secret.clone() else {
+        let shared = Arc::clone(&self.shared);
+        let Some(secret) = shared.cluster_secret.as_ref() else {
             self.no_secret_handshake(claim);
             return Err((Status::Forbidden, NO_SECRET_MESSAGE.into()));
         };
