@@ -360,6 +360,30 @@ impl Drop for ServerHandle {
     }
 }
 
+/// Tells the operator at start how members are authenticated (once), with the
+/// secret file's warnings; never the secret.
+fn log_peer_security(cfg: &Config) {
+    match &cfg.cluster_secret {
+        Some(secret) => {
+            for w in secret.warnings() {
+                log::warn!("--cluster-secret-file: {w}");
+            }
+            let from = secret.path().map_or_else(
+                || "the embedding program".to_string(),
+                |p| p.display().to_string(),
+            );
+            log::info!("peer operations need a proof of the cluster secret (from {from})");
+        }
+        // A node that can never have other members has no peer operations to protect
+        // (every one is refused).
+        None if matches!(&cfg.peers, crate::membership::PeerSource::Static(l) if l.is_empty()) => {}
+        None => log::warn!(
+            "no --cluster-secret-file: peer operations are unauthenticated; anyone who can \
+             reach this port can act as a member named in the member list"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,29 +453,5 @@ mod tests {
         assert_eq!(stats["group.emb.local_load_errs"], 1);
         handle.shutdown();
         handle.join();
-    }
-}
-
-/// Tells the operator at start how members are authenticated (once), with the
-/// secret file's warnings; never the secret.
-fn log_peer_security(cfg: &Config) {
-    match &cfg.cluster_secret {
-        Some(secret) => {
-            for w in secret.warnings() {
-                log::warn!("--cluster-secret-file: {w}");
-            }
-            let from = secret.path().map_or_else(
-                || "the embedding program".to_string(),
-                |p| p.display().to_string(),
-            );
-            log::info!("peer operations need a proof of the cluster secret (from {from})");
-        }
-        // A node that can never have other members has no peer operations to protect
-        // (every one is refused).
-        None if matches!(&cfg.peers, crate::membership::PeerSource::Static(l) if l.is_empty()) => {}
-        None => log::warn!(
-            "no --cluster-secret-file: peer operations are unauthenticated; anyone who can \
-             reach this port can act as a member named in the member list"
-        ),
     }
 }
