@@ -9,7 +9,8 @@ mod common;
 use std::io::{Read, Write};
 
 use common::cluster::TestCluster;
-use common::{wait_until, TestServer, DEADLINE};
+use common::{wait_until, TempDir, TestServer, DEADLINE};
+use std::os::unix::fs::PermissionsExt;
 
 fn key_owned_by(c: &TestCluster, owner: usize, tag: &str, n: usize) -> Vec<String> {
     (0..100_000)
@@ -47,23 +48,36 @@ fn count_lines(node: &TestServer, needle: &str) -> usize {
 
 #[test]
 fn a_hung_member_is_marked_suspect_skipped_probed_and_used_again() {
-    let c = TestCluster::start(
-        3,
-        &[
-            "--threads",
-            "2",
-            "--origin",
-            "synthetic:size=16",
-            "--peer-timeout",
-            "400ms",
-            "--peer-suspect-after",
-            "3",
-            "--hot-promote-ratio",
-            "0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-    );
+    hung_member(&[]);
+}
+
+/// The same with a cluster secret: the probe and the return work on connections
+/// that must prove the secret (a reconnect runs the handshake again).
+#[test]
+fn the_breaker_works_on_authenticated_connections() {
+    let dir = TempDir::new("breaker-secret");
+    let path = dir.write("secret", b"breaker-test-secret-0123456789\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    hung_member(&["--cluster-secret-file", path.to_str().unwrap()]);
+}
+
+fn hung_member(extra: &[&str]) {
+    let mut args = vec![
+        "--threads",
+        "2",
+        "--origin",
+        "synthetic:size=16",
+        "--peer-timeout",
+        "400ms",
+        "--peer-suspect-after",
+        "3",
+        "--hot-promote-ratio",
+        "0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let c = TestCluster::start(3, &args);
     let (node, hung) = (c.node(0), c.node(2));
     let hung_name = c.addrs()[2].clone();
     let fetches = "groupcached_peer_fetch_seconds_count{group=\"default\"}";
