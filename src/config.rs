@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::membership::PeerSource;
 use crate::origin::Origin;
+use crate::peer::auth::ClusterSecret;
 use crate::units::{format_duration, format_size, parse_duration, parse_size};
 
 /// Default listen address: loopback only, so a first start exposes nothing.
@@ -40,6 +41,8 @@ pub const DEFAULT_MAX_ITEM_SIZE: usize = 8 << 20;
 pub const DEFAULT_PEERS_REFRESH: Duration = Duration::from_secs(5);
 /// Default limit on one request to a peer before it counts as a peer error.
 pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default `--peer-suspect-after`: three timeouts in a row open a member's breaker.
+pub const DEFAULT_PEER_SUSPECT_AFTER: u32 = 3;
 /// Default share of values fetched from peers that go into the hot cache (groupcache: 1 in 10).
 pub const DEFAULT_HOT_PROMOTE_RATIO: f64 = 0.1;
 /// Default bound on how long a hot-cache copy is served (its staleness after a DELETE
@@ -208,6 +211,13 @@ pub struct Config {
     pub peers_refresh: Duration,
     /// Limit on one request to a peer.
     pub peer_timeout: Duration,
+    /// Consecutive peer requests timed out (with no answer in between) after which a
+    /// member is marked suspect: its keys are loaded locally and writes skip it until
+    /// it answers a PING probe. 0 turns the breaker off.
+    pub peer_suspect_after: u32,
+    /// The secret members prove in their handshake (`--cluster-secret-file`); peer
+    /// operations are unauthenticated without one.
+    pub cluster_secret: Option<ClusterSecret>,
     /// Share of peer-fetched values kept in the hot cache, 0.0..=1.0.
     pub hot_promote_ratio: f64,
     /// Seed of the hot-cache sampling (for reproducible tests); random when `None`.
@@ -311,6 +321,15 @@ pub struct Args {
     /// Limit on one request to a peer [default: 2s].
     #[arg(long, env = "GROUPCACHED_PEER_TIMEOUT", value_name = "DURATION")]
     pub peer_timeout: Option<String>,
+    /// Consecutive timed-out peer requests that mark a member suspect (its keys
+    /// then load locally at once until it answers a probe); 0 = never [default: 3].
+    #[arg(long, env = "GROUPCACHED_PEER_SUSPECT_AFTER", value_name = "N")]
+    pub peer_suspect_after: Option<u32>,
+    /// File holding the cluster's shared secret; members prove it in their
+    /// handshake, and peer operations from connections that did not are refused
+    /// [default: none, peer operations unauthenticated].
+    #[arg(long, env = "GROUPCACHED_CLUSTER_SECRET_FILE", value_name = "PATH")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Share of values fetched from peers kept in the hot cache [default: 0.1].
     #[arg(long, env = "GROUPCACHED_HOT_PROMOTE_RATIO", value_name = "RATIO")]
     pub hot_promote_ratio: Option<f64>,
@@ -382,6 +401,10 @@ struct FileConfig {
     peers_refresh: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_suspect_after: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster_secret_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hot_promote_ratio: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -480,6 +503,8 @@ impl Config {
             peers: PeerSource::Static(Vec::new()),
             peers_refresh: DEFAULT_PEERS_REFRESH,
             peer_timeout: DEFAULT_PEER_TIMEOUT,
+            peer_suspect_after: DEFAULT_PEER_SUSPECT_AFTER,
+            cluster_secret: None,
             hot_promote_ratio: DEFAULT_HOT_PROMOTE_RATIO,
             hot_promote_seed: None,
             hot_ttl: DEFAULT_HOT_TTL,
@@ -699,6 +724,26 @@ impl Config {
             }
             if let Some(v) = &args.ttl {
                 g.ttl = parse_ttl(v).map_err(|m| ConfigError::new("--ttl", m))?;
+            }
+        }
+        // Peer security: flags over the file. The secret file is read now, so a
+        // missing or empty one stops the start with an error naming the setting.
+        if let Some(v) = file.peer_suspect_after {
+            cfg.peer_suspect_after = v;
+        }
+        if let Some(v) = args.peer_suspect_after {
+            cfg.peer_suspect_after = v;
+        }
+        let secret_file = match (&args.cluster_secret_file, &file.cluster_secret_file) {
+            (Some(p), _) => Some(("--cluster-secret-file", p)),
+            (None, Some(p)) => Some(("cluster_secret_file", p)),
+            (None, None) => None,
+        };
+        if let Some((setting, path)) = secret_file {
+            // An empty value (e.g. GROUPCACHED_CLUSTER_SECRET_FILE="") means none.
+            if !path.as_os_str().is_empty() {
+                cfg.cluster_secret =
+                    Some(ClusterSecret::from_file(path).map_err(|m| ConfigError::new(setting, m))?);
             }
         }
         cfg.validate()?;
@@ -1029,6 +1074,12 @@ impl Config {
             PeerSource::File(path) => (None, Some(path.clone()), None),
             PeerSource::Dns { host, port } => (None, None, Some(format!("{host}:{port}"))),
         };
+        if matches!(&self.cluster_secret, Some(secret) if secret.path().is_none()) {
+            return Err(
+                "the cluster secret was given directly (not from a file), which a file cannot name"
+                    .into(),
+            );
+        }
         let mut group = Vec::with_capacity(self.groups.len());
         for g in &self.groups {
             if let OriginSpec::Custom(_) = g.origin {
@@ -1062,6 +1113,15 @@ impl Config {
             peers_dns,
             peers_refresh: Some(format_duration(self.peers_refresh)),
             peer_timeout: Some(format_duration(self.peer_timeout)),
+            peer_suspect_after: Some(self.peer_suspect_after),
+            // The path only: the secret itself is never printed. Spelled out as ""
+            // (none) when there is no secret, which loads back as none.
+            cluster_secret_file: Some(
+                self.cluster_secret
+                    .as_ref()
+                    .and_then(|s| s.path().map(PathBuf::from))
+                    .unwrap_or_default(),
+            ),
             hot_promote_ratio: Some(self.hot_promote_ratio),
             hot_promote_seed: self.hot_promote_seed.map(|s| {
                 if i64::try_from(s).is_ok() {
@@ -1129,11 +1189,16 @@ impl Config {
         };
         format!(
             "protocol v{PROTOCOL_VERSION}, {} threads, {} loader threads per group, max {} connections, \
-             max frame {}, {members}, metrics {}, groups: {}",
+             max frame {}, {members}, peer auth {}, metrics {}, groups: {}",
             self.threads,
             self.loader_threads,
             self.max_connections,
             format_size(self.max_frame as u64),
+            if self.cluster_secret.is_some() {
+                "on (cluster secret)"
+            } else {
+                "off"
+            },
             self.metrics_listen
                 .map_or_else(|| "off".to_string(), |a| a.to_string()),
             groups.join("; ")

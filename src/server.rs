@@ -138,7 +138,7 @@ impl BoundServer {
         );
         // A GET response carries 8 header bytes after the prefix plus an 8-byte TTL.
         let max_value = cfg.max_frame - (HEADER_LEN - LENGTH_PREFIX_LEN) - 8;
-        let shared = Arc::new(Shared::new(
+        let mut shared = Arc::new(Shared::new(
             threads,
             groups,
             Limits::with_max_frame(cfg.max_frame),
@@ -152,6 +152,11 @@ impl BoundServer {
             cfg.peer_timeout,
             cfg.hot_promote_ratio,
         ));
+        if let Some(s) = Arc::get_mut(&mut shared) {
+            // Not shared with anyone yet: the peer settings go in before the cores start.
+            s.set_peer_security(cfg.cluster_secret.clone(), cfg.peer_suspect_after);
+        }
+        log_peer_security(&cfg);
         let seed = cfg.hot_promote_seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -371,6 +376,30 @@ impl Drop for ServerHandle {
             self.trigger.shutdown();
             self.join_threads();
         }
+    }
+}
+
+/// Tells the operator at start how members are authenticated (once), with the
+/// secret file's warnings; never the secret.
+fn log_peer_security(cfg: &Config) {
+    match &cfg.cluster_secret {
+        Some(secret) => {
+            for w in secret.warnings() {
+                log::warn!("--cluster-secret-file: {w}");
+            }
+            let from = secret.path().map_or_else(
+                || "the embedding program".to_string(),
+                |p| p.display().to_string(),
+            );
+            log::info!("peer operations need a proof of the cluster secret (from {from})");
+        }
+        // A node that can never have other members has no peer operations to protect
+        // (every one is refused).
+        None if matches!(&cfg.peers, crate::membership::PeerSource::Static(l) if l.is_empty()) => {}
+        None => log::warn!(
+            "no --cluster-secret-file: peer operations are unauthenticated; anyone who can \
+             reach this port can act as a member named in the member list"
+        ),
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use groupcached_protocol::Limits;
 
 use crate::origin::{LoadContext, Origin};
+use crate::peer::auth::ClusterSecret;
 use crate::peer::health::PeerHealthMap;
 use crate::stats::StatsRegistry;
 
@@ -103,6 +104,17 @@ pub struct Shared {
     pub hello_rejections: LogLimiter,
     /// Limits the log lines about members refusing our peer operations.
     pub peer_refusals: LogLimiter,
+    /// The secret members prove before their peer operations are served; `None`:
+    /// peer operations are not authenticated.
+    pub cluster_secret: Option<ClusterSecret>,
+    /// Consecutive timeouts that mark a member suspect; 0 = never.
+    pub peer_suspect_after: u32,
+    /// Limits the log lines about missing proofs of the cluster secret (peer
+    /// operations before a proof, handshakes while we have no secret).
+    pub peer_auth_failures: LogLimiter,
+    /// Limits the log lines about wrong proofs of the cluster secret (a separate
+    /// limit, so a differing secret is never hidden behind a missing one).
+    pub peer_auth_wrong: LogLimiter,
 }
 
 impl Shared {
@@ -142,7 +154,19 @@ impl Shared {
             hello_mismatches: LogLimiter::new(ORIGIN_ERROR_LOG_INTERVAL),
             hello_rejections: LogLimiter::new(ORIGIN_ERROR_LOG_INTERVAL),
             peer_refusals: LogLimiter::new(ORIGIN_ERROR_LOG_INTERVAL),
+            cluster_secret: None,
+            peer_suspect_after: 0,
+            peer_auth_failures: LogLimiter::new(ORIGIN_ERROR_LOG_INTERVAL),
+            peer_auth_wrong: LogLimiter::new(ORIGIN_ERROR_LOG_INTERVAL),
         }
+    }
+
+    /// Sets how members are authenticated (`secret`) and when one is marked suspect
+    /// (`suspect_after` consecutive timeouts; 0 = never). Called before the cores
+    /// start.
+    pub fn set_peer_security(&mut self, secret: Option<ClusterSecret>, suspect_after: u32) {
+        self.cluster_secret = secret;
+        self.peer_suspect_after = suspect_after;
     }
 
     /// The index of the group named `name`.

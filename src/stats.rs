@@ -246,6 +246,11 @@ pub struct NodeCounters {
     /// Main-cache entries demoted to hot copies because a ring change moved their key
     /// to another member.
     pub demoted: Counter,
+    /// Failed proofs of the cluster secret, both ways: a member's AUTH we rejected,
+    /// a CHALLENGE or AUTH while we have no secret, peer operations from a member that
+    /// did not prove it, and handshakes of ours that a member refused or answered
+    /// with a wrong proof.
+    pub peer_auth_failures: Counter,
     /// Members of the current ring (gauge, the same on every core).
     pub members: Counter,
     /// Fingerprint of the current ring (gauge, the same on every core).
@@ -286,6 +291,9 @@ pub struct StatsRegistry {
     pub loaders: Vec<Arc<LoaderCounters>>,
     /// When the server started.
     pub started: Instant,
+    /// Members whose circuit breaker is open (suspect: not answering), node-wide.
+    /// Changed only when a member becomes suspect or answers again.
+    pub peers_suspect: AtomicU64,
 }
 
 impl StatsRegistry {
@@ -307,6 +315,7 @@ impl StatsRegistry {
                 .map(|_| Arc::new(LoaderCounters::default()))
                 .collect(),
             started: Instant::now(),
+            peers_suspect: AtomicU64::new(0),
         }
     }
 
@@ -397,6 +406,14 @@ impl StatsRegistry {
             (
                 "buffer_memory_pauses".to_string(),
                 sum(&|c| c.node.buffer_memory_pauses.get()),
+            ),
+            (
+                "peers_suspect".to_string(),
+                self.peers_suspect.load(Ordering::Relaxed),
+            ),
+            (
+                "peer_auth_failures".to_string(),
+                sum(&|c| c.node.peer_auth_failures.get()),
             ),
         ];
         for (gi, name) in self.group_names.iter().enumerate() {

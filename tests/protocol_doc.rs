@@ -12,8 +12,9 @@ mod doc;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-use common::{HttpOrigin, TestServer, DEADLINE};
+use common::{HttpOrigin, TempDir, TestServer, DEADLINE};
 use doc::{bad_frame, bad_frames_with_answers, block_name, fenced, frame_bytes};
+use groupcached::ClusterSecret;
 use groupcached_client::protocol::{
     decode, Frame, KeyRef, Limits, Opcode, Request, RequestKind, Response, ResponseBody, Status,
 };
@@ -28,7 +29,7 @@ const VECTOR_SELF: &str = "10.0.0.2:7000";
 /// Every response example of the document, with the test here that gets it from a
 /// real server. A new response example must be added here (and checked), or this
 /// list and the document disagree and `every_response_example_is_checked` fails.
-const CHECKED: [(&str, &str); 25] = [
+const CHECKED: [(&str, &str); 30] = [
     ("GET OK response", "single_node_answers_match_the_examples"),
     ("SET OK response", "single_node_answers_match_the_examples"),
     (
@@ -80,6 +81,20 @@ const CHECKED: [(&str, &str); 25] = [
         "0x00 UNAVAILABLE response",
         "connection_limit_frame_example",
     ),
+    (
+        "CHALLENGE OK response",
+        "cluster_secret_examples (all but the random nonce)",
+    ),
+    (
+        "AUTH OK response",
+        "cluster_secret_examples (the proof over the real nonce)",
+    ),
+    ("AUTH FORBIDDEN response", "cluster_secret_examples"),
+    (
+        "FETCH FORBIDDEN response, without the proof",
+        "cluster_secret_examples",
+    ),
+    ("CHALLENGE FORBIDDEN response", "cluster_secret_examples"),
     (
         "GET BAD_VERSION response",
         "bad_frames_get_the_documented_answers",
@@ -577,4 +592,122 @@ fn hello_node_id_is_the_own_member_entry() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The worked example of "Proving the cluster secret".
+const EXAMPLE_SECRET: &[u8] = b"example-cluster-secret-0123456789";
+const EXAMPLE_NI: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+const EXAMPLE_NR: [u8; 16] = [
+    0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
+];
+
+/// The body bytes (after the 12-byte header) of example `name`.
+fn body_of(name: &str) -> Vec<u8> {
+    example(name)[12..].to_vec()
+}
+
+fn auth_request(id: u32, proof: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    Request {
+        id,
+        kind: RequestKind::Auth { proof },
+    }
+    .encode(&mut out);
+    out
+}
+
+#[test]
+fn cluster_secret_examples() {
+    // The document's nonces and proofs are the worked example's HMACs.
+    let secret = ClusterSecret::from_bytes(EXAMPLE_SECRET).unwrap();
+    let id = VECTOR_MEMBERS.split(',').next().unwrap().as_bytes();
+    assert_eq!(body_of("CHALLENGE request"), EXAMPLE_NI);
+    assert_eq!(body_of("CHALLENGE OK response"), EXAMPLE_NR);
+    assert_eq!(
+        body_of("AUTH request"),
+        secret.initiator_proof(id, &EXAMPLE_NI, &EXAMPLE_NR)
+    );
+    assert_eq!(
+        body_of("AUTH OK response"),
+        secret.responder_proof(id, &EXAMPLE_NI, &EXAMPLE_NR)
+    );
+
+    let dir = TempDir::new("secret");
+    let mut text = EXAMPLE_SECRET.to_vec();
+    text.push(b'\n');
+    let path = dir.write("cluster.secret", &text);
+    let path = path.to_str().unwrap();
+    let s = TestServer::start(&[
+        "--group",
+        "thumbs",
+        "--origin",
+        "none",
+        "--advertise",
+        VECTOR_SELF,
+        "--peers",
+        VECTOR_MEMBERS,
+        "--cluster-secret-file",
+        path,
+    ]);
+    let mut w = Wire::connect(s.addr());
+    w.check("HELLO request", "HELLO OK response");
+    // A member's HELLO alone no longer gives peer rights.
+    w.check(
+        "FETCH request",
+        "FETCH FORBIDDEN response, without the proof",
+    );
+    let unproven = message_of("FETCH FORBIDDEN response, without the proof");
+    let got = w.exchange(&example("STORE request"));
+    let mut want = Vec::new();
+    Response::error(14, Opcode::Store as u8, Status::Forbidden, &unproven).encode(&mut want);
+    assert_frame_eq(&got, &want, "STORE without the proof");
+    let challenge = |w: &mut Wire| -> [u8; 16] {
+        let got = w.exchange(&example("CHALLENGE request"));
+        let want = example("CHALLENGE OK response");
+        assert_eq!(got.len(), want.len(), "CHALLENGE answer:\n{}", hex(&got));
+        assert_frame_eq(&got[..12], &want[..12], "CHALLENGE OK header");
+        let mut nonce = [0u8; 16];
+        nonce.copy_from_slice(&got[12..]);
+        assert_ne!(nonce, EXAMPLE_NR, "a fresh random nonce");
+        nonce
+    };
+    // The document's AUTH, replayed against a fresh nonce, is refused, and uses the
+    // challenge up: the right proof for it is refused afterwards too.
+    let nonce = challenge(&mut w);
+    w.check("AUTH request", "AUTH FORBIDDEN response");
+    let late = w.exchange(&auth_request(
+        21,
+        &secret.initiator_proof(id, &EXAMPLE_NI, &nonce),
+    ));
+    assert_eq!(late[7], Status::Forbidden as u8, "{}", hex(&late));
+    // A proof made with another secret is refused.
+    let nonce = challenge(&mut w);
+    let wrong = ClusterSecret::from_bytes(b"some other cluster's secret").unwrap();
+    let got = w.exchange(&auth_request(
+        21,
+        &wrong.initiator_proof(id, &EXAMPLE_NI, &nonce),
+    ));
+    assert_frame_eq(&got, &example("AUTH FORBIDDEN response"), "wrong secret");
+    w.check(
+        "FETCH request",
+        "FETCH FORBIDDEN response, without the proof",
+    );
+    // The right proof over the real nonce: OK with the responder's proof over it.
+    let nonce = challenge(&mut w);
+    let got = w.exchange(&auth_request(
+        21,
+        &secret.initiator_proof(id, &EXAMPLE_NI, &nonce),
+    ));
+    let mut want = example("AUTH OK response");
+    want.truncate(12);
+    want.extend_from_slice(&secret.responder_proof(id, &EXAMPLE_NI, &nonce));
+    assert_frame_eq(&got, &want, "AUTH with the right proof");
+    w.check("INVALIDATE request", "INVALIDATE OK response");
+    w.check("STORE request", "STORE OK response");
+    w.check("PURGE request", "PURGE OK response");
+    assert!(s.stat("peer_auth_failures") >= 4);
+
+    // A node without a secret refuses the handshake.
+    let plain = vector_member();
+    Wire::connect(plain.addr()).check("CHALLENGE request", "CHALLENGE FORBIDDEN response");
 }

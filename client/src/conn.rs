@@ -375,6 +375,9 @@ pub(crate) fn encoded_len(kind: &RequestKind<'_>) -> usize {
             RequestKind::Stats => 0,
             RequestKind::Ping(payload) => payload.len(),
             RequestKind::Hello { node_id, .. } => 1 + node_id.len() + 8,
+            RequestKind::Challenge { nonce: field } | RequestKind::Auth { proof: field } => {
+                field.len()
+            }
         }
 }
 

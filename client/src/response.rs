@@ -98,6 +98,10 @@ pub enum OwnedBody {
     Pong(Vec<u8>),
     /// HELLO success.
     Hello(Hello),
+    /// CHALLENGE success (peer handshake): the receiver's nonce.
+    Nonce(Vec<u8>),
+    /// AUTH success (peer handshake): the receiver's proof of the cluster secret.
+    Proof(Vec<u8>),
     /// Any error status: the server's message, lossily decoded as UTF-8.
     Message(String),
 }
@@ -137,6 +141,8 @@ impl OwnedResponse {
                     .map(|m| String::from_utf8_lossy(m).into_owned())
                     .collect(),
             }),
+            ResponseBody::Nonce(n) => OwnedBody::Nonce(n.to_vec()),
+            ResponseBody::Proof(p) => OwnedBody::Proof(p.to_vec()),
             ResponseBody::Message(m) => OwnedBody::Message(String::from_utf8_lossy(m).into_owned()),
         };
         OwnedResponse {

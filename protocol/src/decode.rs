@@ -7,7 +7,7 @@ use crate::frame::{
     Frame, HelloInfo, KeyRef, MemberList, Request, RequestKind, Response, ResponseBody, StatsList,
 };
 use crate::header::{Header, HEADER_LEN, LENGTH_PREFIX_LEN, PROTOCOL_VERSION};
-use crate::limits::{Limits, MAX_GROUP_LEN, MAX_KEY_LEN};
+use crate::limits::{Limits, MAX_GROUP_LEN, MAX_KEY_LEN, NONCE_LEN, PROOF_LEN};
 use crate::opcode::{Opcode, Status};
 
 /// Decodes the frame at the front of `buf`.
@@ -107,6 +107,12 @@ fn decode_request<'a>(h: &Header, body: &'a [u8]) -> Result<Request<'a>, DecodeE
                 ring_fingerprint,
             }
         }
+        Opcode::Challenge => RequestKind::Challenge {
+            nonce: c.bytes(NONCE_LEN, "CHALLENGE nonce is shorter than 16 bytes")?,
+        },
+        Opcode::Auth => RequestKind::Auth {
+            proof: c.bytes(PROOF_LEN, "AUTH proof is shorter than 32 bytes")?,
+        },
     };
     c.finish()?;
     Ok(Request {
@@ -157,6 +163,12 @@ fn decode_response<'a>(h: &Header, body: &'a [u8]) -> Result<Response<'a>, Decod
                     vnodes,
                     members,
                 })
+            }
+            Opcode::Challenge => {
+                ResponseBody::Nonce(c.bytes(NONCE_LEN, "CHALLENGE nonce is shorter than 16 bytes")?)
+            }
+            Opcode::Auth => {
+                ResponseBody::Proof(c.bytes(PROOF_LEN, "AUTH proof is shorter than 32 bytes")?)
             }
         }
     };

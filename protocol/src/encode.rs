@@ -40,6 +40,12 @@ impl<'a> Request<'a> {
                 out.extend_from_slice(&ring_fingerprint.to_be_bytes());
                 &[]
             }
+            // Fixed-size fields: callers pass exactly NONCE_LEN / PROOF_LEN bytes (a
+            // receiver refuses any other size as malformed).
+            RequestKind::Challenge { nonce: field } | RequestKind::Auth { proof: field } => {
+                out.extend_from_slice(field);
+                &[]
+            }
         };
         let header = Header {
             len: frame_len(out.len() - start, tail.len()),
@@ -88,6 +94,10 @@ impl<'a> Response<'a> {
                 out.extend_from_slice(&info.ring_fingerprint.to_be_bytes());
                 out.extend_from_slice(&info.vnodes.to_be_bytes());
                 out.extend_from_slice(info.members.as_bytes());
+                &[]
+            }
+            ResponseBody::Nonce(field) | ResponseBody::Proof(field) => {
+                out.extend_from_slice(field);
                 &[]
             }
             ResponseBody::Message(m) => m,

@@ -63,6 +63,17 @@ pub enum RequestKind<'a> {
     },
     /// Peer-internal DELETE, never forwarded.
     Purge(KeyRef<'a>),
+    /// Peer handshake: the sender's nonce, exactly [`crate::NONCE_LEN`] bytes.
+    Challenge {
+        /// The sender's fresh random nonce.
+        nonce: &'a [u8],
+    },
+    /// Peer handshake: the sender's proof of the cluster secret, exactly
+    /// [`crate::PROOF_LEN`] bytes.
+    Auth {
+        /// HMAC-SHA256 over the handshake (docs/protocol.md says over what).
+        proof: &'a [u8],
+    },
 }
 
 impl RequestKind<'_> {
@@ -79,6 +90,8 @@ impl RequestKind<'_> {
             RequestKind::Invalidate(_) => Opcode::Invalidate,
             RequestKind::Store { .. } => Opcode::Store,
             RequestKind::Purge(_) => Opcode::Purge,
+            RequestKind::Challenge { .. } => Opcode::Challenge,
+            RequestKind::Auth { .. } => Opcode::Auth,
         }
     }
 }
@@ -112,6 +125,10 @@ pub enum ResponseBody<'a> {
     Pong(&'a [u8]),
     /// HELLO success.
     Hello(HelloInfo<'a>),
+    /// CHALLENGE success: the receiver's nonce, exactly [`crate::NONCE_LEN`] bytes.
+    Nonce(&'a [u8]),
+    /// AUTH success: the receiver's proof, exactly [`crate::PROOF_LEN`] bytes.
+    Proof(&'a [u8]),
     /// Any status that carries a message (see [`Status::carries_message`]).
     Message(&'a [u8]),
 }

@@ -37,6 +37,8 @@ pub use frame::{
 };
 pub use hash::{key_hash, shard_hash, shard_of, SHARD_SEED};
 pub use header::{Header, FLAG_RESPONSE, HEADER_LEN, LENGTH_PREFIX_LEN, PROTOCOL_VERSION};
-pub use limits::{Limits, DEFAULT_MAX_FRAME, MAX_GROUP_LEN, MAX_KEY_LEN, MAX_NODE_ID_LEN};
+pub use limits::{
+    Limits, DEFAULT_MAX_FRAME, MAX_GROUP_LEN, MAX_KEY_LEN, MAX_NODE_ID_LEN, NONCE_LEN, PROOF_LEN,
+};
 pub use opcode::{Opcode, Status};
 pub use ring::{Ring, DEFAULT_VNODES};

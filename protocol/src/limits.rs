@@ -34,3 +34,9 @@ impl Limits {
         Limits { max_frame }
     }
 }
+
+/// Bytes of a CHALLENGE nonce (request and OK response), fixed by the protocol.
+pub const NONCE_LEN: usize = 16;
+
+/// Bytes of an AUTH proof (request and OK response): an HMAC-SHA256 output.
+pub const PROOF_LEN: usize = 32;

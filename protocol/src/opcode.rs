@@ -28,11 +28,19 @@ pub enum Opcode {
     Store = 0x09,
     /// Peer-internal DELETE: the receiver removes the key itself and never forwards it.
     Purge = 0x0a,
+    /// Peer handshake, step 1 of proving the cluster secret: the sender's nonce in,
+    /// the receiver's fresh nonce out (see docs/protocol.md, "Proving the cluster
+    /// secret").
+    Challenge = 0x0b,
+    /// Peer handshake, step 2: an HMAC over both nonces and the sender's node id
+    /// proves the sender knows the cluster secret; the receiver answers with its own
+    /// proof.
+    Auth = 0x0c,
 }
 
 impl Opcode {
     /// Every opcode, in numeric order.
-    pub const ALL: [Opcode; 10] = [
+    pub const ALL: [Opcode; 12] = [
         Opcode::Get,
         Opcode::Set,
         Opcode::Delete,
@@ -43,6 +51,8 @@ impl Opcode {
         Opcode::Invalidate,
         Opcode::Store,
         Opcode::Purge,
+        Opcode::Challenge,
+        Opcode::Auth,
     ];
 
     /// The opcode's name as written in docs/protocol.md.
@@ -58,6 +68,8 @@ impl Opcode {
             Opcode::Invalidate => "INVALIDATE",
             Opcode::Store => "STORE",
             Opcode::Purge => "PURGE",
+            Opcode::Challenge => "CHALLENGE",
+            Opcode::Auth => "AUTH",
         }
     }
 }
@@ -76,6 +88,8 @@ impl TryFrom<u8> for Opcode {
             0x08 => Opcode::Invalidate,
             0x09 => Opcode::Store,
             0x0a => Opcode::Purge,
+            0x0b => Opcode::Challenge,
+            0x0c => Opcode::Auth,
             other => return Err(other),
         })
     }
@@ -129,7 +143,9 @@ pub enum Status {
     /// member lists differ): nothing was written. Body: message naming the owner.
     NotOwner = 0x0b,
     /// A peer-internal operation (FETCH, STORE, PURGE, INVALIDATE) on a connection
-    /// that has not identified itself as a cluster member in HELLO. Body: message.
+    /// that has not identified itself as a cluster member in HELLO (or, on a node
+    /// with a cluster secret, has not proved the secret with CHALLENGE and AUTH); or
+    /// a CHALLENGE or AUTH the receiver refuses. Body: message.
     Forbidden = 0x0c,
 }
 
@@ -199,7 +215,7 @@ mod tests {
             assert_eq!(Opcode::try_from(op as u8), Ok(op));
         }
         assert_eq!(Opcode::try_from(0), Err(0));
-        assert_eq!(Opcode::try_from(0x0b), Err(0x0b));
+        assert_eq!(Opcode::try_from(0x0d), Err(0x0d));
     }
 
     #[test]

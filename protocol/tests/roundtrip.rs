@@ -4,7 +4,7 @@
 use groupcached_protocol::{
     decode, Frame, FrameBuffer, HelloInfo, KeyRef, Limits, MemberList, Opcode, Request,
     RequestKind, Response, ResponseBody, StatsList, Status, MAX_GROUP_LEN, MAX_KEY_LEN,
-    MAX_NODE_ID_LEN,
+    MAX_NODE_ID_LEN, NONCE_LEN, PROOF_LEN,
 };
 use proptest::prelude::*;
 
@@ -21,6 +21,8 @@ enum OwnedKind {
     Invalidate(Vec<u8>, Vec<u8>),
     Store(Vec<u8>, Vec<u8>, u64, Vec<u8>),
     Purge(Vec<u8>, Vec<u8>),
+    Challenge(Vec<u8>),
+    Auth(Vec<u8>),
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,8 @@ impl OwnedRequest {
                 value,
             },
             OwnedKind::Purge(g, key) => RequestKind::Purge(KeyRef::new(g, key)),
+            OwnedKind::Challenge(nonce) => RequestKind::Challenge { nonce },
+            OwnedKind::Auth(proof) => RequestKind::Auth { proof },
         };
         Request { id: self.id, kind }
     }
@@ -67,6 +71,8 @@ enum OwnedBody {
     Stats(Vec<u8>),
     Pong(Vec<u8>),
     Hello(Vec<u8>, u64, u32, Vec<u8>),
+    Nonce(Vec<u8>),
+    Proof(Vec<u8>),
     Message(Vec<u8>),
 }
 
@@ -95,6 +101,8 @@ impl OwnedResponse {
                 vnodes: *vnodes,
                 members: MemberList::parse_prefix(members).unwrap().0,
             }),
+            OwnedBody::Nonce(n) => ResponseBody::Nonce(n),
+            OwnedBody::Proof(p) => ResponseBody::Proof(p),
             OwnedBody::Message(m) => ResponseBody::Message(m),
         };
         Response {
@@ -130,6 +138,10 @@ impl OwnedFrame {
 
 fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(any::<u8>(), 0..=max)
+}
+
+fn fixed(len: usize) -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), len..=len)
 }
 
 fn group() -> impl Strategy<Value = Vec<u8>> {
@@ -170,6 +182,8 @@ fn request() -> impl Strategy<Value = OwnedRequest> {
         (group(), key()).prop_map(|(g, k)| OwnedKind::Invalidate(g, k)),
         (group(), key(), ttl(), value()).prop_map(|(g, k, t, v)| OwnedKind::Store(g, k, t, v)),
         (group(), key()).prop_map(|(g, k)| OwnedKind::Purge(g, k)),
+        fixed(NONCE_LEN).prop_map(OwnedKind::Challenge),
+        fixed(PROOF_LEN).prop_map(OwnedKind::Auth),
     ];
     (any::<u32>(), kind).prop_map(|(id, kind)| OwnedRequest { id, kind })
 }
@@ -201,6 +215,8 @@ fn ok_body(op: Opcode) -> BoxedStrategy<OwnedBody> {
         )
             .prop_map(|(n, f, v, m)| OwnedBody::Hello(n, f, v, m))
             .boxed(),
+        Opcode::Challenge => fixed(NONCE_LEN).prop_map(OwnedBody::Nonce).boxed(),
+        Opcode::Auth => fixed(PROOF_LEN).prop_map(OwnedBody::Proof).boxed(),
     }
 }
 

@@ -14,14 +14,14 @@ use doc::{block_name, blocks, fenced, frame_bytes, Block};
 const DOC: &str = include_str!("../../docs/protocol.md");
 
 /// How many `hex-frame` blocks the document holds. Update together with the document.
-const HEX_FRAME_BLOCKS: usize = 38;
+const HEX_FRAME_BLOCKS: usize = 45;
 /// How many `hex-bytes` blocks (bad frames) the document holds.
 const HEX_BYTES_BLOCKS: usize = 7;
 /// How many `ring-vectors` blocks the document holds.
 const RING_VECTOR_BLOCKS: usize = 2;
 
 /// Frames the document must show, whatever else it shows.
-const REQUIRED_FRAMES: [&str; 12] = [
+const REQUIRED_FRAMES: [&str; 16] = [
     "GET request",
     "SET request",
     "GET OK response",
@@ -34,6 +34,10 @@ const REQUIRED_FRAMES: [&str; 12] = [
     "STORE OK response",
     "PURGE OK response",
     "0x00 UNAVAILABLE response",
+    "CHALLENGE request",
+    "AUTH request",
+    "CHALLENGE OK response",
+    "AUTH OK response",
 ];
 
 fn encode(frame: &Frame) -> Vec<u8> {

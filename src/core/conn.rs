@@ -310,6 +310,8 @@ pub struct MemberClaim {
     pub id: Option<Box<[u8]>>,
     /// Fingerprint of the ring that has `id` among its members; 0 = not confirmed.
     pub confirmed_under: u64,
+    /// The cluster-secret handshake for `id` (see `peer::auth`).
+    pub auth: crate::peer::auth::AuthState,
 }
 
 impl Conn {

@@ -13,6 +13,7 @@ use groupcached_protocol::{
 use super::conn::{Conn, MemberClaim, OutQueue};
 use crate::mailbox::{Inbox, KeyOp, Msg, Outbox, Remote, Waiter};
 use crate::origin::{LoadJob, LoaderHandle};
+use crate::peer::auth::{fresh_nonce, Nonce, Proof};
 use crate::peer::pending::PendingOp;
 use crate::shard::inflight::LoadId;
 use crate::shard::{Effect, FetchOutcome, Reply, Shard};
@@ -322,11 +323,21 @@ impl Ctx {
             opcode: req.kind.opcode() as u8,
         };
         let ttl = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
-        if req.kind.opcode().is_peer_only() && !self.is_member(cur.member) {
-            self.stats.node.peer_ops_refused.inc();
-            let resp = Response::error(req.id, w.opcode, Status::Forbidden, FORBIDDEN_MESSAGE);
-            reply_now(cur, &resp);
-            return;
+        if req.kind.opcode().is_peer_only() {
+            let refusal = if !self.is_member(cur.member) {
+                Some(FORBIDDEN_MESSAGE)
+            } else if self.shared.cluster_secret.is_some() && !cur.member.auth.proven {
+                self.unproven_peer_op(cur.member);
+                Some(UNPROVEN_MESSAGE)
+            } else {
+                None
+            };
+            if let Some(message) = refusal {
+                self.stats.node.peer_ops_refused.inc();
+                let resp = Response::error(req.id, w.opcode, Status::Forbidden, message);
+                reply_now(cur, &resp);
+                return;
+            }
         }
         match req.kind {
             RequestKind::Get(k) => self.key_request(k, KeyOp::Get, w, cur),
@@ -380,9 +391,11 @@ impl Ctx {
                 if ring_fingerprint != 0 {
                     // It speaks as a member: remember the claim, check it now and
                     // again whenever our ring changes.
+                    // A new claim starts over: its peer operations need a new proof.
                     *cur.member = MemberClaim {
                         id: Some(node_id.into()),
                         confirmed_under: 0,
+                        auth: Default::default(),
                     };
                     if !self.is_member(cur.member) {
                         self.reject_member_hello(node_id);
@@ -427,7 +440,132 @@ impl Ctx {
                 };
                 reply_now(cur, &resp);
             }
+            RequestKind::Challenge { nonce } => {
+                let resp = self.challenge(nonce, cur.member);
+                let resp = match &resp {
+                    Ok(ours) => Response {
+                        id: req.id,
+                        opcode: w.opcode,
+                        status: Status::Ok,
+                        body: ResponseBody::Nonce(ours),
+                    },
+                    Err((status, message)) => Response::error(req.id, w.opcode, *status, message),
+                };
+                reply_now(cur, &resp);
+            }
+            RequestKind::Auth { proof } => {
+                let resp = self.auth(proof, cur.member);
+                let resp = match &resp {
+                    Ok(ours) => Response {
+                        id: req.id,
+                        opcode: w.opcode,
+                        status: Status::Ok,
+                        body: ResponseBody::Proof(ours),
+                    },
+                    Err((status, message)) => Response::error(req.id, w.opcode, *status, message),
+                };
+                reply_now(cur, &resp);
+            }
         }
+    }
+
+    /// Answers a CHALLENGE: a fresh nonce of ours, kept on the connection for one
+    /// AUTH. Refused when this node has no cluster secret, so a member that has one
+    /// learns at once that the two disagree.
+    fn challenge(
+        &mut self,
+        theirs: &[u8],
+        claim: &mut MemberClaim,
+    ) -> Result<Nonce, (Status, String)> {
+        if self.shared.cluster_secret.is_none() {
+            self.no_secret_handshake(claim);
+            return Err((Status::Forbidden, NO_SECRET_MESSAGE.into()));
+        }
+        let theirs: Nonce = theirs.try_into().map_err(|_| {
+            (
+                Status::BadRequest,
+                "CHALLENGE nonce is not 16 bytes".to_string(),
+            )
+        })?;
+        let ours = fresh_nonce().map_err(|e| (Status::Error, e))?;
+        claim.auth.challenged(theirs, ours);
+        Ok(ours)
+    }
+
+    /// Checks an AUTH: the proof must be the HMAC, under our secret, of the node id
+    /// of this connection's member HELLO and the nonces of its last CHALLENGE. The
+    /// challenge is used up whatever the outcome, so a proof cannot be replayed or
+    /// guessed twice against one nonce.
+    fn auth(&mut self, proof: &[u8], claim: &mut MemberClaim) -> Result<Proof, (Status, String)> {
+        let shared = Arc::clone(&self.shared);
+        let Some(secret) = shared.cluster_secret.as_ref() else {
+            self.no_secret_handshake(claim);
+            return Err((Status::Forbidden, NO_SECRET_MESSAGE.into()));
+        };
+        let challenge = claim.auth.take_challenge();
+        claim.auth.proven = false;
+        let Some((theirs, ours)) = challenge else {
+            self.stats.node.peer_auth_failures.inc();
+            return Err((
+                Status::Forbidden,
+                "AUTH needs a CHALLENGE answered on this connection first (each allows one AUTH)"
+                    .into(),
+            ));
+        };
+        if !self.is_member(claim) {
+            self.stats.node.peer_auth_failures.inc();
+            return Err((Status::Forbidden, FORBIDDEN_MESSAGE.into()));
+        }
+        let id: &[u8] = claim.id.as_deref().unwrap_or_default();
+        if !secret.verify_initiator(id, &theirs, &ours, proof) {
+            self.stats.node.peer_auth_failures.inc();
+            if let Some(suppressed) = self.shared.peer_auth_wrong.check(self.now_ms()) {
+                log::warn!(
+                    "{:?} claims to be a member but its proof of the cluster secret is wrong: \
+                     its --cluster-secret-file differs from ours (or it is not one of ours); \
+                     its peer operations are refused; {suppressed} more such failures since the last report",
+                    String::from_utf8_lossy(id)
+                );
+            }
+            return Err((
+                Status::Forbidden,
+                "the proof of the cluster secret is wrong".into(),
+            ));
+        }
+        claim.auth.proven = true;
+        Ok(secret.responder_proof(id, &theirs, &ours))
+    }
+
+    /// A member sent a peer operation without proving the cluster secret.
+    fn unproven_peer_op(&self, claim: &MemberClaim) {
+        self.stats.node.peer_auth_failures.inc();
+        if let Some(suppressed) = self.shared.peer_auth_failures.check(self.now_ms()) {
+            log::warn!(
+                "member {:?} sent peer operations without proving the cluster secret: it has no \
+                 --cluster-secret-file (or runs an older version); they are refused with FORBIDDEN; \
+                 {suppressed} more such failures since the last report",
+                String::from_utf8_lossy(claim.id.as_deref().unwrap_or_default())
+            );
+        }
+    }
+
+    /// A CHALLENGE or AUTH reached us, but we have no secret.
+    fn no_secret_handshake(&self, claim: &MemberClaim) {
+        self.stats.node.peer_auth_failures.inc();
+        if let Some(suppressed) = self.shared.peer_auth_failures.check(self.now_ms()) {
+            log::warn!(
+                "{:?} offers to prove a cluster secret, but this node has no --cluster-secret-file: \
+                 refused, so that member will not use this node; configure the same secret on \
+                 every member; {suppressed} more such handshakes since the last report",
+                String::from_utf8_lossy(claim.id.as_deref().unwrap_or_default())
+            );
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.now
+            .saturating_duration_since(self.shared.registry.started)
+            .as_millis() as u64
     }
 
     /// Routes a keyed request to the core whose shard holds the key.
@@ -689,7 +827,8 @@ impl Ctx {
     /// A request to a peer got no answer (peer down, timed out, connection lost).
     pub fn fail_peer_op(&mut self, op: PendingOp, why: &str) {
         match op {
-            PendingOp::Hello => {}
+            // The handshake and probes are the connection's business (core/peers.rs).
+            PendingOp::Hello | PendingOp::Challenge | PendingOp::Auth | PendingOp::Probe => {}
             PendingOp::Fetch {
                 group,
                 load_id,
@@ -820,6 +959,8 @@ impl Ctx {
                 self.effects.push(Effect::Reply(waiter, reply));
                 self.drain_effects(None);
             }
+            // Handled by core/peers.rs before they get here.
+            PendingOp::Challenge | PendingOp::Auth | PendingOp::Probe => {}
             PendingOp::Invalidate { write } => {
                 if r.status == Status::Forbidden {
                     self.log_refusal(peer, r);
@@ -842,7 +983,8 @@ impl Ctx {
                 _ => String::new(),
             };
             log::warn!(
-                "peer {peer} refused a peer operation ({}: {why}): is this node in its member list? \
+                "peer {peer} refused a peer operation ({}: {why}): is this node in its member list, \
+                 with the same --cluster-secret-file? \
                  {suppressed} more refusals since the last report",
                 r.status
             );
@@ -878,6 +1020,15 @@ impl Ctx {
 /// The message of a FORBIDDEN answer (docs/protocol.md quotes it).
 pub const FORBIDDEN_MESSAGE: &str =
     "peer operations need a HELLO from a cluster member on this connection";
+
+/// The FORBIDDEN answer to a member's peer operation on a node with a cluster secret,
+/// before the member proved it (docs/protocol.md quotes it).
+pub const UNPROVEN_MESSAGE: &str =
+    "peer operations need a proof of the cluster secret (CHALLENGE, AUTH) on this connection";
+
+/// The FORBIDDEN answer to CHALLENGE or AUTH on a node without a cluster secret.
+pub const NO_SECRET_MESSAGE: &str =
+    "this node has no cluster secret: its peer operations are unauthenticated";
 
 fn reply_now(cur: &mut Current<'_>, resp: &Response<'_>) {
     cur.out.push_response(resp, None);

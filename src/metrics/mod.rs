@@ -215,6 +215,12 @@ const NODE: &[(&str, Kind, &str, NodePick)] = &[
         |n| &n.peer_ops_refused,
     ),
     (
+        "groupcached_peer_auth_failures_total",
+        Kind::Counter,
+        "Failed or missing proofs of the cluster secret, in either direction (STATS peer_auth_failures).",
+        |n| &n.peer_auth_failures,
+    ),
+    (
         "groupcached_demoted_total",
         Kind::Counter,
         "Main-cache entries demoted to hot copies by a ring change (STATS demoted).",
@@ -469,6 +475,16 @@ pub fn render(reg: &StatsRegistry) -> String {
         core0.map_or(0, |c| c.node.ring_fingerprint.get())
     );
     e.sample("groupcached_ring_info", &[("fingerprint", &fingerprint)], 1);
+    e.family(
+        "groupcached_peers_suspect",
+        Kind::Gauge,
+        "Members whose circuit breaker is open: requests to them timed out in a row, so their keys load locally until they answer a probe (STATS peers_suspect).",
+    );
+    e.sample(
+        "groupcached_peers_suspect",
+        &[],
+        reg.peers_suspect.load(std::sync::atomic::Ordering::Relaxed),
+    );
     for (name, kind, help, pick) in NODE {
         e.family(name, *kind, help);
         e.sample(name, &[], reg.sum(|c| pick(&c.node).get()));

@@ -11,7 +11,7 @@
 //! touched only when a connection comes up or fails, never per request.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 const UNKNOWN: u64 = 0;
@@ -19,17 +19,24 @@ const UP: u64 = 1;
 const DOWN: u64 = 2;
 
 /// One member's reachability from this node: the number of cores with a working
-/// connection to it (high 32 bits) and the state last announced (low bits).
+/// connection to it (high 32 bits) and the state last announced (low bits); whether
+/// it is suspect (its circuit breaker is open: requests to it timed out in a row, so
+/// cores stop sending it work until it answers a probe); and whether a failed
+/// cluster-secret handshake with it was announced.
 #[derive(Debug, Default)]
-pub struct PeerHealth(AtomicU64);
+pub struct PeerHealth {
+    word: AtomicU64,
+    suspect: AtomicBool,
+    auth_failed: AtomicBool,
+}
 
 impl PeerHealth {
     fn update(&self, f: impl Fn(u64, u64) -> (u64, u64)) -> (u64, u64) {
-        let mut cur = self.0.load(Ordering::Acquire);
+        let mut cur = self.word.load(Ordering::Acquire);
         loop {
             let (count, state) = (cur >> 32, cur & 0xff);
             let (n, s) = f(count, state);
-            match self.0.compare_exchange_weak(
+            match self.word.compare_exchange_weak(
                 cur,
                 (n << 32) | s,
                 Ordering::AcqRel,
@@ -77,7 +84,36 @@ impl PeerHealth {
 
     /// Cores with a working connection.
     pub fn connections(&self) -> u64 {
-        self.0.load(Ordering::Acquire) >> 32
+        self.word.load(Ordering::Acquire) >> 32
+    }
+
+    /// Opens the member's breaker; true if it was closed (the caller logs it once and
+    /// raises the `peers_suspect` gauge).
+    pub fn mark_suspect(&self) -> bool {
+        !self.suspect.swap(true, Ordering::AcqRel)
+    }
+
+    /// Closes the breaker (the member answered); true if it was open (the caller logs
+    /// it once and lowers the gauge).
+    pub fn clear_suspect(&self) -> bool {
+        self.suspect.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether the breaker is open. A load of a word written only on transitions;
+    /// each core reads it once per loop turn, not per request.
+    pub fn is_suspect(&self) -> bool {
+        self.suspect.load(Ordering::Acquire)
+    }
+
+    /// A cluster-secret handshake with the member failed; true if that is news (the
+    /// caller logs it once, until a handshake succeeds again).
+    pub fn auth_failed(&self) -> bool {
+        !self.auth_failed.swap(true, Ordering::AcqRel)
+    }
+
+    /// A handshake succeeded; true if a failure had been announced before.
+    pub fn auth_succeeded(&self) -> bool {
+        self.auth_failed.swap(false, Ordering::AcqRel)
     }
 }
 
@@ -154,6 +190,23 @@ mod tests {
             .map(|t| usize::from(t.join().unwrap()))
             .sum();
         assert_eq!(downs, 1);
+    }
+
+    #[test]
+    fn breaker_and_auth_transitions_are_reported_once() {
+        let h = PeerHealth::default();
+        assert!(!h.is_suspect());
+        assert!(h.mark_suspect());
+        assert!(!h.mark_suspect());
+        assert!(h.is_suspect());
+        assert!(h.clear_suspect());
+        assert!(!h.clear_suspect());
+        assert!(!h.is_suspect());
+        assert!(!h.auth_succeeded());
+        assert!(h.auth_failed());
+        assert!(!h.auth_failed());
+        assert!(h.auth_succeeded());
+        assert!(!h.auth_succeeded());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! first use, HELLO first, many requests multiplexed by id, reconnect with backoff.
 //! The core drives them (it owns the poll); this module keeps their state.
 
+pub mod auth;
 pub mod health;
 pub mod pending;
 
@@ -15,6 +16,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::core::conn::{Flushed, OutQueue};
+use auth::Nonce;
 use health::PeerHealth;
 use pending::{Pending, PendingOp};
 
@@ -35,6 +37,31 @@ pub enum PeerState {
     Connecting,
     /// Connected.
     Up,
+}
+
+/// Where the initiator's side of the cluster-secret handshake stands on one
+/// connection (docs/protocol.md, "Proving the cluster secret").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// Nothing to prove (no cluster secret), or proved: peer operations flow.
+    Open,
+    /// CHALLENGE sent with our nonce; waiting for the member's nonce.
+    Challenged {
+        /// Our nonce.
+        ours: Nonce,
+    },
+    /// AUTH sent; waiting for the member's own proof.
+    Proving {
+        /// Our nonce.
+        ours: Nonce,
+        /// The member's nonce.
+        theirs: Nonce,
+    },
+}
+
+/// How often a suspect member is probed: every `--peer-timeout`, within 100 ms..1 s.
+pub fn probe_interval(peer_timeout: Duration) -> Duration {
+    peer_timeout.clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
 /// One core's connection to one member.
@@ -61,6 +88,23 @@ pub struct PeerConn {
     pub health: Arc<PeerHealth>,
     /// Whether a ring mismatch with this peer was already logged.
     pub mismatch_logged: bool,
+    /// The cluster-secret handshake on the current connection.
+    pub handshake: Handshake,
+    /// The node id our HELLO on the current connection named (what proofs bind).
+    pub hello_id: Box<[u8]>,
+    /// Peer requests encoded while the handshake runs; written once it succeeded.
+    /// Their deadlines run meanwhile (they are in [`PeerConn::pending`]).
+    pub held: OutQueue,
+    /// Requests on this core's connection that timed out since the member last
+    /// answered anything: the circuit breaker's count.
+    pub timeouts_in_row: u32,
+    /// This core's view of the member's breaker ([`PeerHealth::is_suspect`]), taken
+    /// once per loop turn, so requests check a plain field.
+    pub suspect: bool,
+    /// The request id of the probe (PING) in flight while suspect.
+    pub probe: Option<u32>,
+    /// When to send the next probe while suspect.
+    pub next_probe: Instant,
 }
 
 /// What reading from a peer produced.
@@ -93,8 +137,17 @@ impl PeerConn {
             backoff: MIN_BACKOFF,
             dirty: false,
             reported_up: false,
-            health,
+            health: health.clone(),
             mismatch_logged: false,
+            handshake: Handshake::Open,
+            hello_id: Box::default(),
+            held: OutQueue::default(),
+            timeouts_in_row: 0,
+            // A core that opens its first connection to a member other cores
+            // already found hung does not wait a peer timeout to learn it.
+            suspect: health.is_suspect(),
+            probe: None,
+            next_probe: now,
         }
     }
 
@@ -149,7 +202,8 @@ impl PeerConn {
         }
     }
 
-    /// Writes queued requests (only once connected).
+    /// Writes queued requests (only once connected); once the handshake succeeded,
+    /// the requests held back for it follow what was queued before.
     pub fn flush(&mut self) -> Result<(), String> {
         if self.state != PeerState::Up {
             return Ok(());
@@ -157,9 +211,18 @@ impl PeerConn {
         let Some(stream) = &mut self.stream else {
             return Ok(());
         };
-        match self.out.write_to(stream) {
-            Ok(Flushed::All) | Ok(Flushed::Blocked) => Ok(()),
-            Err(e) => Err(format!("write to peer {} failed: {e}", self.name)),
+        loop {
+            match self.out.write_to(stream) {
+                Ok(Flushed::All) => {
+                    if self.handshake == Handshake::Open && !self.held.is_empty() {
+                        std::mem::swap(&mut self.out, &mut self.held);
+                        continue;
+                    }
+                    return Ok(());
+                }
+                Ok(Flushed::Blocked) => return Ok(()),
+                Err(e) => return Err(format!("write to peer {} failed: {e}", self.name)),
+            }
         }
     }
 
@@ -191,6 +254,9 @@ impl PeerConn {
         };
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         self.out = OutQueue::default();
+        self.held = OutQueue::default();
+        self.handshake = Handshake::Open;
+        self.probe = None;
         self.rbuf = FrameBuffer::new(*self.rbuf.limits(), 64 * 1024);
         self.pending.drain(failed);
     }

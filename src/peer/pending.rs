@@ -13,6 +13,12 @@ use crate::shard::inflight::LoadId;
 pub enum PendingOp {
     /// The HELLO that opens every peer connection.
     Hello,
+    /// The CHALLENGE that starts the cluster-secret handshake.
+    Challenge,
+    /// The AUTH that proves the cluster secret.
+    Auth,
+    /// A PING probing a suspect member.
+    Probe,
     /// A FETCH for a load of this node's in-flight table.
     Fetch {
         /// Group index.

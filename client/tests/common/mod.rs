@@ -100,6 +100,9 @@ impl Req {
                 req.value = value.to_vec();
             }
             RequestKind::Ping(p) => req.value = p.to_vec(),
+            RequestKind::Challenge { nonce: b } | RequestKind::Auth { proof: b } => {
+                req.value = b.to_vec()
+            }
             RequestKind::Stats | RequestKind::Hello { .. } => {}
         }
         req
