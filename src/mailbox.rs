@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 
+use crate::core::conn::Conn;
 use crate::origin::LoadResult;
 use crate::shard::inflight::LoadId;
 use crate::shard::Reply;
@@ -129,6 +130,9 @@ pub enum Msg {
     Keys(KeyBatch),
     /// Answers for the receiver's connections.
     Replies(Vec<(Waiter, Reply)>),
+    /// A client connection that asked (SHARD) to be served by the receiver: register
+    /// it, answer what it already sent, go on reading it.
+    Adopt(Box<Conn>),
     /// The member list changed: use this topology from now on.
     Topology(Arc<Topology>),
     /// An origin load started by the receiver finished.
@@ -198,6 +202,8 @@ pub struct Outbox {
     remote: Remote,
     keys: KeyBatch,
     replies: Vec<(Waiter, Reply)>,
+    /// Something was sent since the last flush without waking the destination.
+    wake_due: bool,
 }
 
 impl Outbox {
@@ -207,12 +213,19 @@ impl Outbox {
             remote,
             keys: KeyBatch::default(),
             replies: Vec::new(),
+            wake_due: false,
         }
     }
 
     /// Queues a keyed request; it leaves with the next [`Outbox::flush`].
     pub fn push_key(&mut self, group: u32, key: &[u8], op: KeyOp, waiter: Waiter) {
         self.keys.push(group, key, op, waiter);
+    }
+
+    /// Hands a connection over to the destination at once (it carries its own
+    /// buffered bytes and answers); the wake-up comes with the next flush.
+    pub fn push_conn(&mut self, conn: Box<Conn>) {
+        self.wake_due |= self.remote.tx.send(Msg::Adopt(conn)).is_ok();
     }
 
     /// Queues a reply; it leaves with the next [`Outbox::flush`].
@@ -223,7 +236,7 @@ impl Outbox {
     /// Sends what was queued since the last flush and wakes the destination if it
     /// sleeps. Called once per loop turn.
     pub fn flush(&mut self) {
-        let mut sent = false;
+        let mut sent = std::mem::take(&mut self.wake_due);
         if !self.keys.is_empty() {
             sent |= self.remote.tx.send(Msg::Keys(self.keys.take())).is_ok();
         }

@@ -246,6 +246,11 @@ pub struct NodeCounters {
     /// Main-cache entries demoted to hot copies because a ring change moved their key
     /// to another member.
     pub demoted: Counter,
+    /// Connections this core handed to another core that a SHARD request asked for.
+    pub shard_handoffs: Counter,
+    /// Keyed requests that arrived on a core not holding the key's shard and hopped
+    /// to the one that does (a shard-aware client makes none).
+    pub core_hops: Counter,
     /// Failed proofs of the cluster secret, both ways: a member's AUTH we rejected,
     /// a CHALLENGE or AUTH while we have no secret, peer operations from a member that
     /// did not prove it, and handshakes of ours that a member refused or answered
@@ -387,6 +392,11 @@ impl StatsRegistry {
                 sum(&|c| c.node.peer_ops_refused.get()),
             ),
             ("demoted".to_string(), sum(&|c| c.node.demoted.get())),
+            (
+                "shard_handoffs".to_string(),
+                sum(&|c| c.node.shard_handoffs.get()),
+            ),
+            ("core_hops".to_string(), sum(&|c| c.node.core_hops.get())),
             (
                 "conn_buffer_bytes".to_string(),
                 sum(&|c| c.node.conn_buffer_bytes.get()),

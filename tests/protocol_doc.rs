@@ -29,7 +29,7 @@ const VECTOR_SELF: &str = "10.0.0.2:7000";
 /// Every response example of the document, with the test here that gets it from a
 /// real server. A new response example must be added here (and checked), or this
 /// list and the document disagree and `every_response_example_is_checked` fails.
-const CHECKED: [(&str, &str); 30] = [
+const CHECKED: [(&str, &str); 31] = [
     ("GET OK response", "single_node_answers_match_the_examples"),
     ("SET OK response", "single_node_answers_match_the_examples"),
     (
@@ -64,6 +64,7 @@ const CHECKED: [(&str, &str); 30] = [
     ("GET UNKNOWN_GROUP response", "unknown_group_example"),
     ("GET ORIGIN_ERROR response", "origin_error_example"),
     ("GET TIMEOUT response", "timeout_example"),
+    ("SHARD OK response", "shard_example"),
     (
         "GET TIMEOUT response, to an unfinished frame",
         "frame_timeout_example",
@@ -465,6 +466,14 @@ fn connection_limit_frame_example() {
     assert_frame_eq(&got, &example("0x00 UNAVAILABLE response"), "refusal");
     second.expect_closed();
     first.assert_kept();
+}
+
+#[test]
+fn shard_example() {
+    let s = TestServer::start(&["--threads", "2"]);
+    let mut w = Wire::connect(s.addr());
+    w.check("SHARD request", "SHARD OK response");
+    w.assert_kept();
 }
 
 #[test]

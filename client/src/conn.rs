@@ -378,6 +378,7 @@ pub(crate) fn encoded_len(kind: &RequestKind<'_>) -> usize {
             RequestKind::Challenge { nonce: field } | RequestKind::Auth { proof: field } => {
                 field.len()
             }
+            RequestKind::Shard { .. } => 2,
         }
 }
 

@@ -102,6 +102,13 @@ pub enum OwnedBody {
     Nonce(Vec<u8>),
     /// AUTH success (peer handshake): the receiver's proof of the cluster secret.
     Proof(Vec<u8>),
+    /// SHARD success: the node's core count and the core now serving the connection.
+    Shard {
+        /// Cores the node runs (the shard rule's `threads`).
+        threads: u16,
+        /// The core serving the connection.
+        core: u16,
+    },
     /// Any error status: the server's message, lossily decoded as UTF-8.
     Message(String),
 }
@@ -143,6 +150,7 @@ impl OwnedResponse {
             }),
             ResponseBody::Nonce(n) => OwnedBody::Nonce(n.to_vec()),
             ResponseBody::Proof(p) => OwnedBody::Proof(p.to_vec()),
+            ResponseBody::Shard { threads, core } => OwnedBody::Shard { threads, core },
             ResponseBody::Message(m) => OwnedBody::Message(String::from_utf8_lossy(m).into_owned()),
         };
         OwnedResponse {

@@ -113,6 +113,9 @@ fn decode_request<'a>(h: &Header, body: &'a [u8]) -> Result<Request<'a>, DecodeE
         Opcode::Auth => RequestKind::Auth {
             proof: c.bytes(PROOF_LEN, "AUTH proof is shorter than 32 bytes")?,
         },
+        Opcode::Shard => RequestKind::Shard {
+            core: c.u16("SHARD core")?,
+        },
     };
     c.finish()?;
     Ok(Request {
@@ -170,6 +173,10 @@ fn decode_response<'a>(h: &Header, body: &'a [u8]) -> Result<Response<'a>, Decod
             Opcode::Auth => {
                 ResponseBody::Proof(c.bytes(PROOF_LEN, "AUTH proof is shorter than 32 bytes")?)
             }
+            Opcode::Shard => ResponseBody::Shard {
+                threads: c.u16("SHARD threads")?,
+                core: c.u16("SHARD core")?,
+            },
         }
     };
     c.finish()?;

@@ -46,6 +46,10 @@ impl<'a> Request<'a> {
                 out.extend_from_slice(field);
                 &[]
             }
+            RequestKind::Shard { core } => {
+                out.extend_from_slice(&core.to_be_bytes());
+                &[]
+            }
         };
         let header = Header {
             len: frame_len(out.len() - start, tail.len()),
@@ -98,6 +102,11 @@ impl<'a> Response<'a> {
             }
             ResponseBody::Nonce(field) | ResponseBody::Proof(field) => {
                 out.extend_from_slice(field);
+                &[]
+            }
+            ResponseBody::Shard { threads, core } => {
+                out.extend_from_slice(&threads.to_be_bytes());
+                out.extend_from_slice(&core.to_be_bytes());
                 &[]
             }
             ResponseBody::Message(m) => m,

@@ -74,7 +74,17 @@ pub enum RequestKind<'a> {
         /// HMAC-SHA256 over the handshake (docs/protocol.md says over what).
         proof: &'a [u8],
     },
+    /// Serve this connection on core `core` from now on ([`SHARD_QUERY`]: stay, and
+    /// just say how many cores there are).
+    Shard {
+        /// The wanted core, `0..threads`, or [`SHARD_QUERY`].
+        core: u16,
+    },
 }
+
+/// The SHARD request's `core` that moves nothing: the answer only tells the node's
+/// core count and the core serving the connection.
+pub const SHARD_QUERY: u16 = u16::MAX;
 
 impl RequestKind<'_> {
     /// The opcode of this request.
@@ -92,6 +102,7 @@ impl RequestKind<'_> {
             RequestKind::Purge(_) => Opcode::Purge,
             RequestKind::Challenge { .. } => Opcode::Challenge,
             RequestKind::Auth { .. } => Opcode::Auth,
+            RequestKind::Shard { .. } => Opcode::Shard,
         }
     }
 }
@@ -123,6 +134,13 @@ pub enum ResponseBody<'a> {
     Stats(StatsList<'a>),
     /// PING success: the echoed payload.
     Pong(&'a [u8]),
+    /// SHARD success: the node's cores and the one now serving the connection.
+    Shard {
+        /// Cores (event-loop threads) the node runs: the `threads` of the shard rule.
+        threads: u16,
+        /// The core serving this connection from the frame after the SHARD on.
+        core: u16,
+    },
     /// HELLO success.
     Hello(HelloInfo<'a>),
     /// CHALLENGE success: the receiver's nonce, exactly [`crate::NONCE_LEN`] bytes.

@@ -36,11 +36,15 @@ pub enum Opcode {
     /// proves the sender knows the cluster secret; the receiver answers with its own
     /// proof.
     Auth = 0x0c,
+    /// Ask for this connection to be served by one core of the node (the one whose
+    /// shard holds the keys the client will send on it), so that no request on it
+    /// hops between cores; the answer says how many cores the node runs.
+    Shard = 0x0d,
 }
 
 impl Opcode {
     /// Every opcode, in numeric order.
-    pub const ALL: [Opcode; 12] = [
+    pub const ALL: [Opcode; 13] = [
         Opcode::Get,
         Opcode::Set,
         Opcode::Delete,
@@ -53,6 +57,7 @@ impl Opcode {
         Opcode::Purge,
         Opcode::Challenge,
         Opcode::Auth,
+        Opcode::Shard,
     ];
 
     /// The opcode's name as written in docs/protocol.md.
@@ -70,6 +75,7 @@ impl Opcode {
             Opcode::Purge => "PURGE",
             Opcode::Challenge => "CHALLENGE",
             Opcode::Auth => "AUTH",
+            Opcode::Shard => "SHARD",
         }
     }
 }
@@ -90,6 +96,7 @@ impl TryFrom<u8> for Opcode {
             0x0a => Opcode::Purge,
             0x0b => Opcode::Challenge,
             0x0c => Opcode::Auth,
+            0x0d => Opcode::Shard,
             other => return Err(other),
         })
     }
@@ -215,7 +222,7 @@ mod tests {
             assert_eq!(Opcode::try_from(op as u8), Ok(op));
         }
         assert_eq!(Opcode::try_from(0), Err(0));
-        assert_eq!(Opcode::try_from(0x0d), Err(0x0d));
+        assert_eq!(Opcode::try_from(0x0e), Err(0x0e));
     }
 
     #[test]

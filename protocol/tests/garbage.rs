@@ -336,7 +336,7 @@ fn bad_version_is_fatal_and_echoes_id_and_opcode() {
 
 #[test]
 fn unknown_opcode_is_skipped_and_the_next_frame_decodes() {
-    for op in [0x00u8, 0x0d, 0xff] {
+    for op in [0x00u8, 0x0e, 0xff] {
         let bad = raw_frame(op, 0, 0, 5, b"whatever the body is");
         let err = decode_err(&bad);
         assert_eq!((err.request_id, err.opcode), (5, op));

@@ -23,6 +23,7 @@ enum OwnedKind {
     Purge(Vec<u8>, Vec<u8>),
     Challenge(Vec<u8>),
     Auth(Vec<u8>),
+    Shard(u16),
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +58,7 @@ impl OwnedRequest {
             OwnedKind::Purge(g, key) => RequestKind::Purge(KeyRef::new(g, key)),
             OwnedKind::Challenge(nonce) => RequestKind::Challenge { nonce },
             OwnedKind::Auth(proof) => RequestKind::Auth { proof },
+            OwnedKind::Shard(core) => RequestKind::Shard { core: *core },
         };
         Request { id: self.id, kind }
     }
@@ -73,6 +75,7 @@ enum OwnedBody {
     Hello(Vec<u8>, u64, u32, Vec<u8>),
     Nonce(Vec<u8>),
     Proof(Vec<u8>),
+    Shard(u16, u16),
     Message(Vec<u8>),
 }
 
@@ -103,6 +106,10 @@ impl OwnedResponse {
             }),
             OwnedBody::Nonce(n) => ResponseBody::Nonce(n),
             OwnedBody::Proof(p) => ResponseBody::Proof(p),
+            OwnedBody::Shard(threads, core) => ResponseBody::Shard {
+                threads: *threads,
+                core: *core,
+            },
             OwnedBody::Message(m) => ResponseBody::Message(m),
         };
         Response {
@@ -184,6 +191,7 @@ fn request() -> impl Strategy<Value = OwnedRequest> {
         (group(), key()).prop_map(|(g, k)| OwnedKind::Purge(g, k)),
         fixed(NONCE_LEN).prop_map(OwnedKind::Challenge),
         fixed(PROOF_LEN).prop_map(OwnedKind::Auth),
+        any::<u16>().prop_map(OwnedKind::Shard),
     ];
     (any::<u32>(), kind).prop_map(|(id, kind)| OwnedRequest { id, kind })
 }
@@ -217,6 +225,9 @@ fn ok_body(op: Opcode) -> BoxedStrategy<OwnedBody> {
             .boxed(),
         Opcode::Challenge => fixed(NONCE_LEN).prop_map(OwnedBody::Nonce).boxed(),
         Opcode::Auth => fixed(PROOF_LEN).prop_map(OwnedBody::Proof).boxed(),
+        Opcode::Shard => (any::<u16>(), any::<u16>())
+            .prop_map(|(t, c)| OwnedBody::Shard(t, c))
+            .boxed(),
     }
 }
 

@@ -299,6 +299,21 @@ pub struct Conn {
     frames_seen: u64,
     /// Buffer memory of this connection as last added to its core's total.
     pub accounted: usize,
+    /// A SHARD request asked for this connection to move to that core: no more frames
+    /// are decoded here, and the core hands it over after this read.
+    pub handoff: Option<usize>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("peer", &self.stream.peer_addr().ok())
+            .field("gen", &self.gen)
+            .field("pending", &self.pending)
+            .field("buffered", &self.rbuf.buffered())
+            .field("output", &self.out.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The membership a connection claimed in HELLO. Checked again whenever the ring has
@@ -333,6 +348,7 @@ impl Conn {
             frame_started: None,
             frames_seen: 0,
             accounted: 0,
+            handoff: None,
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use groupcached_protocol::{
     shard_of, Frame, HelloInfo, KeyRef, MemberList, Request, RequestKind, Response, ResponseBody,
-    StatsList, Status,
+    StatsList, Status, SHARD_QUERY,
 };
 
 use super::conn::{Conn, MemberClaim, OutQueue};
@@ -252,6 +252,8 @@ pub struct Current<'a> {
     pending: &'a mut usize,
     /// The membership the connection claimed (see HELLO).
     member: &'a mut MemberClaim,
+    /// Set by a SHARD that moves the connection: decoding stops after it.
+    handoff: &'a mut Option<usize>,
 }
 
 impl Ctx {
@@ -264,6 +266,7 @@ impl Ctx {
             gen,
             closing,
             member,
+            handoff,
             ..
         } = conn;
         let mut cur = Current {
@@ -272,10 +275,14 @@ impl Ctx {
             out,
             pending,
             member,
+            handoff,
         };
         loop {
             if super::conn::backpressured(cur.out.len(), *cur.pending) {
                 break; // the rest waits in rbuf until the client reads (core::read_conn)
+            }
+            if cur.handoff.is_some() {
+                break; // the rest is decoded by the core the connection moves to
             }
             match rbuf.next_frame() {
                 Ok(None) => break,
@@ -368,6 +375,7 @@ impl Ctx {
                     body: ResponseBody::Pong(payload),
                 },
             ),
+            RequestKind::Shard { core } => self.shard_request(req.id, w.opcode, core, cur),
             RequestKind::Stats => {
                 let snapshot = self.shared.registry.snapshot();
                 let body = StatsList::build(snapshot.iter().map(|(n, v)| (n.as_str(), *v)));
@@ -568,6 +576,48 @@ impl Ctx {
             .as_millis() as u64
     }
 
+    /// SHARD: answers with the node's core count and the core that serves the
+    /// connection from the next frame on, and marks the connection for hand-over if
+    /// that is another core. A move needs the connection quiet (no other request in
+    /// flight), since answers to in-flight requests are addressed to this core.
+    fn shard_request(&mut self, id: u32, opcode: u8, core: u16, cur: &mut Current<'_>) {
+        let threads = self.shared.threads;
+        let stay = core == SHARD_QUERY || core as usize == self.id;
+        let refusal = if stay {
+            None
+        } else if core as usize >= threads {
+            Some(format!(
+                "SHARD to core {core}: this node runs {threads} cores (0 to {})",
+                threads - 1
+            ))
+        } else if *cur.pending > 1 {
+            Some(format!(
+                "SHARD must be the only request in flight on its connection ({} others are)",
+                *cur.pending - 1
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            let resp = Response::error(id, opcode, Status::BadRequest, &why);
+            return reply_now(cur, &resp);
+        }
+        let serving = if stay { self.id } else { core as usize };
+        let ok = Response {
+            id,
+            opcode,
+            status: Status::Ok,
+            body: ResponseBody::Shard {
+                threads: threads as u16,
+                core: serving as u16,
+            },
+        };
+        reply_now(cur, &ok);
+        if !stay {
+            *cur.handoff = Some(serving);
+        }
+    }
+
     /// Routes a keyed request to the core whose shard holds the key.
     fn key_request(&mut self, k: KeyRef<'_>, op: KeyOp, w: Waiter, cur: &mut Current<'_>) {
         let Some(g) = self.shared.group(k.group) else {
@@ -586,6 +636,7 @@ impl Ctx {
             self.apply_key_op(g, k.key, op, w);
             self.drain_effects(Some(cur));
         } else {
+            self.stats.node.core_hops.inc();
             self.outboxes[shard].push_key(g as u32, k.key, op, w);
         }
     }

@@ -335,12 +335,14 @@ impl Core {
             ctx.handle_frames(token, conn);
             conn.after_input(now);
         }
+        // Past a SHARD that moves the connection, the socket is the next core's to read.
+        let mut handoff = conn.handoff;
         // Past the limit a connection may still read into the buffer it has (that
         // costs nothing, and lets its frame complete and free it), unless it needs a
         // larger one or holds more than a fair share of the limit in answers (each
         // request read would queue more).
         loop {
-            if conn.closing || ctx.draining {
+            if conn.closing || ctx.draining || handoff.is_some() {
                 break;
             }
             if conn.backpressured() {
@@ -381,6 +383,10 @@ impl Core {
                     conn.rbuf.commit(n);
                     ctx.handle_frames(token, conn);
                     conn.after_input(now);
+                    handoff = conn.handoff;
+                    if handoff.is_some() {
+                        break;
+                    }
                     if n < room && !hangup {
                         // A short read emptied the socket; new data raises a new
                         // edge, so the read that would only say WouldBlock is skipped.
@@ -410,6 +416,64 @@ impl Core {
             conn.dirty = true;
             ctx.dirty.push(token);
         }
+        if let Some(core) = handoff {
+            self.hand_off(token, core);
+        }
+    }
+
+    /// Moves connection `token` to core `core`, which asked for it with SHARD: it
+    /// leaves this core's poll, slab and memory count with its buffered bytes and
+    /// unsent answers, and the other core registers it and goes on (no request on it
+    /// is in flight, so no answer is addressed to it here).
+    fn hand_off(&mut self, token: usize, core: usize) {
+        let Some(mut conn) = self.conns.try_remove(token) else {
+            return;
+        };
+        self.buffered -= conn.accounted;
+        conn.accounted = 0;
+        if self.grant.is_some_and(|(t, _)| t == token) {
+            self.grant = None;
+            self.grant_freed = true;
+        }
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        conn.handoff = None;
+        conn.dirty = false;
+        conn.read_paused = false;
+        conn.mem_paused = false;
+        self.ctx.stats.node.shard_handoffs.inc();
+        self.ctx
+            .stats
+            .node
+            .curr_connections
+            .set(self.conns.len() as u64);
+        self.ctx.outboxes[core].push_conn(Box::new(conn));
+    }
+
+    /// Takes over a connection another core handed to this one (see `hand_off`).
+    fn adopt(&mut self, conn: Box<Conn>) {
+        let mut conn = *conn;
+        let entry = self.conns.vacant_entry();
+        let token = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut conn.stream,
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("core {}: cannot take over a connection: {e}", self.ctx.id);
+            self.ctx.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        self.next_gen = self.next_gen.wrapping_add(1);
+        conn.gen = self.next_gen;
+        entry.insert(conn);
+        self.ctx
+            .stats
+            .node
+            .curr_connections
+            .set(self.conns.len() as u64);
+        // Frames that came behind the SHARD, then whatever the socket holds.
+        self.read_conn(token, false);
+        self.mark_dirty(token);
     }
 
     /// The other cores' published connection buffer totals.
@@ -587,6 +651,7 @@ impl Core {
                     self.ctx.drain_effects(None);
                 }
                 Msg::Topology(t) => self.set_topology(t),
+                Msg::Adopt(conn) => self.adopt(conn),
             }
             self.deliver_later();
         }

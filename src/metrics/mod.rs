@@ -227,6 +227,18 @@ const NODE: &[(&str, Kind, &str, NodePick)] = &[
         |n| &n.demoted,
     ),
     (
+        "groupcached_shard_handoffs_total",
+        Kind::Counter,
+        "Connections moved to the core a SHARD request asked for (STATS shard_handoffs).",
+        |n| &n.shard_handoffs,
+    ),
+    (
+        "groupcached_core_hops_total",
+        Kind::Counter,
+        "Keyed requests that hopped to the core holding their key's shard (STATS core_hops).",
+        |n| &n.core_hops,
+    ),
+    (
         "groupcached_connection_buffer_bytes",
         Kind::Gauge,
         "Bytes held in client connections' read buffers and output queues (STATS conn_buffer_bytes).",

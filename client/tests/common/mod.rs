@@ -103,6 +103,7 @@ impl Req {
             RequestKind::Challenge { nonce: b } | RequestKind::Auth { proof: b } => {
                 req.value = b.to_vec()
             }
+            RequestKind::Shard { core } => req.value = core.to_be_bytes().to_vec(),
             RequestKind::Stats | RequestKind::Hello { .. } => {}
         }
         req
