@@ -37,6 +37,7 @@
 //!
 //! The `groupcached-cli` binary of this crate is a command-line front end to [`Client`].
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod client;
 mod cluster;

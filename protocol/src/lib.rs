@@ -17,6 +17,7 @@
 //! The normative description of the bytes is `docs/protocol.md`; the tests of this
 //! crate read the hex examples and ring vectors from that file, so the two cannot drift.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod buffer;
 mod decode;
