@@ -1,0 +1,370 @@
+//! Compact item storage for one cache of one core: an LRU of items with per-item
+//! expiry, counting what every item really costs. O(1) get, insert, remove and evict.
+//! Not thread-safe by design: each core owns its own.
+//!
+//! # Where an item's bytes go
+//!
+//! An item of a 12-byte key and a 100-byte value costs 140 bytes charged, 128 of
+//! them in one arena chunk:
+//!
+//! | what | bytes |
+//! |---|---:|
+//! | header: two 32-bit recency links, 40-bit expiry, 24 bits of lengths ([`item`]) | 16 |
+//! | key and value, in the same chunk | 112 |
+//! | rounding up to the size class ([`class`]) | 0 (up to 1/9 of a chunk for other sizes) |
+//! | hash index: a 4-byte handle and a control byte per bucket, 7/16 to 7/8 full ([`index`]) | 5.7 to 11.4, charged 12 |
+//!
+//! No per-item heap allocation, no per-item `malloc` header: chunks of one size
+//! class are packed in 32-64 KiB pages ([`arena`]), and a class stays dense
+//! (removing an item moves its class's last chunk into the hole), so memory freed in
+//! one class serves every other.
+//!
+//! # How values leave
+//!
+//! [`Store::get`] returns a [`ByteView`]. An item whose header, key and value fit in
+//! a 2 KiB chunk is *copied* out into a fresh single-allocation `ByteView`: the
+//! connection copies values of up to 2 KiB into its output buffer anyway, a 100-byte
+//! copy plus one `malloc`/`free` pair costs about what today's `Arc` increment and
+//! decrement on a cold cache line cost (see docs/benchmarks.md, "Item store"), and
+//! in exchange the item needs no reference count, no separate allocation and no
+//! pointer. Larger items keep their key in a `Box` and their value as the
+//! reference-counted `ByteView` they arrived as ([`class::External`]), so a hit is
+//! an `Arc` clone and the connection writes the bytes straight from it.
+
+pub mod arena;
+pub mod class;
+pub mod expiry;
+pub mod index;
+pub mod item;
+pub mod order;
+
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::value::ByteView;
+use arena::Arena;
+pub use class::charge;
+use class::{class_of, external_class, is_inline, External};
+use expiry::Clock;
+use index::Index;
+use item::{Layout, HEADER, NIL};
+use order::Order;
+
+/// A value found in the store, with its expiry.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// The value.
+    pub value: ByteView,
+    /// When it stops being served, if ever (rounded down to the millisecond).
+    pub expires: Option<Instant>,
+}
+
+/// An item taken out of a store by [`Store::take_where`].
+pub type Taken = (Box<[u8]>, ByteView, Option<Instant>);
+
+/// A least-recently-used store of items. It counts bytes but does not enforce a
+/// budget: its owner decides what to evict, because the main and hot caches share
+/// one budget.
+pub struct Store {
+    index: Index,
+    arena: Arena,
+    externals: Slab<External>,
+    order: Order,
+    clock: Clock,
+    bytes: usize,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+/// The key of item `h`.
+#[inline]
+fn key_of<'a>(arena: &'a Arena, externals: &'a Slab<External>, h: u32) -> &'a [u8] {
+    let c = arena.chunk(h);
+    match item::layout(c) {
+        Layout::Inline { key_len, .. } => &c[HEADER..HEADER + key_len],
+        Layout::External => &externals[item::external_index(c) as usize].key,
+    }
+}
+
+impl Store {
+    /// An empty store. It allocates nothing until the first insert.
+    pub fn new() -> Store {
+        Store::with_arena(Arena::new())
+    }
+
+    fn with_arena(arena: Arena) -> Store {
+        Store {
+            index: Index::default(),
+            arena,
+            externals: Slab::new(),
+            order: Order::default(),
+            clock: Clock::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes charged by all entries (see [`charge`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
+        let (arena, externals) = (&self.arena, &self.externals);
+        self.index
+            .find(hash, |h| key_of(arena, externals, h) == key)
+    }
+
+    /// The value under `key` if present and not expired at `now`; marks it most
+    /// recently used. An expired entry is removed and reported as absent.
+    #[inline]
+    pub fn get(&mut self, key: &[u8], now: Instant) -> Option<Hit> {
+        let hash = self.index.hash(key);
+        let h = self.find(hash, key)?;
+        let c = self.arena.chunk(h);
+        let code = item::expires(c);
+        if self.clock.expired(code, now) {
+            self.remove_handle(h, hash);
+            return None;
+        }
+        let value = match item::layout(c) {
+            Layout::Inline { key_len, value_len } => {
+                let at = HEADER + key_len;
+                ByteView::copy_from_slice(&c[at..at + value_len])
+            }
+            Layout::External => self.externals[item::external_index(c) as usize]
+                .value
+                .clone(),
+        };
+        self.order.move_to_front(&mut self.arena, h);
+        Some(Hit {
+            value,
+            expires: self.clock.decode(code),
+        })
+    }
+
+    /// Whether `key` is present (expired or not), without touching recency.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.find(self.index.hash(key), key).is_some()
+    }
+
+    /// The charge of item `h`.
+    fn charge_of(&self, h: u32) -> usize {
+        let c = self.arena.chunk(h);
+        match item::layout(c) {
+            Layout::Inline { key_len, value_len } => charge(key_len, value_len),
+            Layout::External => {
+                let e = &self.externals[item::external_index(c) as usize];
+                charge(e.key.len(), e.value.len())
+            }
+        }
+    }
+
+    /// Inserts or replaces `key` as most recently used. A value that fits a chunk
+    /// with its key is copied in (and `value` dropped); a larger one is kept as is.
+    ///
+    /// If the item's size class already holds 2^26 items (only possible past 2 GiB
+    /// of items of one size in one store), the key is left absent: a cache may
+    /// always miss.
+    pub fn insert(&mut self, key: &[u8], value: ByteView, expires: Option<Instant>) {
+        let hash = self.index.hash(key);
+        let code = self.clock.encode(expires);
+        let inline = is_inline(key.len(), value.len());
+        let class = if inline {
+            class_of(HEADER + key.len() + value.len())
+        } else {
+            external_class()
+        };
+        if let Some(h) = self.find(hash, key) {
+            let same_class = item::class_of_handle(h) == class;
+            let layout = item::layout(self.arena.chunk(h));
+            match layout {
+                Layout::Inline { .. } if inline && same_class => {
+                    self.bytes -= self.charge_of(h);
+                    let c = self.arena.chunk_mut(h);
+                    write_inline(c, key, &value, code);
+                }
+                Layout::External if !inline => {
+                    self.bytes -= self.charge_of(h);
+                    let c = self.arena.chunk_mut(h);
+                    item::set_expires(c, code);
+                    let i = item::external_index(c) as usize;
+                    self.externals[i].value = value;
+                }
+                _ => {
+                    self.remove_handle(h, hash);
+                    return self.insert_new(hash, class, key, value, code);
+                }
+            }
+            self.bytes += charge(key.len(), self.value_len_of(h));
+            self.order.move_to_front(&mut self.arena, h);
+            return;
+        }
+        self.insert_new(hash, class, key, value, code);
+    }
+
+    fn value_len_of(&self, h: u32) -> usize {
+        let c = self.arena.chunk(h);
+        match item::layout(c) {
+            Layout::Inline { value_len, .. } => value_len,
+            Layout::External => self.externals[item::external_index(c) as usize].value.len(),
+        }
+    }
+
+    fn insert_new(&mut self, hash: u64, class: usize, key: &[u8], value: ByteView, code: u64) {
+        let Some(h) = self.arena.alloc(class) else {
+            return;
+        };
+        self.bytes += charge(key.len(), value.len());
+        let c = self.arena.chunk_mut(h);
+        if is_inline(key.len(), value.len()) {
+            write_inline(c, key, &value, code);
+        } else {
+            let i = self.externals.insert(External {
+                key: key.into(),
+                value,
+            });
+            item::set_expires(c, code);
+            item::set_layout(c, Layout::External);
+            item::set_external_index(c, i as u32);
+        }
+        self.order.push_front(&mut self.arena, h);
+        let (arena, externals) = (&self.arena, &self.externals);
+        self.index.insert(hash, h, |x| key_of(arena, externals, x));
+    }
+
+    /// Removes `key`; returns whether it was present.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        let hash = self.index.hash(key);
+        match self.find(hash, key) {
+            Some(h) => {
+                self.remove_handle(h, hash);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the least recently used entry; returns its charge.
+    pub fn pop_oldest(&mut self) -> Option<usize> {
+        let h = self.order.tail();
+        if h == NIL {
+            return None;
+        }
+        let c = self.charge_of(h);
+        let hash = self.index.hash(key_of(&self.arena, &self.externals, h));
+        self.remove_handle(h, hash);
+        Some(c)
+    }
+
+    /// Removes every entry whose key matches `pred` and hands them back (key, value,
+    /// expiry), oldest first, so re-inserting them elsewhere keeps their order.
+    pub fn take_where(&mut self, mut pred: impl FnMut(&[u8]) -> bool) -> Vec<Taken> {
+        let mut out = Vec::new();
+        let mut h = self.order.tail();
+        while h != NIL {
+            let mut prev = item::prev(self.arena.chunk(h));
+            let key = key_of(&self.arena, &self.externals, h);
+            if pred(key) {
+                let hash = self.index.hash(key);
+                let key: Box<[u8]> = key.into();
+                let c = self.arena.chunk(h);
+                let expires = self.clock.decode(item::expires(c));
+                let value = match item::layout(c) {
+                    Layout::Inline { key_len, value_len } => {
+                        let at = HEADER + key_len;
+                        ByteView::copy_from_slice(&c[at..at + value_len])
+                    }
+                    Layout::External => self.externals[item::external_index(c) as usize]
+                        .value
+                        .clone(),
+                };
+                out.push((key, value, expires));
+                // The newer neighbour may be the chunk that moves into `h`.
+                if self.remove_handle(h, hash) == Some(prev) {
+                    prev = h;
+                }
+            }
+            h = prev;
+        }
+        out
+    }
+
+    /// Keys from most to least recently used (for tests and debugging).
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.len());
+        let mut h = self.order.head();
+        while h != NIL {
+            out.push(key_of(&self.arena, &self.externals, h).to_vec());
+            h = item::next(self.arena.chunk(h));
+        }
+        out
+    }
+
+    /// Heap bytes the store holds: its pages, index table and external table exactly,
+    /// plus for out-of-line items an estimate of their key and value blocks (a value
+    /// may be `Vec`-backed, with one more small block). For tests and benchmarks.
+    pub fn heap_bytes(&self) -> usize {
+        let externals: usize = self
+            .externals
+            .iter()
+            .map(|(_, e)| class::heap_block(e.key.len()) + class::heap_block(16 + e.value.len()))
+            .sum();
+        self.arena.page_bytes()
+            + self.index.allocation_size()
+            + self.externals.capacity() * class::EXTERNAL_SLOT
+            + externals
+    }
+
+    /// Removes item `h` (stored under `hash`). Returns the handle of the item that
+    /// moved into `h`'s chunk, if one did.
+    fn remove_handle(&mut self, h: u32, hash: u64) -> Option<u32> {
+        self.bytes -= self.charge_of(h);
+        self.order.unlink(&mut self.arena, h);
+        self.index.remove(hash, h);
+        let c = self.arena.chunk(h);
+        if item::layout(c) == Layout::External {
+            self.externals.remove(item::external_index(c) as usize);
+        }
+        let from = self.arena.free(h)?;
+        // The class's last item now sits in `h`: repoint its neighbours and index.
+        self.order.relocated(&mut self.arena, from, h);
+        let moved_hash = self.index.hash(key_of(&self.arena, &self.externals, h));
+        self.index.repoint(moved_hash, from, h);
+        Some(from)
+    }
+}
+
+/// Writes an inline item's header fields (links excepted), key and value.
+#[inline]
+fn write_inline(c: &mut [u8], key: &[u8], value: &[u8], code: u64) {
+    item::set_expires(c, code);
+    item::set_layout(
+        c,
+        Layout::Inline {
+            key_len: key.len(),
+            value_len: value.len(),
+        },
+    );
+    c[HEADER..HEADER + key.len()].copy_from_slice(key);
+    let at = HEADER + key.len();
+    c[at..at + value.len()].copy_from_slice(value);
+}
+
+#[cfg(test)]
+mod tests;
