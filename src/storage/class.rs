@@ -2,8 +2,9 @@
 //!
 //! An item whose header, key and value fit in [`MAX_CHUNK`] bytes lives in one chunk
 //! of the smallest size class that holds it. Classes are 16 bytes apart up to 256
-//! bytes, then four per doubling up to 2 KiB: at most 15/272 (5.5%) of a chunk
-//! under 256 bytes and 1/9 above is rounding, and that rounding is charged.
+//! bytes, then four per doubling up to 2 KiB: rounding wastes at most 15 bytes of a
+//! chunk up to 256 bytes and at most 1/9 of a larger one (31 of 288, 127 of 1,152),
+//! and that rounding is charged.
 
 use crate::value::ByteView;
 
@@ -158,6 +159,14 @@ mod tests {
         assert_eq!(charge(12, 100), 128 + INDEX_CHARGE);
         assert_eq!(charge(2, 100), 128 + INDEX_CHARGE);
         assert_eq!(charge(1, 0), 32 + INDEX_CHARGE);
+    }
+
+    #[test]
+    fn the_out_of_line_example_of_operations_md_holds() {
+        // docs/operations.md: a 64 KiB value under a 20-byte key costs 65,716 bytes.
+        assert_eq!(EXTERNAL_SLOT, 40);
+        assert_eq!(charge(20, 65536), 32 + 12 + 40 + 32 + 48 + 65552);
+        assert_eq!(charge(20, 65536), 65_716);
     }
 
     #[test]
