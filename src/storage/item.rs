@@ -4,6 +4,7 @@
 //! bytes 0..4   prev    u32  handle of the next more recently used item (NIL at the head)
 //! bytes 4..8   next    u32  handle of the next less recently used item (NIL at the tail)
 //! bytes 8..13  expires u40  expiry::Clock code: 0 = never, else ms since the epoch + 1
+//!                            (inline items; an external entry holds its own expiry)
 //! bytes 13..16 lengths u24  bit 23: stored out of line; bits 0..11 key length;
 //!                            bits 11..22 value length (inline items only)
 //! then the key, then the value (inline), or a u32 index into the external table.

@@ -49,7 +49,7 @@ use slab::Slab;
 use crate::value::ByteView;
 use arena::Arena;
 pub use class::charge;
-use class::{class_of, external_class, is_inline, External};
+use class::{class_of, external_charge, external_class, is_inline, External};
 use expiry::Clock;
 use index::Index;
 use item::{Layout, HEADER, NIL};
@@ -141,25 +141,33 @@ impl Store {
         let hash = self.index.hash(key);
         let h = self.find(hash, key)?;
         let c = self.arena.chunk(h);
-        let code = item::expires(c);
-        if self.clock.expired(code, now) {
-            self.remove_handle(h, hash);
-            return None;
-        }
-        let value = match item::layout(c) {
+        let hit = match item::layout(c) {
             Layout::Inline { key_len, value_len } => {
+                let code = item::expires(c);
+                if self.clock.expired(code, now) {
+                    self.remove_handle(h, hash);
+                    return None;
+                }
                 let at = HEADER + key_len;
-                ByteView::copy_from_slice(&c[at..at + value_len])
+                Hit {
+                    value: ByteView::copy_from_slice(&c[at..at + value_len]),
+                    expires: self.clock.decode(code),
+                }
             }
-            Layout::External => self.externals[item::external_index(c) as usize]
-                .value
-                .clone(),
+            Layout::External => {
+                let e = &self.externals[item::external_index(c) as usize];
+                if e.expires.is_some_and(|t| t <= now) {
+                    self.remove_handle(h, hash);
+                    return None;
+                }
+                Hit {
+                    value: e.value.clone(),
+                    expires: e.expires,
+                }
+            }
         };
         self.order.move_to_front(&mut self.arena, h);
-        Some(Hit {
-            value,
-            expires: self.clock.decode(code),
-        })
+        Some(hit)
     }
 
     /// Whether `key` is present (expired or not), without touching recency.
@@ -174,78 +182,103 @@ impl Store {
             Layout::Inline { key_len, value_len } => charge(key_len, value_len),
             Layout::External => {
                 let e = &self.externals[item::external_index(c) as usize];
-                charge(e.key.len(), e.value.len())
+                external_charge(e.key.len(), e.value.len())
+            }
+        }
+    }
+
+    /// The value and expiry of item `h` (the value copied out if it is inline).
+    fn value_of(&self, h: u32) -> (ByteView, Option<Instant>) {
+        let c = self.arena.chunk(h);
+        match item::layout(c) {
+            Layout::Inline { key_len, value_len } => {
+                let at = HEADER + key_len;
+                (
+                    ByteView::copy_from_slice(&c[at..at + value_len]),
+                    self.clock.decode(item::expires(c)),
+                )
+            }
+            Layout::External => {
+                let e = &self.externals[item::external_index(c) as usize];
+                (e.value.clone(), e.expires)
             }
         }
     }
 
     /// Inserts or replaces `key` as most recently used. A value that fits a chunk
-    /// with its key is copied in (and `value` dropped); a larger one is kept as is.
+    /// with its key is copied in (and `value` dropped); a larger one, or one whose
+    /// expiry lies beyond the header's range, is kept out of line as it is.
     ///
     /// If the item's size class already holds 2^26 items (only possible past 2 GiB
     /// of items of one size in one store), the key is left absent: a cache may
     /// always miss.
     pub fn insert(&mut self, key: &[u8], value: ByteView, expires: Option<Instant>) {
         let hash = self.index.hash(key);
-        let code = self.clock.encode(expires);
-        let inline = is_inline(key.len(), value.len());
-        let class = if inline {
-            class_of(HEADER + key.len() + value.len())
-        } else {
-            external_class()
+        let code = self
+            .clock
+            .encode(expires)
+            .filter(|_| is_inline(key.len(), value.len()));
+        let class = match code {
+            Some(_) => class_of(HEADER + key.len() + value.len()),
+            None => external_class(),
         };
         if let Some(h) = self.find(hash, key) {
             let same_class = item::class_of_handle(h) == class;
-            let layout = item::layout(self.arena.chunk(h));
-            match layout {
-                Layout::Inline { .. } if inline && same_class => {
+            match (item::layout(self.arena.chunk(h)), code) {
+                (Layout::Inline { .. }, Some(code)) if same_class => {
                     self.bytes -= self.charge_of(h);
-                    let c = self.arena.chunk_mut(h);
-                    write_inline(c, key, &value, code);
+                    write_inline(self.arena.chunk_mut(h), key, &value, code);
                 }
-                Layout::External if !inline => {
+                (Layout::External, None) => {
                     self.bytes -= self.charge_of(h);
-                    let c = self.arena.chunk_mut(h);
-                    item::set_expires(c, code);
-                    let i = item::external_index(c) as usize;
-                    self.externals[i].value = value;
+                    let i = item::external_index(self.arena.chunk(h)) as usize;
+                    let e = &mut self.externals[i];
+                    e.value = value;
+                    e.expires = expires;
                 }
                 _ => {
                     self.remove_handle(h, hash);
-                    return self.insert_new(hash, class, key, value, code);
+                    return self.insert_new(hash, class, key, value, code, expires);
                 }
             }
-            self.bytes += charge(key.len(), self.value_len_of(h));
+            self.bytes += self.charge_of(h);
             self.order.move_to_front(&mut self.arena, h);
             return;
         }
-        self.insert_new(hash, class, key, value, code);
+        self.insert_new(hash, class, key, value, code, expires);
     }
 
-    fn value_len_of(&self, h: u32) -> usize {
-        let c = self.arena.chunk(h);
-        match item::layout(c) {
-            Layout::Inline { value_len, .. } => value_len,
-            Layout::External => self.externals[item::external_index(c) as usize].value.len(),
-        }
-    }
-
-    fn insert_new(&mut self, hash: u64, class: usize, key: &[u8], value: ByteView, code: u64) {
+    /// Adds an absent key: inline with expiry `code`, or out of line if `code` is
+    /// `None`.
+    fn insert_new(
+        &mut self,
+        hash: u64,
+        class: usize,
+        key: &[u8],
+        value: ByteView,
+        code: Option<u64>,
+        expires: Option<Instant>,
+    ) {
         let Some(h) = self.arena.alloc(class) else {
             return;
         };
-        self.bytes += charge(key.len(), value.len());
         let c = self.arena.chunk_mut(h);
-        if is_inline(key.len(), value.len()) {
-            write_inline(c, key, &value, code);
-        } else {
-            let i = self.externals.insert(External {
-                key: key.into(),
-                value,
-            });
-            item::set_expires(c, code);
-            item::set_layout(c, Layout::External);
-            item::set_external_index(c, i as u32);
+        match code {
+            Some(code) => {
+                self.bytes += charge(key.len(), value.len());
+                write_inline(c, key, &value, code);
+            }
+            None => {
+                self.bytes += external_charge(key.len(), value.len());
+                let i = self.externals.insert(External {
+                    key: key.into(),
+                    value,
+                    expires,
+                });
+                item::set_expires(c, 0);
+                item::set_layout(c, Layout::External);
+                item::set_external_index(c, i as u32);
+            }
         }
         self.order.push_front(&mut self.arena, h);
         let (arena, externals) = (&self.arena, &self.externals);
@@ -287,17 +320,7 @@ impl Store {
             if pred(key) {
                 let hash = self.index.hash(key);
                 let key: Box<[u8]> = key.into();
-                let c = self.arena.chunk(h);
-                let expires = self.clock.decode(item::expires(c));
-                let value = match item::layout(c) {
-                    Layout::Inline { key_len, value_len } => {
-                        let at = HEADER + key_len;
-                        ByteView::copy_from_slice(&c[at..at + value_len])
-                    }
-                    Layout::External => self.externals[item::external_index(c) as usize]
-                        .value
-                        .clone(),
-                };
+                let (value, expires) = self.value_of(h);
                 out.push((key, value, expires));
                 // The newer neighbour may be the chunk that moves into `h`.
                 if self.remove_handle(h, hash) == Some(prev) {

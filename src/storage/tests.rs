@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::class::{CLASS_SIZES, INDEX_CHARGE, MAX_CHUNK};
+use super::class::{external_charge, CLASS_SIZES, INDEX_CHARGE, MAX_CHUNK};
 use super::*;
+use class::is_inline;
 
 fn v(n: usize, fill: u8) -> ByteView {
     ByteView::from_vec(vec![fill; n])
@@ -63,6 +64,30 @@ fn expired_entries_are_never_served() {
         .get(b"forever", now + Duration::from_secs(1 << 30))
         .unwrap();
     assert_eq!(hit.expires, None);
+}
+
+#[test]
+fn an_expiry_beyond_40_bits_is_kept_exactly_out_of_line() {
+    // docs/protocol.md: TTLs are never clamped; 2^64 - 1 ms reads back as itself.
+    let now = Instant::now();
+    let mut l = Store::new();
+    let far = now + Duration::from_millis(u64::MAX);
+    l.insert(b"forever", v(1, 1), Some(far));
+    assert_eq!(l.bytes(), external_charge(7, 1));
+    let hit = l.get(b"forever", now + Duration::from_secs(3600)).unwrap();
+    assert_eq!(hit.expires, Some(far));
+    assert_eq!(hit.value, v(1, 1));
+    // Back to a near expiry: inline again, charged as such.
+    l.insert(b"forever", v(1, 2), Some(now + Duration::from_secs(1)));
+    assert_eq!(l.bytes(), charge(7, 1));
+    assert_eq!(l.externals.len(), 0);
+    assert_eq!(l.get(b"forever", now).unwrap().value, v(1, 2));
+    assert!(l.get(b"forever", now + Duration::from_secs(1)).is_none());
+    // Expired out-of-line items are never served either.
+    l.insert(b"big", v(5000, 3), Some(now + Duration::from_secs(1)));
+    assert!(l.get(b"big", now).is_some());
+    assert!(l.get(b"big", now + Duration::from_secs(1)).is_none());
+    assert_eq!(l.bytes(), 0);
 }
 
 #[test]
@@ -288,7 +313,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let len = prop_oneof![0usize..120, 120usize..2100, 2100usize..5000];
     prop_oneof![
-        4 => (0u8..24, len, proptest::option::of(1u64..50))
+        4 => (0u8..24, len, proptest::option::of(prop_oneof![9 => 1u64..50, 1 => Just(u64::MAX)]))
             .prop_map(|(key, len, ttl_ms)| Op::Insert { key, len, ttl_ms }),
         3 => (0u8..24).prop_map(|key| Op::Get { key }),
         1 => (0u8..24).prop_map(|key| Op::Remove { key }),
@@ -298,8 +323,8 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The model: entries most recent first, as (key, value, expiry).
-type Model = Vec<(Vec<u8>, Vec<u8>, Option<Instant>)>;
+/// The model: entries most recent first, as (key, value, expiry, charge).
+type Model = Vec<(Vec<u8>, Vec<u8>, Option<Instant>, usize)>;
 
 fn key_bytes(key: u8) -> Vec<u8> {
     // Keys of different lengths, some long enough to push items out of line.
@@ -318,7 +343,6 @@ proptest! {
         let mut now = start;
         let mut l = Store::new();
         let mut m: Model = Vec::new();
-        let round = |l: &Store, e: Option<Instant>| l.clock.decode(l.clock.encode(e));
         for op in ops {
             match op {
                 Op::Insert { key, len, ttl_ms } => {
@@ -326,8 +350,16 @@ proptest! {
                     let value = vec![key.wrapping_add(len as u8); len];
                     let expires = ttl_ms.map(|t| now + Duration::from_millis(t));
                     l.insert(&kb, ByteView::from_vec(value.clone()), expires);
+                    // Inline items keep their expiry rounded down to the ms; items
+                    // out of line (too big, or expiring too far ahead) keep it exact.
+                    let (expires, cost) = match l.clock.encode(expires) {
+                        Some(code) if is_inline(kb.len(), len) => {
+                            (l.clock.decode(code), charge(kb.len(), len))
+                        }
+                        _ => (expires, external_charge(kb.len(), len)),
+                    };
                     m.retain(|e| e.0 != kb);
-                    m.insert(0, (kb, value, round(&l, expires)));
+                    m.insert(0, (kb, value, expires, cost));
                 }
                 Op::Get { key } => {
                     let kb = key_bytes(key);
@@ -355,7 +387,7 @@ proptest! {
                     prop_assert_eq!(l.remove(&kb), was);
                 }
                 Op::PopOldest => {
-                    let expect = m.pop().map(|e| charge(e.0.len(), e.1.len()));
+                    let expect = m.pop().map(|e| e.3);
                     prop_assert_eq!(l.pop_oldest(), expect);
                 }
                 Op::TakeOdd => {
@@ -374,7 +406,7 @@ proptest! {
             let model_keys: Vec<Vec<u8>> = m.iter().map(|e| e.0.clone()).collect();
             prop_assert_eq!(l.keys(), model_keys);
             prop_assert_eq!(l.len(), m.len());
-            prop_assert_eq!(l.bytes(), m.iter().map(|e| charge(e.0.len(), e.1.len())).sum::<usize>());
+            prop_assert_eq!(l.bytes(), m.iter().map(|e| e.3).sum::<usize>());
             for e in &m {
                 prop_assert!(l.contains(&e.0));
             }
