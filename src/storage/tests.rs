@@ -124,19 +124,28 @@ fn replacing_a_value_with_one_of_another_size_moves_it_between_classes() {
 fn large_values_are_shared_not_copied() {
     let now = Instant::now();
     let mut l = Store::new();
+    // Up to 128 KiB an out-of-line value is copied once, when stored, then shared
+    // by every hit.
     let big = v(MAX_CHUNK, 7);
     l.insert(b"big", big.clone(), None);
     let a = l.get(b"big", now).unwrap().value;
-    // Same allocation as the value inserted.
-    assert_eq!(a.as_ptr(), big.as_ptr());
+    let b = l.get(b"big", now).unwrap().value;
+    assert_eq!(a, big);
+    assert_ne!(a.as_ptr(), big.as_ptr());
+    assert_eq!(a.as_ptr(), b.as_ptr());
+    // Larger ones are kept as they came.
+    let huge = v(REHOME_MAX + 1, 8);
+    l.insert(b"huge", huge.clone(), None);
+    let c = l.get(b"huge", now).unwrap().value;
+    assert_eq!(c.as_ptr(), huge.as_ptr());
     // The largest inline item fills a 2 KiB chunk exactly and is copied out.
     let key = b"k";
     let fit = MAX_CHUNK - HEADER - key.len();
-    let small = v(fit, 8);
+    let small = v(fit, 9);
     l.insert(key, small.clone(), None);
-    let b = l.get(key, now).unwrap().value;
-    assert_eq!(b, small);
-    assert_ne!(b.as_ptr(), small.as_ptr());
+    let d = l.get(key, now).unwrap().value;
+    assert_eq!(d, small);
+    assert_ne!(d.as_ptr(), small.as_ptr());
     assert_eq!(charge(1, fit), MAX_CHUNK + INDEX_CHARGE);
 }
 
@@ -244,7 +253,7 @@ fn slots_are_reused() {
     assert!(l.get(&99_999u32.to_be_bytes(), now).is_some());
     assert!(l.get(&0u32.to_be_bytes(), now).is_none());
     // One page of the class in use, nothing else.
-    assert_eq!(l.arena.page_bytes(), 512 * 128);
+    assert_eq!(l.arena.page_bytes(), arena::PAGE_BYTES);
 }
 
 #[test]
