@@ -8,10 +8,10 @@
 //!
 //! Every page is 64 KiB, whatever its class, and a page a class no longer needs goes
 //! to the arena's pool, from which any class takes its next page. Pages are thus not
-//! handed back to `malloc` and asked for again as classes grow and shrink: with
-//! values of mixed sizes that churn left holes in the heap that the 2-5 KiB blocks of
-//! out-of-line values filled, and RSS grew to 1.3 times the budget. The pool keeps
-//! at most 16 pages or 1/32 of the pages in use; beyond that a page is freed.
+//! handed back to `malloc` and asked for again each time a class's size crosses a
+//! page boundary, where a freed 64 KiB block could be split by smaller allocations
+//! and the next page need fresh memory. The pool keeps at most 16 pages or 1/32 of
+//! the pages in use; beyond that a page is freed.
 //!
 //! Finding chunk `i` of a class takes a division by its chunks per page, done as a
 //! multiplication (Lemire's fastdiv). Everything here is safe Rust: bounds-checked
