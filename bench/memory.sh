@@ -6,12 +6,16 @@
 #   per item beyond key + value = (RSS after - RSS empty) / N - 112
 #
 # Two cases per server: a cache big enough for every item (4 GiB), and a small one
-# (64 MiB, less than the items need) to see RSS against the budget when full.
+# (64 MiB, less than the items need) to see RSS against the budget when full. A
+# third for groupcached (MIXED=1): the small cache churned by values of 10 to 5,000
+# bytes (300,000 keys written, then 5 s of GET:SET 1:9), where per-item figures mean
+# little but RSS growth / cache size does.
 #
 # Usage: bench/memory.sh [items]            (default 1,000,000)
 # Env:   THREADS=2     server threads (memcached -t too)
 #        SMALL=64      the small cache, in MiB
 #        MEMCACHED=1   also measure memcached (installed by apt if missing); 0 skips it
+#        MIXED=1       also the mixed-size churn case; 0 skips it
 #        GC_BIN=...    the groupcached binary (default: a fresh release build)
 # Items kept: the server's own count afterwards (group.default.main.items, or
 # memcached's curr_items); with the small cache, fewer than were SET.
@@ -23,6 +27,7 @@ items=${1:-1000000}
 threads=${THREADS:-2}
 small=${SMALL:-64}
 with_mc=${MEMCACHED:-1}
+mixed=${MIXED:-1}
 port=17420
 
 if [ -z "${GC_BIN:-}" ]; then
@@ -57,8 +62,8 @@ measure() {
   wait_port; sleep 0.5
   local before after
   before=$(rss "$pid")
-  $gen --server 127.0.0.1:$port --protocol "$proto" --prefill --keys "$items" \
-    --value-size 100 --ratio 1:0 --requests 1 --connections 4 --threads 1 --quiet >/dev/null ||
+  $gen --server 127.0.0.1:$port --protocol "$proto" --prefill "${load[@]}" \
+    --connections 4 --threads 1 --quiet >/dev/null ||
     echo "$name, $mib MiB: some SETs failed (memcached answers SERVER_ERROR out of memory when a full small cache cannot free a chunk of the right slab class); measured anyway" >&2
   sleep 0.5
   after=$(rss "$pid")
@@ -86,6 +91,7 @@ echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); cpus: $(nproc); load: $(cut -d' ' -f
 echo
 echo "| server | cache size | items kept | RSS empty | RSS after | RSS growth per item kept | beyond key + value (112 B) | RSS growth / cache size |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+load=(--keys "$items" --value-size 100 --ratio 1:0 --requests 1)
 for mib in 4096 "$small"; do
   measure groupcached "$mib" groupcached \
     "$GC_BIN" --listen 127.0.0.1:$port --threads "$threads" --cache-size "${mib}MiB" --origin none
@@ -94,3 +100,8 @@ for mib in 4096 "$small"; do
       memcached -u nobody -U 0 -t "$threads" -m "$mib" -p $port -l 127.0.0.1
   fi
 done
+if [ "$mixed" = 1 ]; then
+  load=(--keys 300000 --value-size 10-5000 --ratio 1:9 --duration 5s)
+  measure "groupcached, values of 10-5000 B churned" "$small" groupcached \
+    "$GC_BIN" --listen 127.0.0.1:$port --threads "$threads" --cache-size "${small}MiB" --origin none
+fi

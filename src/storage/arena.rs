@@ -13,12 +13,13 @@
 //! and the next page need fresh memory. The pool keeps at most 16 pages or 1/32 of
 //! the pages in use; beyond that a page is freed.
 //!
-//! Finding chunk `i` of a class takes a division by its chunks per page, done as a
-//! multiplication (Lemire's fastdiv). Everything here is safe Rust: bounds-checked
-//! slices of boxed pages.
+//! A chunk's index holds its page and its slot in separate bits, so finding it is a
+//! shift and a mask. A class's chunk indexes have 26 bits, so it can hold 2^15 to
+//! 2^21 pages: at least 2 GiB of chunks per class per store (see `max_pages`).
+//! Everything here is safe Rust: bounds-checked slices of boxed pages.
 
 use super::class::{CLASS_COUNT, CLASS_SIZES};
-use super::item::{class_of_handle, handle, index_of_handle, MAX_PER_CLASS};
+use super::item::{class_of_handle, handle, index_of_handle, INDEX_BITS, MAX_PER_CLASS};
 
 /// Bytes of every page.
 pub const PAGE_BYTES: usize = 64 * 1024;
@@ -37,7 +38,11 @@ fn fastdiv(n: u32, magic: u64) -> u32 {
 struct Class {
     chunk: usize,
     per_page: u32,
-    /// `u64::MAX / per_page + 1`, for [`fastdiv`].
+    /// Bits of a chunk's index that number it within its page: the index of the
+    /// chunk in slot `s` of page `p` is `p << slot_bits | s`, so finding it is a
+    /// shift and a mask.
+    slot_bits: u32,
+    /// `u64::MAX / per_page + 1`, for [`fastdiv`] (allocation and freeing only).
     magic: u64,
     pages: Vec<Box<[u8]>>,
     len: u32,
@@ -49,17 +54,29 @@ impl Class {
         Class {
             chunk,
             per_page,
+            slot_bits: u32::BITS - (per_page - 1).leading_zeros(),
             magic: u64::MAX / u64::from(per_page) + 1,
             pages: Vec::new(),
             len: 0,
         }
     }
 
+    /// The index of the `k`-th live chunk (they fill pages in order).
+    #[inline]
+    fn index_of(&self, k: u32) -> u32 {
+        let p = fastdiv(k, self.magic);
+        (p << self.slot_bits) | (k - p * self.per_page)
+    }
+
+    /// Most pages a class can have: page numbers fill the index bits left over.
+    fn max_pages(&self) -> usize {
+        1 << (INDEX_BITS - self.slot_bits)
+    }
+
     #[inline]
     fn locate(&self, i: u32) -> (usize, usize) {
-        let p = fastdiv(i, self.magic);
-        let within = i - p * self.per_page;
-        (p as usize, within as usize * self.chunk)
+        let slot = i & ((1 << self.slot_bits) - 1);
+        ((i >> self.slot_bits) as usize, slot as usize * self.chunk)
     }
 
     #[inline]
@@ -134,8 +151,10 @@ impl Arena {
         if c.len >= self.limit {
             return None;
         }
-        let i = c.len;
-        if i as usize == c.pages.len() * c.per_page as usize {
+        if c.len as usize == c.pages.len() * c.per_page as usize {
+            if c.pages.len() == c.max_pages() {
+                return None;
+            }
             let page = self
                 .pool
                 .pop()
@@ -143,6 +162,7 @@ impl Arena {
             c.pages.push(page);
             self.pages_in_use += 1;
         }
+        let i = c.index_of(c.len);
         c.len += 1;
         Some(handle(class, i))
     }
@@ -153,9 +173,8 @@ impl Arena {
         let class = class_of_handle(h);
         let c = &mut self.classes[class];
         let i = index_of_handle(h);
-        debug_assert!(i < c.len);
-        let last = c.len - 1;
-        c.len = last;
+        let last = c.index_of(c.len - 1);
+        c.len -= 1;
         let moved = if i != last {
             let (pi, oi) = c.locate(i);
             let (pl, ol) = c.locate(last);
@@ -314,6 +333,10 @@ mod tests {
             assert!(PAGE_BYTES - used < c.chunk, "class {s}");
             // At most 1.6% of a page is lost at its end.
             assert!((PAGE_BYTES - used) * 1000 <= PAGE_BYTES * 16, "class {s}");
+            // Indexes fit their 26 bits, and a class can hold at least 2 GiB.
+            let last = ((c.max_pages() as u32 - 1) << c.slot_bits) | (c.per_page - 1);
+            assert!(last < MAX_PER_CLASS, "class {s}");
+            assert!(c.max_pages() * PAGE_BYTES >= 2 << 30, "class {s}");
         }
     }
 }

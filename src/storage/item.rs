@@ -22,8 +22,8 @@ pub const NIL: u32 = u32::MAX;
 /// Bits of a handle that number a chunk within its class; the rest name the class.
 pub const INDEX_BITS: u32 = 26;
 
-/// Most chunks one class can hold (2^26): 2 GiB of the smallest, 128 GiB of the
-/// largest chunks per cache per core.
+/// Bound on the chunks one class can hold (2^26; see [`super::arena`] for the
+/// exact, slightly lower, figure of each class).
 pub const MAX_PER_CLASS: u32 = 1 << INDEX_BITS;
 
 const EXTERNAL_FLAG: u32 = 1 << 23;
