@@ -28,8 +28,9 @@
 //! or moved while a connection held it; and the copy (one thread-cached `malloc`, a
 //! 100-byte `memcpy`, a `free` once the connection has copied it on) costs less
 //! than the cache misses the old layout paid for an `Arc` clone: a hit measured
-//! 0.65x the old store's time, 0.55x with the copy into the output buffer counted
-//! (docs/benchmarks.md, "Item store: hit, insert and evict"). The price is one
+//! 0.66x the old store's time, 0.65x with the copy into the output buffer counted
+//! (medians of per-run ratios, docs/benchmarks.md, "Item store: hit, insert and
+//! evict"). The price is one
 //! allocation per small hit, where the old store allocated two per SET. Larger
 //! items keep their key in a `Box` and their value as the reference-counted
 //! `ByteView` they arrived as ([`class::External`]), so a hit is an `Arc` clone and
