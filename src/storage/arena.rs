@@ -4,13 +4,14 @@
 //! last chunk into `i` (the caller repoints the moved item's index entry and
 //! neighbours). So the arena never holds free chunks, memory freed by one class is
 //! reusable by any other (no slab calcification as in memcached), and a class's
-//! memory is its live chunks plus at most one partly filled page.
+//! memory is its live chunks plus at most one partly filled page. (The few bytes at
+//! a page's end that no chunk fits are charged to the chunks: `CHUNK_CHARGE`.)
 //!
 //! Every page is 64 KiB, whatever its class, and a page a class no longer needs goes
 //! to the arena's pool, from which any class takes its next page. Pages are thus not
 //! handed back to `malloc` and asked for again each time a class's size crosses a
 //! page boundary, where a freed 64 KiB block could be split by smaller allocations
-//! and the next page need fresh memory. The pool keeps at most 16 pages or 1/32 of
+//! and the next page need fresh memory. The pool keeps at most 4 pages or 1/32 of
 //! the pages in use; beyond that a page is freed.
 //!
 //! A chunk's index holds its page and its slot in separate bits, so finding it is a
@@ -21,11 +22,10 @@
 use super::class::{CLASS_COUNT, CLASS_SIZES};
 use super::item::{class_of_handle, handle, index_of_handle, INDEX_BITS, MAX_PER_CLASS};
 
-/// Bytes of every page.
-pub const PAGE_BYTES: usize = 64 * 1024;
+pub use super::class::PAGE_BYTES;
 
-/// Pages the pool keeps at least (1 MiB).
-const POOL_MIN: usize = 16;
+/// Pages the pool keeps at least (256 KiB).
+const POOL_MIN: usize = 4;
 
 /// `n / d` for any u32 `n`, with `magic = u64::MAX / d + 1` (Lemire, Kaser and Kurz,
 /// "Faster remainder by direct computation", 2019: exact for 32-bit operands).
@@ -193,9 +193,8 @@ impl Arena {
         if c.pages.len() > c.pages_needed() {
             let page = c.pages.pop().expect("a page beyond those needed");
             self.pages_in_use -= 1;
-            if self.pool.len() < POOL_MIN.max(self.pages_in_use / 32) {
-                self.pool.push(page);
-            }
+            self.pool.push(page);
+            self.pool.truncate(POOL_MIN.max(self.pages_in_use / 32));
         }
         moved
     }
@@ -305,7 +304,7 @@ mod tests {
     #[test]
     fn the_pool_is_bounded() {
         let mut a = Arena::new();
-        let n = 40 * (PAGE_BYTES / 2048) as u32;
+        let n = 200 * (PAGE_BYTES / 2048) as u32;
         let hs: Vec<u32> = (0..n).map(|_| a.alloc(38).unwrap()).collect();
         for &h in hs.iter().rev() {
             a.free(h);

@@ -41,6 +41,25 @@ const fn class_sizes() -> [u32; CLASS_COUNT] {
     out
 }
 
+/// Bytes of every arena page.
+pub const PAGE_BYTES: usize = 64 * 1024;
+
+/// What a chunk of each class costs: its share of a page, counting the bytes at the
+/// page's end that no chunk of the class fits, rounded up to a byte: at most 2.1%
+/// more (49 bytes for a 48-byte chunk, 1,171 for a 1,152-byte one).
+pub const CHUNK_CHARGE: [u32; CLASS_COUNT] = chunk_charges();
+
+const fn chunk_charges() -> [u32; CLASS_COUNT] {
+    let mut out = [0u32; CLASS_COUNT];
+    let mut i = 0;
+    while i < CLASS_COUNT {
+        let per_page = PAGE_BYTES as u32 / CLASS_SIZES[i];
+        out[i] = (PAGE_BYTES as u32).div_ceil(per_page);
+        i += 1;
+    }
+    out
+}
+
 /// `CLASS_OF[ceil(size / 16)]` is the class of an item of `size` bytes.
 const CLASS_OF: [u8; MAX_CHUNK / 16 + 1] = class_table();
 
@@ -108,14 +127,15 @@ pub fn is_inline(key_len: usize, value_len: usize) -> bool {
     HEADER + key_len + value_len <= MAX_CHUNK
 }
 
-/// What an entry costs against a budget: its chunk and its share of the index; for
+/// What an entry costs against a budget: its chunk (with its share of the page's
+/// unusable end, [`CHUNK_CHARGE`]) and its share of the index; for
 /// an item stored out of line (too big for a chunk) see [`external_charge`].
 ///
 /// The one exception: an item small enough for a chunk whose expiry lies more than
 /// about 26 years ahead is kept out of line too, and costs [`external_charge`].
 pub fn charge(key_len: usize, value_len: usize) -> usize {
     if is_inline(key_len, value_len) {
-        CLASS_SIZES[class_of(HEADER + key_len + value_len)] as usize + INDEX_CHARGE
+        CHUNK_CHARGE[class_of(HEADER + key_len + value_len)] as usize + INDEX_CHARGE
     } else {
         external_charge(key_len, value_len)
     }
@@ -125,7 +145,7 @@ pub fn charge(key_len: usize, value_len: usize) -> usize {
 /// external slot, the key's block and the value's blocks (`Arc` + `Vec` header, then
 /// the bytes).
 pub fn external_charge(key_len: usize, value_len: usize) -> usize {
-    CLASS_SIZES[external_class()] as usize
+    CHUNK_CHARGE[external_class()] as usize
         + INDEX_CHARGE
         + EXTERNAL_SLOT
         + heap_block(key_len)
@@ -166,6 +186,21 @@ mod tests {
         }
         assert_eq!(CLASS_SIZES[CLASS_COUNT - 1] as usize, MAX_CHUNK);
         assert!(CLASS_SIZES.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn a_chunk_costs_its_size_and_at_most_2_percent_more() {
+        for (c, &size) in CLASS_SIZES.iter().enumerate() {
+            let per_page = PAGE_BYTES / size as usize;
+            let charged = CHUNK_CHARGE[c] as usize;
+            assert!(charged >= size as usize && charged * per_page >= PAGE_BYTES);
+            assert!(
+                (charged - size as usize) * 1000 <= size as usize * 21,
+                "{size}"
+            );
+        }
+        assert_eq!(CHUNK_CHARGE[class_of(128)], 128);
+        assert_eq!(CHUNK_CHARGE[class_of(48)], 49);
     }
 
     #[test]
