@@ -7,6 +7,8 @@
 #                            on CPU 1; 2: both on CPUs 0-1, the generator with 2 threads)
 #        PIPELINES="1 16"  DISTS="uniform zipf:0.99"  RATIOS="1:0 9:1"
 #        COLD=1              also the cold-cache run (synthetic origin, 5 ms loads)
+#        MEMORY=1            also the memory row: bench/memory.sh (RSS per item of
+#                            1,000,000 12+100-byte items, and RSS of a full 64 MiB cache)
 #        OUT=DIR             where the JSON summaries go (default target/compare/<time>)
 #
 # The load: 100,000 keys of 100-byte values written first, 50 connections, closed
@@ -22,6 +24,7 @@ pipelines=${PIPELINES:-1 16}
 dists=${DISTS:-uniform zipf:0.99}
 ratios=${RATIOS:-1:0 9:1}
 cold=${COLD:-1}
+memory=${MEMORY:-1}
 out=${OUT:-target/compare/$(date +%Y%m%d-%H%M%S)}
 keys=100000
 gc_port=17410 mc_port=17411
@@ -109,6 +112,11 @@ if [ "$cold" = 1 ]; then
   cleanup; pids=()
 fi
 
+if [ "$memory" = 1 ]; then
+  # Memory per item, both servers (ports 17420); its own table, after this one's.
+  GC_BIN=$gc_bin THREADS=2 bench/memory.sh 1000000 > "$out/memory.md"
+fi
+
 echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
 python3 - "$out" <<'EOF'
 import glob, json, os, re, statistics as st, sys
@@ -137,4 +145,5 @@ busy = [b for r in runs.values() for x in r.values() for d in x.values() for b i
 if hits:
     print(f"\nfound ratio (GETs answered with a value; every key is prefilled): min {min(hits):.4f}; generator thread busy: median {st.median(busy):.0%}, max {max(busy):.0%}")
 EOF
+if [ -f "$out/memory.md" ]; then echo; cat "$out/memory.md"; fi
 echo "JSON summaries: $out"

@@ -38,6 +38,7 @@ mod server;
 pub mod shard;
 mod shared;
 pub mod stats;
+pub mod storage;
 pub mod topology;
 pub mod units;
 pub mod value;

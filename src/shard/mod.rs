@@ -370,11 +370,9 @@ impl<W: Clone> Shard<W> {
                 format!(
                     "value of {} bytes is over this server's item limit of {} bytes",
                     value.len(),
-                    gs.spec.max_item.min(
-                        gs.spec
-                            .budget
-                            .saturating_sub(key.len() + lru::ENTRY_OVERHEAD)
-                    )
+                    gs.spec
+                        .max_item
+                        .min(lru::largest_value(key.len(), gs.spec.budget))
                 ),
             );
         }

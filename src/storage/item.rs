@@ -1,0 +1,194 @@
+//! The 16-byte item header at the start of every chunk, and handles naming chunks.
+//!
+//! ```text
+//! bytes 0..4   prev    u32  handle of the next more recently used item (NIL at the head)
+//! bytes 4..8   next    u32  handle of the next less recently used item (NIL at the tail)
+//! bytes 8..13  expires u40  expiry::Clock code: 0 = never, else ms since the epoch + 1
+//!                            (inline items; an external entry holds its own expiry)
+//! bytes 13..16 lengths u24  bit 23: stored out of line; bits 0..11 key length;
+//!                            bits 11..22 value length (inline items only)
+//! then the key, then the value (inline), or a u32 index into the external table.
+//! ```
+//!
+//! Little-endian throughout. Lengths of 11 bits suffice because an inline item's
+//! header, key and value fit in a 2,048-byte chunk.
+
+/// Bytes of the header.
+pub const HEADER: usize = 16;
+
+/// "No item": the end of the recency list.
+pub const NIL: u32 = u32::MAX;
+
+/// Bits of a handle that number a chunk within its class; the rest name the class.
+pub const INDEX_BITS: u32 = 26;
+
+/// Bound on the chunks one class can hold (2^26; see [`super::arena`] for the
+/// exact, slightly lower, figure of each class).
+pub const MAX_PER_CLASS: u32 = 1 << INDEX_BITS;
+
+const EXTERNAL_FLAG: u32 = 1 << 23;
+const LEN_MASK: u32 = (1 << 11) - 1;
+
+/// A 32-bit handle: size class and chunk number.
+#[inline]
+pub fn handle(class: usize, index: u32) -> u32 {
+    ((class as u32) << INDEX_BITS) | index
+}
+
+/// The class of a handle.
+#[inline]
+pub fn class_of_handle(h: u32) -> usize {
+    (h >> INDEX_BITS) as usize
+}
+
+/// The chunk number of a handle within its class.
+#[inline]
+pub fn index_of_handle(h: u32) -> u32 {
+    h & (MAX_PER_CLASS - 1)
+}
+
+#[inline]
+fn u32_at(c: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([c[at], c[at + 1], c[at + 2], c[at + 3]])
+}
+
+#[inline]
+fn put_u32(c: &mut [u8], at: usize, v: u32) {
+    c[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The newer neighbour.
+#[inline]
+pub fn prev(c: &[u8]) -> u32 {
+    u32_at(c, 0)
+}
+
+/// The older neighbour.
+#[inline]
+pub fn next(c: &[u8]) -> u32 {
+    u32_at(c, 4)
+}
+
+/// Sets the newer neighbour.
+#[inline]
+pub fn set_prev(c: &mut [u8], h: u32) {
+    put_u32(c, 0, h)
+}
+
+/// Sets the older neighbour.
+#[inline]
+pub fn set_next(c: &mut [u8], h: u32) {
+    put_u32(c, 4, h)
+}
+
+/// The expiry code (see [`super::expiry::Clock`]).
+#[inline]
+pub fn expires(c: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..5].copy_from_slice(&c[8..13]);
+    u64::from_le_bytes(b)
+}
+
+/// Sets the expiry code; it must fit in 40 bits.
+#[inline]
+pub fn set_expires(c: &mut [u8], code: u64) {
+    debug_assert!(code < 1 << 40);
+    c[8..13].copy_from_slice(&code.to_le_bytes()[..5]);
+}
+
+/// How an item's key and value are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Key and value follow the header.
+    Inline {
+        /// Key bytes.
+        key_len: usize,
+        /// Value bytes.
+        value_len: usize,
+    },
+    /// A u32 index into the external table follows the header.
+    External,
+}
+
+/// The item's layout.
+#[inline]
+pub fn layout(c: &[u8]) -> Layout {
+    let w = u32::from_le_bytes([c[13], c[14], c[15], 0]);
+    if w & EXTERNAL_FLAG != 0 {
+        Layout::External
+    } else {
+        Layout::Inline {
+            key_len: (w & LEN_MASK) as usize,
+            value_len: ((w >> 11) & LEN_MASK) as usize,
+        }
+    }
+}
+
+/// Records the layout.
+#[inline]
+pub fn set_layout(c: &mut [u8], l: Layout) {
+    let w = match l {
+        Layout::Inline { key_len, value_len } => {
+            debug_assert!(key_len as u32 <= LEN_MASK && value_len as u32 <= LEN_MASK);
+            key_len as u32 | (value_len as u32) << 11
+        }
+        Layout::External => EXTERNAL_FLAG,
+    };
+    c[13..16].copy_from_slice(&w.to_le_bytes()[..3]);
+}
+
+/// The external-table index of an out-of-line item.
+#[inline]
+pub fn external_index(c: &[u8]) -> u32 {
+    u32_at(c, HEADER)
+}
+
+/// Sets the external-table index.
+#[inline]
+pub fn set_external_index(c: &mut [u8], i: u32) {
+    put_u32(c, HEADER, i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_fields_do_not_overlap() {
+        let mut c = [0u8; 64];
+        set_prev(&mut c, 0xdead_beef);
+        set_next(&mut c, NIL);
+        set_expires(&mut c, (1 << 40) - 1);
+        set_layout(
+            &mut c,
+            Layout::Inline {
+                key_len: 2031,
+                value_len: 1,
+            },
+        );
+        assert_eq!(prev(&c), 0xdead_beef);
+        assert_eq!(next(&c), NIL);
+        assert_eq!(expires(&c), (1 << 40) - 1);
+        assert_eq!(
+            layout(&c),
+            Layout::Inline {
+                key_len: 2031,
+                value_len: 1
+            }
+        );
+        assert!(c[HEADER..].iter().all(|&b| b == 0));
+        set_layout(&mut c, Layout::External);
+        set_external_index(&mut c, 7);
+        assert_eq!(layout(&c), Layout::External);
+        assert_eq!(external_index(&c), 7);
+        assert_eq!(expires(&c), (1 << 40) - 1);
+    }
+
+    #[test]
+    fn handles_round_trip() {
+        let h = handle(38, MAX_PER_CLASS - 1);
+        assert_ne!(h, NIL);
+        assert_eq!(class_of_handle(h), 38);
+        assert_eq!(index_of_handle(h), MAX_PER_CLASS - 1);
+    }
+}

@@ -1,0 +1,421 @@
+//! Compact item storage for one cache of one core: an LRU of items with per-item
+//! expiry, counting what every item really costs. O(1) get, insert, remove and evict.
+//! Not thread-safe by design: each core owns its own.
+//!
+//! # Where an item's bytes go
+//!
+//! An item of a 12-byte key and a 100-byte value costs 140 bytes charged, 128 of
+//! them in one arena chunk:
+//!
+//! | what | bytes |
+//! |---|---:|
+//! | header: two 32-bit recency links, 40-bit expiry, 24 bits of lengths ([`item`]) | 16 |
+//! | key and value, in the same chunk | 112 |
+//! | rounding up to the size class ([`class`]) | 0 here; for other sizes up to 15 bytes below 256, up to 1/9 of a larger chunk |
+//! | hash index: a 4-byte handle and a control byte per bucket, 7/16 to 7/8 full ([`index`]) | 5.7 to 11.4, charged 12 |
+//!
+//! No per-item heap allocation, no per-item `malloc` header: chunks of one size
+//! class are packed in 32-64 KiB pages ([`arena`]), and a class stays dense
+//! (removing an item moves its class's last chunk into the hole), so memory freed in
+//! one class serves every other.
+//!
+//! # How values leave
+//!
+//! [`Store::get`] returns a [`ByteView`]. An item whose header, key and value fit in
+//! a 2 KiB chunk is *copied* out into a fresh single-allocation `ByteView`. Why:
+//! the connection copies values of up to 2 KiB into its output buffer anyway; a
+//! chunk that could be shared would need a reference count and could not be reused
+//! or moved while a connection held it; and the copy (one thread-cached `malloc`, a
+//! 100-byte `memcpy`, a `free` once the connection has copied it on) costs less
+//! than the cache misses the old layout paid for an `Arc` clone: a hit measured
+//! 0.66x the old store's time, 0.65x with the copy into the output buffer counted
+//! (medians of per-run ratios, docs/benchmarks.md, "Item store: hit, insert and
+//! evict"). The price is one
+//! allocation per small hit, where the old store allocated two per SET. Larger
+//! items keep their key in a `Box` and their value as the reference-counted
+//! `ByteView` they arrived as ([`class::External`]), so a hit is an `Arc` clone and
+//! the connection writes the bytes straight from it with a vectored write.
+
+pub mod arena;
+pub mod class;
+pub mod expiry;
+pub mod index;
+pub mod item;
+pub mod order;
+
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::value::ByteView;
+use arena::Arena;
+pub use class::charge;
+use class::{class_of, external_charge, external_class, is_inline, External};
+use expiry::Clock;
+use index::Index;
+use item::{Layout, HEADER, NIL};
+use order::Order;
+
+/// A value found in the store, with its expiry.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// The value.
+    pub value: ByteView,
+    /// When it stops being served, if ever (rounded down to the millisecond).
+    pub expires: Option<Instant>,
+}
+
+/// An item taken out of a store by [`Store::take_where`].
+pub type Taken = (Box<[u8]>, ByteView, Option<Instant>);
+
+/// A least-recently-used store of items. It counts bytes but does not enforce a
+/// budget: its owner decides what to evict, because the main and hot caches share
+/// one budget.
+pub struct Store {
+    index: Index,
+    arena: Arena,
+    externals: Slab<External>,
+    order: Order,
+    clock: Clock,
+    bytes: usize,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+/// The key of item `h`.
+#[inline]
+fn key_of<'a>(arena: &'a Arena, externals: &'a Slab<External>, h: u32) -> &'a [u8] {
+    let c = arena.chunk(h);
+    match item::layout(c) {
+        Layout::Inline { key_len, .. } => &c[HEADER..HEADER + key_len],
+        Layout::External => &externals[item::external_index(c) as usize].key,
+    }
+}
+
+impl Store {
+    /// An empty store. It allocates nothing until the first insert.
+    pub fn new() -> Store {
+        Store::with_arena(Arena::new())
+    }
+
+    fn with_arena(arena: Arena) -> Store {
+        Store {
+            index: Index::default(),
+            arena,
+            externals: Slab::new(),
+            order: Order::default(),
+            clock: Clock::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes charged by all entries (see [`charge`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
+        let (arena, externals) = (&self.arena, &self.externals);
+        self.index
+            .find(hash, |h| key_of(arena, externals, h) == key)
+    }
+
+    /// The value under `key` if present and not expired at `now`; marks it most
+    /// recently used. An expired entry is removed and reported as absent.
+    #[inline]
+    pub fn get(&mut self, key: &[u8], now: Instant) -> Option<Hit> {
+        let hash = self.index.hash(key);
+        let h = self.find(hash, key)?;
+        let c = self.arena.chunk(h);
+        let hit = match item::layout(c) {
+            Layout::Inline { key_len, value_len } => {
+                let code = item::expires(c);
+                if self.clock.expired(code, now) {
+                    self.remove_handle(h, hash);
+                    return None;
+                }
+                let at = HEADER + key_len;
+                Hit {
+                    value: ByteView::copy_from_slice(&c[at..at + value_len]),
+                    expires: self.clock.decode(code),
+                }
+            }
+            Layout::External => {
+                let e = &self.externals[item::external_index(c) as usize];
+                if e.expires.is_some_and(|t| t <= now) {
+                    self.remove_handle(h, hash);
+                    return None;
+                }
+                Hit {
+                    value: e.value.clone(),
+                    expires: e.expires,
+                }
+            }
+        };
+        self.order.move_to_front(&mut self.arena, h);
+        Some(hit)
+    }
+
+    /// Whether `key` is present (expired or not), without touching recency.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.find(self.index.hash(key), key).is_some()
+    }
+
+    /// The charge of item `h`.
+    fn charge_of(&self, h: u32) -> usize {
+        let c = self.arena.chunk(h);
+        match item::layout(c) {
+            Layout::Inline { key_len, value_len } => charge(key_len, value_len),
+            Layout::External => {
+                let e = &self.externals[item::external_index(c) as usize];
+                external_charge(e.key.len(), e.value.len())
+            }
+        }
+    }
+
+    /// The value and expiry of item `h` (the value copied out if it is inline).
+    fn value_of(&self, h: u32) -> (ByteView, Option<Instant>) {
+        let c = self.arena.chunk(h);
+        match item::layout(c) {
+            Layout::Inline { key_len, value_len } => {
+                let at = HEADER + key_len;
+                (
+                    ByteView::copy_from_slice(&c[at..at + value_len]),
+                    self.clock.decode(item::expires(c)),
+                )
+            }
+            Layout::External => {
+                let e = &self.externals[item::external_index(c) as usize];
+                (e.value.clone(), e.expires)
+            }
+        }
+    }
+
+    /// Inserts or replaces `key` as most recently used. A value that fits a chunk
+    /// with its key is copied in (and `value` dropped); a larger one, or one whose
+    /// expiry lies beyond the header's range, is kept out of line as it is.
+    ///
+    /// If the item's size class already holds 2^26 items (only possible past 2 GiB
+    /// of items of one size in one store), the key is left absent: a cache may
+    /// always miss.
+    pub fn insert(&mut self, key: &[u8], value: ByteView, expires: Option<Instant>) {
+        let hash = self.index.hash(key);
+        let code = self
+            .clock
+            .encode(expires)
+            .filter(|_| is_inline(key.len(), value.len()));
+        let class = match code {
+            Some(_) => class_of(HEADER + key.len() + value.len()),
+            None => external_class(),
+        };
+        if let Some(h) = self.find(hash, key) {
+            let same_class = item::class_of_handle(h) == class;
+            match (item::layout(self.arena.chunk(h)), code) {
+                (Layout::Inline { .. }, Some(code)) if same_class => {
+                    self.bytes -= self.charge_of(h);
+                    write_inline(self.arena.chunk_mut(h), key, &value, code);
+                }
+                (Layout::External, None) => {
+                    self.bytes -= self.charge_of(h);
+                    let i = item::external_index(self.arena.chunk(h)) as usize;
+                    let e = &mut self.externals[i];
+                    e.value = rehome(value);
+                    e.expires = expires;
+                }
+                _ => {
+                    self.remove_handle(h, hash);
+                    return self.insert_new(hash, class, key, value, code, expires);
+                }
+            }
+            self.bytes += self.charge_of(h);
+            self.order.move_to_front(&mut self.arena, h);
+            return;
+        }
+        self.insert_new(hash, class, key, value, code, expires);
+    }
+
+    /// Adds an absent key: inline with expiry `code`, or out of line if `code` is
+    /// `None`.
+    fn insert_new(
+        &mut self,
+        hash: u64,
+        class: usize,
+        key: &[u8],
+        value: ByteView,
+        code: Option<u64>,
+        expires: Option<Instant>,
+    ) {
+        let Some(h) = self.arena.alloc(class) else {
+            return;
+        };
+        let c = self.arena.chunk_mut(h);
+        match code {
+            Some(code) => {
+                self.bytes += charge(key.len(), value.len());
+                write_inline(c, key, &value, code);
+            }
+            None => {
+                self.bytes += external_charge(key.len(), value.len());
+                let i = self.externals.insert(External {
+                    key: key.into(),
+                    value: rehome(value),
+                    expires,
+                });
+                item::set_expires(c, 0);
+                item::set_layout(c, Layout::External);
+                item::set_external_index(c, i as u32);
+            }
+        }
+        self.order.push_front(&mut self.arena, h);
+        let (arena, externals) = (&self.arena, &self.externals);
+        self.index.insert(hash, h, |x| key_of(arena, externals, x));
+    }
+
+    /// Removes `key`; returns whether it was present.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        let hash = self.index.hash(key);
+        match self.find(hash, key) {
+            Some(h) => {
+                self.remove_handle(h, hash);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the least recently used entry; returns its charge.
+    pub fn pop_oldest(&mut self) -> Option<usize> {
+        let h = self.order.tail();
+        if h == NIL {
+            return None;
+        }
+        let c = self.charge_of(h);
+        let hash = self.index.hash(key_of(&self.arena, &self.externals, h));
+        self.remove_handle(h, hash);
+        Some(c)
+    }
+
+    /// Removes every entry whose key matches `pred` and hands them back (key, value,
+    /// expiry), oldest first, so re-inserting them elsewhere keeps their order.
+    pub fn take_where(&mut self, mut pred: impl FnMut(&[u8]) -> bool) -> Vec<Taken> {
+        let mut out = Vec::new();
+        let mut h = self.order.tail();
+        while h != NIL {
+            let mut prev = item::prev(self.arena.chunk(h));
+            let key = key_of(&self.arena, &self.externals, h);
+            if pred(key) {
+                let hash = self.index.hash(key);
+                let key: Box<[u8]> = key.into();
+                let (value, expires) = self.value_of(h);
+                out.push((key, value, expires));
+                // The newer neighbour may be the chunk that moves into `h`.
+                if self.remove_handle(h, hash) == Some(prev) {
+                    prev = h;
+                }
+            }
+            h = prev;
+        }
+        out
+    }
+
+    /// Keys from most to least recently used (for tests and debugging).
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.len());
+        let mut h = self.order.head();
+        while h != NIL {
+            out.push(key_of(&self.arena, &self.externals, h).to_vec());
+            h = item::next(self.arena.chunk(h));
+        }
+        out
+    }
+
+    /// Heap bytes the store holds: its pages, index table and external table exactly,
+    /// plus for out-of-line items an estimate of their key and value blocks (a value
+    /// may be `Vec`-backed, with one more small block). For tests and benchmarks.
+    pub fn heap_bytes(&self) -> usize {
+        let externals: usize = self
+            .externals
+            .iter()
+            .map(|(_, e)| class::heap_block(e.key.len()) + class::heap_block(16 + e.value.len()))
+            .sum();
+        self.arena.page_bytes()
+            + self.index.allocation_size()
+            + self.externals.capacity() * class::EXTERNAL_SLOT
+            + externals
+    }
+
+    /// Removes item `h` (stored under `hash`). Returns the handle of the item that
+    /// moved into `h`'s chunk, if one did.
+    fn remove_handle(&mut self, h: u32, hash: u64) -> Option<u32> {
+        self.bytes -= self.charge_of(h);
+        self.order.unlink(&mut self.arena, h);
+        self.index.remove(hash, h);
+        let c = self.arena.chunk(h);
+        if item::layout(c) == Layout::External {
+            self.externals.remove(item::external_index(c) as usize);
+        }
+        let from = self.arena.free(h)?;
+        // The class's last item now sits in `h`: repoint its neighbours and index.
+        self.order.relocated(&mut self.arena, from, h);
+        let moved_hash = self.index.hash(key_of(&self.arena, &self.externals, h));
+        self.index.repoint(moved_hash, from, h);
+        Some(from)
+    }
+}
+
+/// Out-of-line values up to this size are copied when stored (see [`rehome`]).
+pub const REHOME_MAX: usize = 128 * 1024;
+
+/// The value an out-of-line item keeps: for values up to [`REHOME_MAX`], a copy made
+/// on the store's own thread; larger ones as they came.
+///
+/// Why copy: a SET's value is allocated on the core that read it and a loaded value
+/// on a loader thread, and glibc gives each thread its own heap arena. A value stored
+/// on another core is freed there, on eviction, into the arena it came from, which
+/// that core's next values do not draw from; with SETs of 2-5 KiB values churning a
+/// full 64 MiB cache of 2 cores, RSS grew to 1.28-1.38 times the budget this way
+/// (1.05 with `MALLOC_ARENA_MAX=1`). A copy made here is freed here and its memory
+/// serves the next one. Values over 128 KiB are `mmap`ed by glibc, freed straight
+/// back to the system, and not worth a copy. Hits still share the stored value
+/// without copying it.
+fn rehome(value: ByteView) -> ByteView {
+    if value.len() <= REHOME_MAX {
+        ByteView::copy_from_slice(&value)
+    } else {
+        value
+    }
+}
+
+/// Writes an inline item's header fields (links excepted), key and value.
+#[inline]
+fn write_inline(c: &mut [u8], key: &[u8], value: &[u8], code: u64) {
+    item::set_expires(c, code);
+    item::set_layout(
+        c,
+        Layout::Inline {
+            key_len: key.len(),
+            value_len: value.len(),
+        },
+    );
+    c[HEADER..HEADER + key.len()].copy_from_slice(key);
+    let at = HEADER + key.len();
+    c[at..at + value.len()].copy_from_slice(value);
+}
+
+#[cfg(test)]
+mod tests;
