@@ -337,6 +337,9 @@ struct Worker<'a> {
     total_outstanding: usize,
     /// Connections with unwritten requests queued by a shard-aware send.
     dirty: Vec<usize>,
+    /// Requests in flight per connection in the current loop (the run's or the
+    /// prefill's).
+    pipeline: usize,
     socks_per_conn: usize,
     rng: Rng,
     picker: KeyPicker,
@@ -413,6 +416,7 @@ impl<'a> Worker<'a> {
             route_next,
             total_outstanding: 0,
             dirty: Vec::new(),
+            pipeline: config.pipeline,
             socks_per_conn,
             rng: Rng::new(seed),
             picker: KeyPicker::new(&config.key_dist, config.keys, start),
@@ -501,6 +505,7 @@ impl<'a> Worker<'a> {
         pipeline: usize,
         report: Option<(usize, &Sender<Msg>)>,
     ) -> Result<(), EngineError> {
+        self.pipeline = pipeline;
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now() + TICK;
         let open_loop = matches!(mode, Mode::Run(run) if run.schedule.is_some());
@@ -550,6 +555,11 @@ impl<'a> Worker<'a> {
                     .map(|e| (e.token(), e.is_read_closed() || e.is_error())),
             );
             let now = Instant::now();
+            // Shard-aware, the refill waits until every ready socket was read: its
+            // requests go to their keys' cores' connections, and one refill for the
+            // whole turn writes each of those once, not once per socket read.
+            let refill_after = self.shard_aware() && !open_loop;
+            let mut refill = None;
             for &(token, hangup) in &ready {
                 let c = token.0 / self.socks_per_conn;
                 let s = token.0 % self.socks_per_conn;
@@ -559,10 +569,15 @@ impl<'a> Worker<'a> {
                 self.read_sock(c, s, mode, hangup);
                 // Latency counts from here: the refill is written right after.
                 let now = Instant::now();
-                if !open_loop {
+                if refill_after {
+                    refill.get_or_insert(c);
+                } else if !open_loop {
                     self.fill(c, mode, pipeline, now);
                 }
                 self.flush_conn(c, mode, now);
+            }
+            if let Some(c) = refill {
+                self.fill(c, mode, pipeline, Instant::now());
             }
             if open_loop {
                 self.dispatch_open_loop(mode, pipeline, now);
@@ -755,27 +770,48 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Shard-aware: the (connection, socket) of the key in `self.key`'s core on the
-    /// server that socket `s` of connection `c` would reach, taking turns among
-    /// that core's live sockets; `(c, s)` itself when no live socket serves the core
-    /// (the request then hops inside the server).
-    fn route(&mut self, c: usize, s: usize) -> (usize, usize) {
+    /// Shard-aware: the (connection, socket) for the key in `self.key` on the server
+    /// that socket `s` of connection `c` would reach: one serving the key's core.
+    /// Requests stick to one connection of a core while it has fewer than `pipeline`
+    /// in flight (`c` itself first, if it serves that core), so that a burst of sends
+    /// makes a few full writes rather than one small write per request; then the next
+    /// with room, or the least loaded. `(c, s)` itself when no live socket serves the
+    /// core (the request then hops inside the server).
+    fn route(&mut self, c: usize, s: usize, pipeline: usize) -> (usize, usize) {
         let addr_idx = self.conns[c].socks[s].addr_idx;
         let Some(Some(threads)) = self.shared.server_threads.get(addr_idx).copied() else {
             return (c, s);
         };
         let core = shard_of(&self.key, threads);
+        let own = &self.conns[c];
+        if own.socks[s].core == u16::try_from(core).ok()
+            && own.socks[s].stream.is_some()
+            && own.outstanding < pipeline
+        {
+            return (c, s);
+        }
         let candidates = &self.routes[addr_idx][core];
         let n = candidates.len();
+        let mut least: Option<(usize, usize)> = None;
         for step in 0..n {
             let at = (self.route_next[addr_idx][core] + step) % n;
             let (c2, s2) = candidates[at];
-            if self.conns[c2].socks[s2].stream.is_some() {
-                self.route_next[addr_idx][core] = (at + 1) % n;
+            if self.conns[c2].socks[s2].stream.is_none() {
+                continue;
+            }
+            let load = self.conns[c2].outstanding;
+            if load < pipeline {
+                self.route_next[addr_idx][core] = at;
                 return (c2, s2);
             }
+            if least.is_none_or(|(_, l)| load < l) {
+                least = Some((at, load));
+            }
         }
-        (c, s)
+        match least {
+            Some((at, _)) => candidates[at],
+            None => (c, s),
+        }
     }
 
     /// Encodes one request onto the socket that should get it. Returns false when that
@@ -800,7 +836,7 @@ impl<'a> Worker<'a> {
         };
         let shard_aware = self.shard_aware();
         let (c, s) = if shard_aware {
-            self.route(c, s)
+            self.route(c, s, self.pipeline)
         } else {
             (c, s)
         };
