@@ -126,6 +126,44 @@ fn a_broken_per_core_connection_fails_its_request_and_is_reopened() {
 }
 
 #[test]
+fn a_server_restarted_with_fewer_cores_is_relearnt() {
+    let s = TestServer::start(&["--threads", "4", "--origin", "none"]);
+    let addr = s.addr().to_string();
+    let ks = keys("restart", 100);
+    let mut c = client(&s, true);
+    for k in &ks {
+        c.set("default", k, b"v", None).expect("set");
+    }
+    assert_eq!(c.shard_threads(), Some(4));
+    drop(s);
+    let s = TestServer::start_on(&addr, &["--threads", "2", "--origin", "none"]);
+    // The old connections are dead: calls fail until each one that is needed was
+    // found broken and reopened; a new connection's SHARD to core 2 or 3 is refused
+    // by a 2-core node, and the client asks again and re-learns its layout.
+    let mut attempts = 0;
+    let values = loop {
+        attempts += 1;
+        match c.get_many("default", &ks) {
+            Ok(v) => break v,
+            Err(e) if e.breaks_connection() && attempts < 10 => continue,
+            Err(e) => panic!("attempt {attempts}: {e}"),
+        }
+    };
+    assert!(
+        values.iter().all(Option::is_none),
+        "the restarted node is empty"
+    );
+    assert_eq!(c.shard_threads(), Some(2));
+    assert!(c.open_connections() <= 2);
+    let hops = s.stat("core_hops");
+    for k in &ks {
+        c.set("default", k, b"again", None)
+            .expect("set after restart");
+    }
+    assert_eq!(s.stat("core_hops"), hops, "routed by the new layout");
+}
+
+#[test]
 fn a_cluster_client_routes_to_the_owner_and_its_core() {
     let cluster = TestCluster::start(2, &["--threads", "4", "--origin", "none"]);
     let sum = |name: &str| cluster.sum(name);

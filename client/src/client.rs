@@ -16,7 +16,7 @@ const CLIENT_NODE_ID: &str = concat!("groupcached-client/", env!("CARGO_PKG_VERS
 
 /// How many times one call re-learns the server's core layout (a server restarted
 /// with another `--threads`, or one that stopped taking SHARD) before giving up.
-const MAX_RELAYOUTS: usize = 3;
+pub(crate) const MAX_RELAYOUTS: usize = 3;
 
 /// A blocking client for one groupcached server.
 ///

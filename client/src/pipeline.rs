@@ -8,7 +8,7 @@ use groupcached_protocol::{KeyRef, Request, RequestKind};
 
 use groupcached_protocol::shard_of;
 
-use crate::client::{deleted, key_of, stored, value_of, Client};
+use crate::client::{deleted, key_of, stored, value_of, Client, MAX_RELAYOUTS};
 use crate::conn::{encoded_len, validate, Connection};
 use crate::error::{Error, Result};
 use crate::response::{ttl_to_ms, OwnedResponse, Value};
@@ -355,7 +355,7 @@ impl Client {
         let keyless = kinds.iter().any(|k| key_of(k).is_none());
         // Opening a per-core connection can reveal that the server's layout changed;
         // then the keys are routed again.
-        for _ in 0..3 {
+        for _ in 0..=MAX_RELAYOUTS {
             let Some(threads) = self.learnt_threads()? else {
                 return run_batch(self.connection()?, kinds);
             };
