@@ -190,8 +190,17 @@ fn a_cluster_client_routes_to_the_owner_and_its_core() {
     }
     let values = aware.get_many("default", &ks).expect("get_many");
     assert!(values.iter().all(|v| v.is_some()));
+    // More clients, so that some new connection surely lands off its core and must
+    // be moved (one that lands on it is not handed off).
+    for _ in 0..3 {
+        let values = build(true).get_many("default", &ks).expect("get_many");
+        assert!(values.iter().all(|v| v.is_some()));
+    }
     assert_eq!(sum("core_hops"), hops, "no read hopped between cores");
-    assert!(handoffs > 0, "the per-core connections were moved");
+    assert!(
+        sum("shard_handoffs") > handoffs,
+        "the per-core connections were moved"
+    );
 
     let mut plain = build(false);
     let hops = sum("core_hops");
