@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # groupcached vs memcached with the same generator (groupcached-bench), in the same
 # run, interleaved, repeated; prints the markdown table of docs/benchmarks.md.
+# With more than one server thread, groupcached is measured twice: with a plain
+# client (--shard-aware off: a request for a key of another core hops inside the
+# server) and a shard-aware one (connections moved with SHARD to their keys' cores).
 #
 # Usage: bench/compare.sh [runs] [seconds]          (defaults: 3 runs of 5 s each)
 # Env:   THREAD_SETS="1 2"   server threads to compare (1: server on CPU 0, generator
@@ -84,13 +87,19 @@ for t in $thread_sets; do
         for ratio in $ratios; do
           # Alternate which server goes first, so a drift in the machine's load
           # does not always favour the same one.
-          if [ $((run % 2)) = 1 ]; then order="gc mc"; else order="mc gc"; fi
+          # gc: plain client; gcs: shard-aware (only with more than one core).
+          if [ "$t" = 1 ]; then gcs=""; else gcs="gcs"; fi
+          if [ $((run % 2)) = 1 ]; then order="gc $gcs mc"; else order="mc $gcs gc"; fi
           for s in $order; do
-            if [ "$s" = gc ]; then target=(--server 127.0.0.1:$gc_port); else target=(--server 127.0.0.1:$mc_port --protocol memcache); fi
+            case $s in
+              gc) target=(--server 127.0.0.1:$gc_port --shard-aware off) ;;
+              gcs) target=(--server 127.0.0.1:$gc_port --shard-aware on) ;;
+              mc) target=(--server 127.0.0.1:$mc_port --protocol memcache) ;;
+            esac
             name="t$t-p$pl-${dist/:/}-${ratio/:/to}-$s-r$run"
             taskset -c "$gen_cpus" $gen "${target[@]}" "${common[@]}" --pipeline "$pl" \
               --key-dist "$dist" --ratio "$ratio" --json "$out/$name.json" >/dev/null
-            printf '%-40s %s\n' "$name" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.0f ops/s  p50 %.0f us  p99 %.0f us  found %s  busy %s" % (d["ops_per_sec"], d["latency_us"]["p50"], d["latency_us"]["p99"], d["found_ratio"], d["generator"]["busy"]))' "$out/$name.json")"
+            printf '%-40s %s\n' "$name" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.0f ops/s  p50 %.0f us  p99 %.0f us  found %s  busy %s  core hops %s" % (d["ops_per_sec"], d["latency_us"]["p50"], d["latency_us"]["p99"], d["found_ratio"], d["generator"]["busy"], d.get("core_hops")))' "$out/$name.json")"
           done
         done
       done
@@ -123,23 +132,31 @@ import glob, json, os, re, statistics as st, sys
 out = sys.argv[1]
 runs = {}
 for f in glob.glob(os.path.join(out, "t*-r*.json")):
-    m = re.match(r"t(\d+)-p(\d+)-(.+)-(\d+)to(\d+)-(gc|mc)-r(\d+)\.json", os.path.basename(f))
+    m = re.match(r"t(\d+)-p(\d+)-(.+)-(\d+)to(\d+)-(gcs|gc|mc)-r(\d+)\.json", os.path.basename(f))
     t, pl, dist, g, s, srv, run = m.groups()
     d = json.load(open(f))
     key = (int(t), int(pl), dist, f"{g}:{s}")
     runs.setdefault(key, {}).setdefault(int(run), {})[srv] = d
 print()
-print("| server threads | pipeline | keys | GET:SET | groupcached ops/s (runs) | memcached ops/s (runs) | median gc | median mc | median ratio gc/mc | gc p50 / p99 µs | mc p50 / p99 µs |")
-print("|---:|---:|---|---|---|---|---:|---:|---:|---|---|")
+print("| server threads | groupcached client | pipeline | keys | GET:SET | groupcached ops/s (runs) | memcached ops/s (runs) | median gc | median mc | median ratio gc/mc | gc p50 / p99 µs | mc p50 / p99 µs | gc core hops per request |")
+print("|---:|---|---:|---|---|---|---|---:|---:|---:|---|---|---:|")
+def hops_per_request(d):
+    h = d.get("core_hops")
+    return None if h is None or not d["ops"] else h / d["ops"]
 for key in sorted(runs):
     t, pl, dist, ratio = key
     r = runs[key]
-    both = [n for n in sorted(r) if "gc" in r[n] and "mc" in r[n]]
-    ops = {s: [r[n][s]["ops_per_sec"] for n in both] for s in ("gc", "mc")}
-    lat = {s: (st.median(r[n][s]["latency_us"]["p50"] for n in both), st.median(r[n][s]["latency_us"]["p99"] for n in both)) for s in ("gc", "mc")}
-    ratio_med = st.median(r[n]["gc"]["ops_per_sec"] / r[n]["mc"]["ops_per_sec"] for n in both)
-    fmt = lambda xs: " / ".join(f"{x:,.0f}" for x in xs)
-    print(f"| {t} | {pl} | {dist.replace('zipf', 'zipf:')} | {ratio} | {fmt(ops['gc'])} | {fmt(ops['mc'])} | {st.median(ops['gc']):,.0f} | {st.median(ops['mc']):,.0f} | {ratio_med:.2f} | {lat['gc'][0]:.0f} / {lat['gc'][1]:.0f} | {lat['mc'][0]:.0f} / {lat['mc'][1]:.0f} |")
+    for gc, client in (("gc", "plain"), ("gcs", "shard-aware")):
+        both = [n for n in sorted(r) if gc in r[n] and "mc" in r[n]]
+        if not both:
+            continue
+        ops = {s: [r[n][s]["ops_per_sec"] for n in both] for s in (gc, "mc")}
+        lat = {s: (st.median(r[n][s]["latency_us"]["p50"] for n in both), st.median(r[n][s]["latency_us"]["p99"] for n in both)) for s in (gc, "mc")}
+        ratio_med = st.median(r[n][gc]["ops_per_sec"] / r[n]["mc"]["ops_per_sec"] for n in both)
+        hops = [h for h in (hops_per_request(r[n][gc]) for n in both) if h is not None]
+        hops_med = f"{st.median(hops):.2f}" if hops else "-"
+        fmt = lambda xs: " / ".join(f"{x:,.0f}" for x in xs)
+        print(f"| {t} | {client} | {pl} | {dist.replace('zipf', 'zipf:')} | {ratio} | {fmt(ops[gc])} | {fmt(ops['mc'])} | {st.median(ops[gc]):,.0f} | {st.median(ops['mc']):,.0f} | {ratio_med:.2f} | {lat[gc][0]:.0f} / {lat[gc][1]:.0f} | {lat['mc'][0]:.0f} / {lat['mc'][1]:.0f} | {hops_med} |")
 hits = [d["found_ratio"] for r in runs.values() for x in r.values() for d in x.values() if d["found_ratio"] is not None]
 busy = [b for r in runs.values() for x in r.values() for d in x.values() for b in d["generator"]["busy"]]
 if hits:

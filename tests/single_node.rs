@@ -386,10 +386,11 @@ fn stats_report_every_groupcache_counter_and_node_counters() {
         assert!(st.get(n).is_some(), "STATS lacks {n}: {st:?}");
     }
     assert_eq!(st.get("threads"), Some(2));
+    // The client is shard-aware: one connection per core its keys needed.
     assert_eq!(
         st.get("curr_connections"),
-        Some(2),
-        "client + stats connection"
+        Some(c.open_connections() as u64 + 1),
+        "client connections + stats connection"
     );
     assert!(st.get("total_connections").unwrap() >= 2);
     assert_eq!(st.get("group.default.gets"), Some(2));

@@ -120,6 +120,13 @@ pub struct Args {
     /// No line per second, only the summary.
     #[arg(long)]
     pub quiet: bool,
+
+    /// groupcached only: `on` moves each connection with SHARD to one of the
+    /// server's cores (connection i to core i mod threads) and sends each request on
+    /// a connection of its key's core, so nothing hops between the server's cores;
+    /// `off` leaves connections where they land, as a client that does not ask.
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub shard_aware: bool,
 }
 
 /// How a run ends.
@@ -183,6 +190,9 @@ pub struct Config {
     pub seed: u64,
     /// Suppress per-second lines.
     pub quiet: bool,
+    /// Route by the server's cores with SHARD (groupcached only; `false` for the
+    /// memcached protocols whatever the flag said).
+    pub shard_aware: bool,
 }
 
 /// A combination of flags that cannot be run.
@@ -287,12 +297,21 @@ impl Args {
             timeout: self.timeout,
             seed: self.seed,
             quiet: self.quiet,
+            shard_aware: self.shard_aware && self.protocol == Protocol::Groupcached,
         })
     }
 }
 
 fn parse_dur(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("expected on or off, not {other:?}")),
+    }
 }
 
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
@@ -379,6 +398,18 @@ mod tests {
         assert_eq!(c.target, Target::Servers(vec!["127.0.0.1:7000".into()]));
         assert_eq!((c.threads, c.connections, c.pipeline), (1, 50, 1));
         assert_eq!(c.rate, None);
+    }
+
+    #[test]
+    fn shard_awareness_is_on_by_default_and_only_for_groupcached() {
+        assert!(config(&[]).unwrap().shard_aware);
+        assert!(!config(&["--shard-aware", "off"]).unwrap().shard_aware);
+        assert!(config(&["--shard-aware", "on"]).unwrap().shard_aware);
+        assert!(config(&["--shard-aware", "yes"]).is_err());
+        assert!(
+            !config(&["--protocol", "memcache"]).unwrap().shard_aware,
+            "memcached has no SHARD"
+        );
     }
 
     #[test]

@@ -16,12 +16,12 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groupcached_protocol::Ring;
+use groupcached_protocol::{shard_of, Ring};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::args::{Config, Stop};
-use crate::proto::{Outcome, Parser, Protocol, Reply};
+use crate::proto::{groupcached, Outcome, Parser, Protocol, Reply};
 use crate::report::{Counters, Interval, Latencies, ThreadResult};
 use crate::workload::{format_key, KeyPicker, Op, Rng};
 
@@ -43,6 +43,9 @@ pub struct Shared {
     pub addrs: Vec<SocketAddr>,
     /// The ring when routing by key owner.
     pub ring: Option<Ring>,
+    /// Shard-aware runs: each server's core count, by index into `addrs` (`None`: it
+    /// refused SHARD). Empty when the run is not shard-aware.
+    pub server_threads: Vec<Option<usize>>,
     /// Bytes that values are cut from, at least the largest value size long.
     pub values: Vec<u8>,
     /// Keys written by the prefill so far, over all threads (for the progress bar).
@@ -268,6 +271,10 @@ impl Inflight {
 struct Sock {
     stream: Option<TcpStream>,
     addr: SocketAddr,
+    /// Index of `addr` in [`Shared::addrs`].
+    addr_idx: usize,
+    /// Shard-aware: the server core this socket asks for (again at each reconnect).
+    core: Option<u16>,
     token: Token,
     out: Vec<u8>,
     out_pos: usize,
@@ -319,6 +326,20 @@ struct Worker<'a> {
     shared: &'a Shared,
     poll: Poll,
     conns: Vec<Conn>,
+    /// Shard-aware: `routes[addr_idx][core]` lists the (connection, socket) pairs
+    /// serving that core of that server; empty when the run is not shard-aware.
+    routes: Vec<Vec<Vec<(usize, usize)>>>,
+    /// Round-robin positions into `routes`, same shape.
+    route_next: Vec<Vec<usize>>,
+    /// Requests in flight over all connections (the shard-aware bound is
+    /// `pipeline` times the connections, since a request goes to its key's core's
+    /// connection rather than to the one being topped up).
+    total_outstanding: usize,
+    /// Connections with unwritten requests queued by a shard-aware send.
+    dirty: Vec<usize>,
+    /// Requests in flight per connection in the current loop (the run's or the
+    /// prefill's).
+    pipeline: usize,
     socks_per_conn: usize,
     rng: Rng,
     picker: KeyPicker,
@@ -335,21 +356,42 @@ impl<'a> Worker<'a> {
         let ring = shared.ring.is_some();
         let socks_per_conn = if ring { shared.addrs.len() } else { 1 };
         let mut conns = Vec::with_capacity(connections);
+        let mut routes: Vec<Vec<Vec<(usize, usize)>>> = shared
+            .server_threads
+            .iter()
+            .map(|t| vec![Vec::new(); t.unwrap_or(0)])
+            .collect();
+        // Shard-aware: this thread's k-th connection to a server goes to core
+        // (k + thread) mod threads, so each thread covers as many cores as it has
+        // connections, and the threads together spread evenly.
+        let mut per_server = vec![0usize; shared.addrs.len()];
         for c in 0..connections {
             let mut socks = Vec::with_capacity(socks_per_conn);
             for s in 0..socks_per_conn {
-                let addr = if ring {
-                    shared.addrs[s]
+                let addr_idx = if ring {
+                    s
                 } else {
                     // Spread over servers across all threads' connections.
-                    shared.addrs[(c * config.threads + thread) % shared.addrs.len()]
+                    (c * config.threads + thread) % shared.addrs.len()
+                };
+                let addr = shared.addrs[addr_idx];
+                let core = match shared.server_threads.get(addr_idx) {
+                    Some(&Some(threads)) => {
+                        let core = (per_server[addr_idx] + thread) % threads;
+                        per_server[addr_idx] += 1;
+                        routes[addr_idx][core].push((c, s));
+                        u16::try_from(core).ok()
+                    }
+                    _ => None,
                 };
                 let token = Token(c * socks_per_conn + s);
-                let stream = open(&poll, addr, token)
+                let stream = open(&poll, addr, token, core)
                     .map_err(|source| EngineError::Connect { addr, source })?;
                 socks.push(Sock {
                     stream: Some(stream),
                     addr,
+                    addr_idx,
+                    core,
                     token,
                     out: Vec::with_capacity(4096),
                     out_pos: 0,
@@ -365,10 +407,16 @@ impl<'a> Worker<'a> {
         }
         let seed = config.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (thread as u64 + 1);
         let start = config.keys * thread as u64 / config.threads as u64;
+        let route_next = routes.iter().map(|r| vec![0; r.len()]).collect();
         Ok(Worker {
             shared,
             poll,
             conns,
+            routes,
+            route_next,
+            total_outstanding: 0,
+            dirty: Vec::new(),
+            pipeline: config.pipeline,
             socks_per_conn,
             rng: Rng::new(seed),
             picker: KeyPicker::new(&config.key_dist, config.keys, start),
@@ -457,6 +505,7 @@ impl<'a> Worker<'a> {
         pipeline: usize,
         report: Option<(usize, &Sender<Msg>)>,
     ) -> Result<(), EngineError> {
+        self.pipeline = pipeline;
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now() + TICK;
         let open_loop = matches!(mode, Mode::Run(run) if run.schedule.is_some());
@@ -506,6 +555,11 @@ impl<'a> Worker<'a> {
                     .map(|e| (e.token(), e.is_read_closed() || e.is_error())),
             );
             let now = Instant::now();
+            // Shard-aware, the refill waits until every ready socket was read: its
+            // requests go to their keys' cores' connections, and one refill for the
+            // whole turn writes each of those once, not once per socket read.
+            let refill_after = self.shard_aware() && !open_loop;
+            let mut refill = None;
             for &(token, hangup) in &ready {
                 let c = token.0 / self.socks_per_conn;
                 let s = token.0 % self.socks_per_conn;
@@ -515,10 +569,15 @@ impl<'a> Worker<'a> {
                 self.read_sock(c, s, mode, hangup);
                 // Latency counts from here: the refill is written right after.
                 let now = Instant::now();
-                if !open_loop {
+                if refill_after {
+                    refill.get_or_insert(c);
+                } else if !open_loop {
                     self.fill(c, mode, pipeline, now);
                 }
                 self.flush_conn(c, mode, now);
+            }
+            if let Some(c) = refill {
+                self.fill(c, mode, pipeline, Instant::now());
             }
             if open_loop {
                 self.dispatch_open_loop(mode, pipeline, now);
@@ -621,8 +680,27 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Closed loop: tops connection `c` up to `pipeline` requests in flight.
+    /// Whether requests are routed to their keys' cores (some server took SHARD).
+    fn shard_aware(&self) -> bool {
+        self.routes.iter().any(|r| !r.is_empty())
+    }
+
+    /// Closed loop: tops connection `c` up to `pipeline` requests in flight; when
+    /// shard-aware, tops the thread up to `pipeline` per connection in total, each
+    /// request on a connection of its key's core (queued ones are written here).
     fn fill(&mut self, c: usize, mode: &mut Mode, pipeline: usize, now: Instant) {
+        if self.shard_aware() {
+            while self.total_outstanding < pipeline * self.conns.len() {
+                let Some((op, k, measured)) = self.next_request(mode, now) else {
+                    break;
+                };
+                if !self.send(c, op, k, now, now, measured, mode) {
+                    break;
+                }
+            }
+            self.flush_dirty(mode, now);
+            return;
+        }
         while self.conns[c].outstanding < pipeline {
             if self.conns[c].socks.iter().all(|s| s.stream.is_none()) {
                 return;
@@ -656,7 +734,13 @@ impl<'a> Worker<'a> {
             let c = self.next_conn;
             self.next_conn = (self.next_conn + 1) % n;
             let conn = &self.conns[c];
-            if conn.outstanding >= pipeline || conn.socks.iter().all(|s| s.stream.is_none()) {
+            let busy = if self.shard_aware() {
+                // Requests go to their keys' cores: the bound is the thread's.
+                self.total_outstanding >= pipeline * n
+            } else {
+                conn.outstanding >= pipeline
+            };
+            if busy || conn.socks.iter().all(|s| s.stream.is_none()) {
                 full += 1;
                 continue;
             }
@@ -675,6 +759,58 @@ impl<'a> Worker<'a> {
             if d {
                 self.flush_conn(c, mode, now);
             }
+        }
+        self.flush_dirty(mode, now);
+    }
+
+    /// Writes the connections a shard-aware send queued requests on.
+    fn flush_dirty(&mut self, mode: &mut Mode, now: Instant) {
+        while let Some(c) = self.dirty.pop() {
+            self.flush_conn(c, mode, now);
+        }
+    }
+
+    /// Shard-aware: the (connection, socket) for the key in `self.key` on the server
+    /// that socket `s` of connection `c` would reach: one serving the key's core.
+    /// Requests stick to one connection of a core while it has fewer than `pipeline`
+    /// in flight (`c` itself first, if it serves that core), so that a burst of sends
+    /// makes a few full writes rather than one small write per request; then the next
+    /// with room, or the least loaded. `(c, s)` itself when no live socket serves the
+    /// core (the request then hops inside the server).
+    fn route(&mut self, c: usize, s: usize, pipeline: usize) -> (usize, usize) {
+        let addr_idx = self.conns[c].socks[s].addr_idx;
+        let Some(Some(threads)) = self.shared.server_threads.get(addr_idx).copied() else {
+            return (c, s);
+        };
+        let core = shard_of(&self.key, threads);
+        let own = &self.conns[c];
+        if own.socks[s].core == u16::try_from(core).ok()
+            && own.socks[s].stream.is_some()
+            && own.outstanding < pipeline
+        {
+            return (c, s);
+        }
+        let candidates = &self.routes[addr_idx][core];
+        let n = candidates.len();
+        let mut least: Option<(usize, usize)> = None;
+        for step in 0..n {
+            let at = (self.route_next[addr_idx][core] + step) % n;
+            let (c2, s2) = candidates[at];
+            if self.conns[c2].socks[s2].stream.is_none() {
+                continue;
+            }
+            let load = self.conns[c2].outstanding;
+            if load < pipeline {
+                self.route_next[addr_idx][core] = at;
+                return (c2, s2);
+            }
+            if least.is_none_or(|(_, l)| load < l) {
+                least = Some((at, load));
+            }
+        }
+        match least {
+            Some((at, _)) => candidates[at],
+            None => (c, s),
         }
     }
 
@@ -697,6 +833,12 @@ impl<'a> Worker<'a> {
         let s = match &shared.ring {
             Some(ring) => ring.owner_index(&self.key).unwrap_or(0),
             None => 0,
+        };
+        let shard_aware = self.shard_aware();
+        let (c, s) = if shard_aware {
+            self.route(c, s, self.pipeline)
+        } else {
+            (c, s)
         };
         let conn = &mut self.conns[c];
         let sock = &mut conn.socks[s];
@@ -722,6 +864,9 @@ impl<'a> Worker<'a> {
             sent: now,
             measured,
         });
+        if sock.out.len() == sock.out_pos && shard_aware {
+            self.dirty.push(c);
+        }
         config.protocol.encode(
             &mut sock.out,
             op,
@@ -731,6 +876,7 @@ impl<'a> Worker<'a> {
             value,
         );
         conn.outstanding += 1;
+        self.total_outstanding += 1;
         true
     }
 
@@ -852,6 +998,7 @@ impl<'a> Worker<'a> {
             return Err("unexpected_reply");
         };
         conn.outstanding -= 1;
+        self.total_outstanding -= 1;
         if reply.op.is_some_and(|op| op != p.op) {
             return Err("mismatched_reply");
         }
@@ -913,6 +1060,7 @@ impl<'a> Worker<'a> {
         sock.reconnect_at = Some(now + RECONNECT_DELAY);
         let lost = sock.inflight.drain();
         conn.outstanding -= lost.len();
+        self.total_outstanding -= lost.len();
         for p in lost {
             match mode {
                 Mode::Prefill { .. } => self.counters.error(kind, 1),
@@ -942,7 +1090,7 @@ impl<'a> Worker<'a> {
                         self.fail_sock(c, s, "timeout", mode, now);
                     }
                 } else if sock.reconnect_at.is_some_and(|t| now >= t) {
-                    match open(&self.poll, sock.addr, sock.token) {
+                    match open(&self.poll, sock.addr, sock.token, sock.core) {
                         Ok(stream) => {
                             sock.stream = Some(stream);
                             sock.reconnect_at = None;
@@ -959,11 +1107,17 @@ fn is_measuring(mode: &Mode) -> bool {
     matches!(mode, Mode::Run(run) if run.measuring)
 }
 
-/// Opens a connection (blocking, bounded by [`CONNECT_TIMEOUT`]), then makes it
-/// non-blocking and registers it.
-fn open(poll: &Poll, addr: SocketAddr, token: Token) -> io::Result<TcpStream> {
-    let std_stream = std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+/// Opens a connection (blocking, bounded by [`CONNECT_TIMEOUT`]), moves it to server
+/// core `core` with SHARD if given (a refusal leaves it where it landed), then makes
+/// it non-blocking and registers it.
+fn open(poll: &Poll, addr: SocketAddr, token: Token, core: Option<u16>) -> io::Result<TcpStream> {
+    let mut std_stream = std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     std_stream.set_nodelay(true)?;
+    if let Some(core) = core {
+        std_stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+        std_stream.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+        groupcached::shard_handshake(&mut std_stream, core)?;
+    }
     std_stream.set_nonblocking(true)?;
     let mut stream = TcpStream::from_std(std_stream);
     poll.registry()

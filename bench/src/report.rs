@@ -226,6 +226,20 @@ pub struct Summary {
     pub intervals: Vec<Interval>,
     /// What the servers say about their cache over the measured part, when known.
     pub server_cache: ServerCache,
+    /// Whether requests were routed to the servers' cores with SHARD.
+    pub sharding: Sharding,
+}
+
+/// Whether the run was shard-aware (groupcached's SHARD, docs/protocol.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sharding {
+    /// Connections stayed on whatever core they landed on (`--shard-aware off`, or
+    /// a memcached protocol).
+    Off,
+    /// Each connection asked for a core and each request went on a connection of
+    /// its key's core. Per distinct server: its address and core count, `None` if it
+    /// refused SHARD or could not be asked (its connections then stayed plain).
+    On(Vec<(String, Option<usize>)>),
 }
 
 /// How many GETs the servers answered from their cache while the run was measured:
@@ -241,6 +255,9 @@ pub enum ServerCache {
         gets: u64,
         /// Of them, answered from the main or hot cache.
         cache_hits: u64,
+        /// Keyed requests that hopped between a server's cores (STATS `core_hops`),
+        /// `None` from a server that does not count them.
+        core_hops: Option<u64>,
     },
     /// memcached: every value it returns comes from its cache, there is no origin.
     AllCached,
@@ -252,9 +269,9 @@ impl ServerCache {
     /// Cache hits over gets, when measured and there were gets.
     pub fn hit_ratio(&self) -> Option<f64> {
         match self {
-            ServerCache::Measured { gets, cache_hits } if *gets > 0 => {
-                Some(*cache_hits as f64 / *gets as f64)
-            }
+            ServerCache::Measured {
+                gets, cache_hits, ..
+            } if *gets > 0 => Some(*cache_hits as f64 / *gets as f64),
             _ => None,
         }
     }
@@ -292,6 +309,7 @@ impl Summary {
             max_backlog: results.iter().map(|r| r.max_backlog).max().unwrap_or(0),
             intervals,
             server_cache,
+            sharding: Sharding::Off,
         }
     }
 
@@ -336,7 +354,9 @@ impl Summary {
             c.found_ratio().map_or("-".into(), |h| format!("{h:.4}"))
         );
         let cache = match &self.server_cache {
-            ServerCache::Measured { gets, cache_hits } => format!(
+            ServerCache::Measured {
+                gets, cache_hits, ..
+            } => format!(
                 "{cache_hits} of {gets} GETs served from cache (cache hit ratio {}; \
                  server STATS, every client)",
                 self.server_cache
@@ -349,6 +369,7 @@ impl Summary {
             ServerCache::Unknown(why) => format!("not known ({why})"),
         };
         let _ = writeln!(s, "cache      {cache}");
+        let _ = writeln!(s, "shards     {}", self.sharding_text());
         let errors = if c.errors.is_empty() {
             "none".to_string()
         } else {
@@ -418,6 +439,40 @@ impl Summary {
         s
     }
 
+    /// The `shards` line: shard-aware or not, and how many requests hopped between
+    /// the servers' cores while measured.
+    fn sharding_text(&self) -> String {
+        let how = match &self.sharding {
+            Sharding::Off => "off: connections stay on the core they landed on".to_string(),
+            Sharding::On(servers) => {
+                let cores: Vec<String> = servers
+                    .iter()
+                    .map(|(addr, t)| match t {
+                        Some(t) => format!("{addr} {t} cores"),
+                        None => format!("{addr} plain, no SHARD"),
+                    })
+                    .collect();
+                format!(
+                    "shard-aware: each request on a connection of its key's core ({})",
+                    cores.join(", ")
+                )
+            }
+        };
+        let hops = match &self.server_cache {
+            ServerCache::Measured {
+                core_hops: Some(h), ..
+            } => {
+                format!("{h} requests hopped between server cores (STATS core_hops, every client)")
+            }
+            ServerCache::Measured {
+                core_hops: None, ..
+            } => "core hops not counted by the server".into(),
+            ServerCache::AllCached => return how,
+            ServerCache::Unknown(why) => format!("core hops not known ({why})"),
+        };
+        format!("{how}; {hops}")
+    }
+
     /// The summary as JSON (the same figures as [`Summary::text`], plus the intervals).
     pub fn to_json(&self, config: &Config) -> Value {
         let c = &self.counters;
@@ -474,13 +529,26 @@ impl Summary {
             "not_found": c.not_found,
             "found_ratio": c.found_ratio(),
             "server_cache": match &self.server_cache {
-                ServerCache::Measured { gets, cache_hits } => json!({
+                ServerCache::Measured { gets, cache_hits, .. } => json!({
                     "gets": gets,
                     "cache_hits": cache_hits,
                     "hit_ratio": self.server_cache.hit_ratio(),
                 }),
                 ServerCache::AllCached => json!("all"),
                 ServerCache::Unknown(why) => json!({ "unknown": why }),
+            },
+            "shard_aware": matches!(self.sharding, Sharding::On(_)),
+            "server_cores": match &self.sharding {
+                Sharding::Off => Value::Null,
+                Sharding::On(servers) => servers
+                    .iter()
+                    .map(|(a, t)| (a.clone(), json!(t)))
+                    .collect::<serde_json::Map<String, Value>>()
+                    .into(),
+            },
+            "core_hops": match &self.server_cache {
+                ServerCache::Measured { core_hops, .. } => json!(core_hops),
+                _ => Value::Null,
             },
             "errors": c.error_count(),
             "errors_by_kind": c.errors,

@@ -11,14 +11,14 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groupcached_client::Client;
-use groupcached_protocol::{Ring, DEFAULT_VNODES};
+use groupcached_client::{Client, ConnectOptions, Connection, OwnedBody};
+use groupcached_protocol::{RequestKind, Ring, Status, DEFAULT_VNODES, SHARD_QUERY};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{Config, Target};
 use crate::engine::{self, EngineError, Msg, Shared};
 use crate::proto::Protocol;
-use crate::report::{Interval, ServerCache, Summary, ThreadResult};
+use crate::report::{Interval, ServerCache, Sharding, Summary, ThreadResult};
 use crate::workload::value_pool;
 
 /// How a finished run is judged.
@@ -46,6 +46,8 @@ pub enum RunError {
     Lost(usize),
     /// The JSON summary could not be written.
     Json(std::path::PathBuf, io::Error),
+    /// A server could not be asked for its core count (SHARD).
+    Shard(SocketAddr, String),
 }
 
 impl fmt::Display for RunError {
@@ -55,6 +57,7 @@ impl fmt::Display for RunError {
             RunError::Thread(t, e) => write!(f, "generator thread {t}: {e}"),
             RunError::Lost(t) => write!(f, "generator thread {t} stopped without a result"),
             RunError::Json(p, e) => write!(f, "cannot write {}: {e}", p.display()),
+            RunError::Shard(a, e) => write!(f, "cannot ask {a} for its cores (SHARD): {e}"),
         }
     }
 }
@@ -88,8 +91,29 @@ pub fn run(config: Config) -> Result<Verdict, RunError> {
         }
     };
     let threads = config.threads;
+    let server_threads = if config.shard_aware {
+        addrs
+            .iter()
+            .map(|&a| server_cores(a, config.timeout))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let sharding = if config.shard_aware {
+        let mut servers: Vec<(String, Option<usize>)> = Vec::new();
+        for (a, t) in addrs.iter().zip(&server_threads) {
+            let a = a.to_string();
+            if !servers.iter().any(|(s, _)| *s == a) {
+                servers.push((a, *t));
+            }
+        }
+        Sharding::On(servers)
+    } else {
+        Sharding::Off
+    };
     let shared = Arc::new(Shared {
         values: value_pool(config.value_size.max, config.seed),
+        server_threads,
         addrs,
         ring,
         prefilled: AtomicU64::new(0),
@@ -210,14 +234,16 @@ pub fn run(config: Config) -> Result<Verdict, RunError> {
         .fold(0.0, f64::max);
     let server_cache = match (before, cache_counters(config, &shared.addrs)) {
         (_, Ok(None)) => ServerCache::AllCached,
-        (Some(Ok(Some((g0, h0)))), Ok(Some((g1, h1)))) => ServerCache::Measured {
+        (Some(Ok(Some((g0, h0, c0)))), Ok(Some((g1, h1, c1)))) => ServerCache::Measured {
             gets: g1.saturating_sub(g0),
             cache_hits: h1.saturating_sub(h0),
+            core_hops: c0.zip(c1).map(|(c0, c1)| c1.saturating_sub(c0)),
         },
         (Some(Err(why)), _) | (_, Err(why)) => ServerCache::Unknown(why),
         _ => ServerCache::Unknown("the run ended before its warm-up".into()),
     };
-    let summary = Summary::new(&results, secs, intervals, server_cache);
+    let mut summary = Summary::new(&results, secs, intervals, server_cache);
+    summary.sharding = sharding;
     print!("{}", summary.text(config));
     if let Some(path) = &config.json {
         let mut text = serde_json::to_string_pretty(&summary.to_json(config))
@@ -280,15 +306,53 @@ fn wait_ready(shared: &Shared, rx: &mpsc::Receiver<Msg>, threads: usize) -> Resu
     Ok(())
 }
 
-/// The servers' `group.<group>.gets` and `.cache_hits` STATS counters, summed over
-/// the distinct addresses of the run; `None` for memcached, which has no origin (every
-/// value it returns is cached). An error says why they could not be read.
-fn cache_counters(config: &Config, addrs: &[SocketAddr]) -> Result<Option<(u64, u64)>, String> {
+/// The core count of the server at `addr` (SHARD with `0xffff`), `None` if it does
+/// not take SHARD (it predates it, or refuses): its connections then stay plain. A
+/// server that cannot be asked (down, or not answering) is plain too, with a note on
+/// stderr: the run's own connections then meet and count the same failure.
+fn server_cores(addr: SocketAddr, timeout: Duration) -> Option<usize> {
+    match ask_cores(addr, timeout) {
+        Ok(cores) => cores,
+        Err(e) => {
+            eprintln!("{e}; its connections stay plain");
+            None
+        }
+    }
+}
+
+fn ask_cores(addr: SocketAddr, timeout: Duration) -> Result<Option<usize>, RunError> {
+    let opts = ConnectOptions {
+        connect_timeout: Some(timeout),
+        timeout: Some(timeout),
+        ..ConnectOptions::default()
+    };
+    let answer = Connection::connect(addr, &opts)
+        .and_then(|mut c| c.call(RequestKind::Shard { core: SHARD_QUERY }))
+        .map_err(|e| RunError::Shard(addr, e.to_string()))?;
+    match (answer.status, answer.body) {
+        (Status::Ok, OwnedBody::Shard { threads, .. }) if threads > 0 => Ok(Some(threads as usize)),
+        (Status::UnknownOp | Status::BadRequest, _) => Ok(None),
+        (status, body) => Err(RunError::Shard(
+            addr,
+            format!("unexpected {status} answer {body:?}"),
+        )),
+    }
+}
+
+/// Counters read from the servers' STATS: gets, cache hits and (if counted) core
+/// hops.
+type ServerCounters = (u64, u64, Option<u64>);
+
+/// The servers' `group.<group>.gets`, `.cache_hits` and `core_hops` STATS counters,
+/// summed over the distinct addresses of the run; `None` for memcached, which has no
+/// origin (every value it returns is cached). An error says why they could not be
+/// read.
+fn cache_counters(config: &Config, addrs: &[SocketAddr]) -> Result<Option<ServerCounters>, String> {
     if config.protocol != Protocol::Groupcached {
         return Ok(None);
     }
     let mut seen = Vec::new();
-    let (mut gets, mut hits) = (0, 0);
+    let (mut gets, mut hits, mut hops) = (0, 0, Some(0));
     for &addr in addrs {
         if seen.contains(&addr) {
             continue;
@@ -297,6 +361,7 @@ fn cache_counters(config: &Config, addrs: &[SocketAddr]) -> Result<Option<(u64, 
         let stats = Client::builder(addr)
             .connect_timeout(config.timeout)
             .timeout(config.timeout)
+            .shard_aware(false)
             .connect()
             .and_then(|mut c| c.stats())
             .map_err(|e| format!("STATS from {addr}: {e}"))?;
@@ -308,6 +373,7 @@ fn cache_counters(config: &Config, addrs: &[SocketAddr]) -> Result<Option<(u64, 
         };
         gets += counter("gets")?;
         hits += counter("cache_hits")?;
+        hops = hops.zip(stats.get("core_hops")).map(|(a, b)| a + b);
     }
-    Ok(Some((gets, hits)))
+    Ok(Some((gets, hits, hops)))
 }

@@ -414,6 +414,59 @@ fn ring_aware_routing_sends_each_key_to_its_owner() {
     assert!(sa > 600 && sb > 600, "keys split {sa}/{sb}");
 }
 
+/// Shard-aware (the default), every request goes on a connection the server moved to
+/// its key's core: the server's `core_hops` does not move. Off, about half of the
+/// requests to a two-core server hop.
+#[test]
+fn shard_aware_runs_make_no_request_hop_between_server_cores() {
+    let server = Proc::groupcached(&["--cache-size", "64MiB"]);
+    let addr = server.addr.to_string();
+    for mode in ["on", "off"] {
+        let handoffs = server.stat("shard_handoffs");
+        let (out, j) = bench(
+            &format!("shard-{mode}"),
+            &[
+                "--server",
+                &addr,
+                "--prefill",
+                "--keys",
+                "2000",
+                "--requests",
+                "20000",
+                "--ratio",
+                "9:1",
+                "--threads",
+                "2",
+                "--connections",
+                "4",
+                "--pipeline",
+                "8",
+                "--shard-aware",
+                mode,
+            ],
+        );
+        let j = j.unwrap_or_else(|| panic!("no JSON: {}", text(&out)));
+        assert_clean(&out, &j);
+        assert_eq!(j["found_ratio"], 1.0, "{j}");
+        let hops = j["core_hops"].as_u64().unwrap_or_else(|| panic!("{j}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if mode == "on" {
+            assert_eq!(j["shard_aware"], true);
+            assert_eq!(j["server_cores"][&addr], 2, "{j}");
+            assert_eq!(hops, 0, "{j}");
+            assert!(
+                stdout.contains("shard-aware") && stdout.contains(" 0 requests hopped"),
+                "{stdout}"
+            );
+        } else {
+            assert_eq!(j["shard_aware"], false);
+            assert!(hops > 1000, "about half of 20,000 requests hop: {j}");
+            assert_eq!(server.stat("shard_handoffs"), handoffs, "nothing moved");
+            assert!(stdout.contains("shards     off"), "{stdout}");
+        }
+    }
+}
+
 #[test]
 fn cold_cache_loads_each_key_once() {
     let server = Proc::groupcached(&["--origin", "synthetic:size=100,delay_ms=5"]);

@@ -30,7 +30,11 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
 ///
 /// Each keyed request (`get`, `set`, `delete`, `get_many`) goes to the key's owner on
 /// the ring every node computes ([`Ring::new`] over the same members and virtual-node
-/// count), over one pooled [`Client`] connection per member, opened at first use.
+/// count), over one pooled [`Client`] per member, connected at first use. Like a
+/// [`Client`], each member's client is shard-aware by default: one connection per
+/// core of that member, each key on its core's connection, so that a request neither
+/// goes to a non-owner nor hops between the owner's cores
+/// ([`ClusterBuilder::shard_aware`] turns it off).
 ///
 /// # Failover
 /// When the owner cannot be reached — connection refused, a connect or response
@@ -63,6 +67,8 @@ pub struct ClusterClient {
     nodes: Vec<Node>,
     opts: ConnectOptions,
     backoff: Backoff,
+    /// Whether members' clients keep one connection per core (see [`Client`]).
+    shard_aware: bool,
     /// Counts requests, so that a member marked down during the current request can
     /// be told from one that was already down when it started (see `with_fallback`).
     request: u64,
@@ -74,6 +80,7 @@ pub struct ClusterBuilder {
     opts: ConnectOptions,
     vnodes: u32,
     backoff: Backoff,
+    shard_aware: bool,
 }
 
 /// How long failed members are skipped.
@@ -147,7 +154,7 @@ impl Node {
     }
 
     /// The pooled client, created (resolving the member's name) if there is none.
-    fn client(&mut self, opts: ConnectOptions) -> Result<&mut Client> {
+    fn client(&mut self, opts: ConnectOptions, shard_aware: bool) -> Result<&mut Client> {
         match &mut self.client {
             Some(c) => Ok(c),
             slot @ None => {
@@ -158,7 +165,7 @@ impl Node {
                         format!("member {} resolved to no address", self.addr),
                     )));
                 }
-                Ok(slot.insert(Client::unconnected(addrs, opts)))
+                Ok(slot.insert(Client::unconnected(addrs, opts, shard_aware)))
             }
         }
     }
@@ -187,6 +194,7 @@ impl Default for ClusterBuilder {
                 initial: DEFAULT_BACKOFF,
                 max: DEFAULT_MAX_BACKOFF,
             },
+            shard_aware: true,
         }
     }
 }
@@ -217,6 +225,15 @@ impl ClusterBuilder {
         self
     }
 
+    /// Whether each member's connections are shard-aware (default `true`): one
+    /// connection per core of that member (members may run different core counts),
+    /// each key sent on its core's connection, as [`Client`] does. `false` keeps one
+    /// plain connection per member.
+    pub fn shard_aware(mut self, on: bool) -> Self {
+        self.shard_aware = on;
+        self
+    }
+
     /// A client for the cluster of `members` (`host:port`, as the servers have them in
     /// their `--peers`; order and duplicates do not matter). Nothing is connected yet.
     pub fn with_members<S: AsRef<str>>(self, members: &[S]) -> Result<ClusterClient> {
@@ -237,7 +254,9 @@ impl ClusterBuilder {
         for seed in seeds {
             let seed = seed.as_ref();
             let mut node = Node::new(seed.to_owned());
-            let result = node.client(self.opts).and_then(Client::hello);
+            let result = node
+                .client(self.opts, self.shard_aware)
+                .and_then(Client::hello);
             match result {
                 Ok(hello) => {
                     let members = members_of(&hello, seed);
@@ -259,6 +278,7 @@ impl ClusterBuilder {
             ring,
             opts: self.opts,
             backoff: self.backoff,
+            shard_aware: self.shard_aware,
             request: 0,
         }
     }
@@ -531,8 +551,9 @@ impl ClusterClient {
         op: &mut impl FnMut(&mut Client) -> Result<T>,
     ) -> Result<T> {
         let (opts, request, backoff) = (self.opts, self.request, self.backoff);
+        let shard_aware = self.shard_aware;
         let node = &mut self.nodes[i];
-        let result = node.client(opts).and_then(|client| {
+        let result = node.client(opts, shard_aware).and_then(|client| {
             let reused = client.is_connected();
             match op(client) {
                 // A pooled connection the member closed (it restarted, or dropped an

@@ -1,6 +1,6 @@
 //! Blocking Rust client for groupcached.
 //!
-//! [`Client`] holds one TCP connection to one server and offers typed calls:
+//! [`Client`] talks to one server and offers typed calls:
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -20,18 +20,30 @@
 //! # }
 //! ```
 //!
+//! - **Shard-aware by default.** The server runs one thread per core, each holding
+//!   one shard of the cache; a request that arrives on the wrong core hops to the
+//!   right one inside the server. The client asks the server its core count (SHARD,
+//!   docs/protocol.md), keeps one connection per core, each moved to its core, and
+//!   sends each key on the connection of its core
+//!   ([`protocol::shard_of`]`(key, threads)`), so nothing hops. Keyless calls (STATS,
+//!   PING, HELLO) use any open connection. A server that does not take SHARD
+//!   (`UNKNOWN_OP` from an older one, or `BAD_REQUEST`) gets one plain connection;
+//!   [`ClientBuilder::shard_aware`]`(false)` (and [`ClusterBuilder::shard_aware`])
+//!   keeps one plain connection always, as before.
 //! - Everything is blocking `std::net`: no async runtime, no background thread. A
 //!   client is used by one thread at a time (`&mut self`); use one per thread.
 //! - Keys are arbitrary bytes (`impl AsRef<[u8]>`); keys and groups are validated
 //!   against the protocol's limits before anything is sent ([`Error::InvalidArgument`]).
 //! - After a fault that leaves the stream in an unknown state (I/O error, timeout,
-//!   undecodable frame) the connection is dropped and the next call reconnects once.
-//! - Batches ([`Client::get_many`], [`Pipeline`]) are pipelined in bounded windows
-//!   and matched by request id, since a server may answer out of order.
+//!   undecodable frame) that connection is dropped and the next call that needs it
+//!   reconnects once (other per-core connections are kept).
+//! - Batches ([`Client::get_many`], [`Pipeline`]) are pipelined in bounded windows,
+//!   over every per-core connection they need at once, and matched by request id,
+//!   since a server may answer out of order; results come back in the caller's order.
 //! - [`ClusterClient`] knows the cluster's members (given, or learnt from a seed
 //!   node by HELLO), computes the same ring as the servers and sends each key straight
-//!   to its owner over one pooled connection per member, falling back to the next
-//!   member when the owner is down.
+//!   to its owner (and, shard-aware, to the owner's core for it) over pooled
+//!   connections per member, falling back to the next member when the owner is down.
 //! - [`Connection`] is the low-level layer (send / flush / recv of raw frames) for
 //!   load generators and tests that drive pipelining themselves.
 //!

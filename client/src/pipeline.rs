@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use groupcached_protocol::{KeyRef, Request, RequestKind};
 
-use crate::client::{deleted, stored, value_of, Client};
+use groupcached_protocol::shard_of;
+
+use crate::client::{deleted, key_of, stored, value_of, Client, MAX_RELAYOUTS};
 use crate::conn::{encoded_len, validate, Connection};
 use crate::error::{Error, Result};
 use crate::response::{ttl_to_ms, OwnedResponse, Value};
@@ -24,56 +26,138 @@ pub const MAX_IN_FLIGHT: usize = 1024;
 /// still sent, alone.
 pub const MAX_BYTES_IN_FLIGHT: usize = 256 * 1024;
 
+/// One connection's share of a batch: the requests it carries and those in flight.
+#[derive(Debug, Default)]
+struct Lane {
+    /// Indices into the batch's requests, in order.
+    indices: Vec<usize>,
+    /// How many of `indices` were sent.
+    next: usize,
+    /// request id -> (index in the batch, encoded bytes)
+    waiting: HashMap<u32, (usize, usize)>,
+    bytes_in_flight: usize,
+}
+
+impl Lane {
+    fn has_unsent(&self) -> bool {
+        self.next < self.indices.len()
+    }
+
+    /// Sends requests until the window is full, then flushes once.
+    fn fill(&mut self, conn: &mut Connection, kinds: &[RequestKind<'_>]) -> Result<()> {
+        while self.has_unsent()
+            && self.waiting.len() < MAX_IN_FLIGHT
+            && (self.waiting.is_empty() || self.bytes_in_flight < MAX_BYTES_IN_FLIGHT)
+        {
+            let index = self.indices[self.next];
+            let id = conn.next_id();
+            let size = encoded_len(&kinds[index]);
+            conn.send(&Request {
+                id,
+                kind: kinds[index],
+            })?;
+            self.waiting.insert(id, (index, size));
+            self.bytes_in_flight += size;
+            self.next += 1;
+        }
+        conn.flush()
+    }
+
+    /// Reads responses until the window is half empty (or empty, once everything is
+    /// sent), so each flush carries a good batch instead of one request at a time.
+    fn drain(
+        &mut self,
+        conn: &mut Connection,
+        kinds: &[RequestKind<'_>],
+        slots: &mut [Option<OwnedResponse>],
+    ) -> Result<()> {
+        while !self.waiting.is_empty() {
+            let response = conn.recv()?;
+            let Some((index, size)) = self.waiting.remove(&response.id) else {
+                return Err(conn.unmatched(&response, "a response to a request in flight"));
+            };
+            conn.check_answer(&response, response.id, kinds[index].opcode())?;
+            self.bytes_in_flight -= size;
+            slots[index] = Some(response);
+            let low = self.waiting.len() <= MAX_IN_FLIGHT / 2
+                && self.bytes_in_flight <= MAX_BYTES_IN_FLIGHT / 2;
+            if self.has_unsent() && low {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Sends `kinds` over `conn` in windows and returns their responses in request order.
 /// Error statuses are returned as responses. Requests must already be validated.
 pub(crate) fn run_batch(
     conn: &mut Connection,
     kinds: &[RequestKind<'_>],
 ) -> Result<Vec<OwnedResponse>> {
+    run_lanes(&mut [conn], vec![(0..kinds.len()).collect()], kinds)
+}
+
+/// Sends `kinds` over several connections at once, request `i` on the connection
+/// whose lane (`lanes[c]`, a list of indices into `kinds`) holds it, and returns the
+/// responses in the order of `kinds`. Each connection is pipelined in windows as
+/// [`run_batch`] does; the windows of all of them are written before any is read, so
+/// the connections' round trips overlap. If any connection fails, every other one
+/// with answers still due is broken too (its stream would no longer line up with
+/// the next call's requests), and the error is returned.
+pub(crate) fn run_lanes(
+    conns: &mut [&mut Connection],
+    lanes: Vec<Vec<usize>>,
+    kinds: &[RequestKind<'_>],
+) -> Result<Vec<OwnedResponse>> {
+    let mut lanes: Vec<Lane> = lanes
+        .into_iter()
+        .map(|indices| Lane {
+            indices,
+            ..Lane::default()
+        })
+        .collect();
     let mut slots: Vec<Option<OwnedResponse>> = (0..kinds.len()).map(|_| None).collect();
-    // request id -> (index in `kinds`, encoded bytes)
-    let mut waiting: HashMap<u32, (usize, usize)> = HashMap::new();
-    let mut bytes_in_flight = 0usize;
-    let mut next = 0usize;
-    while next < kinds.len() || !waiting.is_empty() {
-        // Fill the window, then flush once.
-        while next < kinds.len()
-            && waiting.len() < MAX_IN_FLIGHT
-            && (waiting.is_empty() || bytes_in_flight < MAX_BYTES_IN_FLIGHT)
-        {
-            let id = conn.next_id();
-            let size = encoded_len(&kinds[next]);
-            conn.send(&Request {
-                id,
-                kind: kinds[next],
-            })?;
-            waiting.insert(id, (next, size));
-            bytes_in_flight += size;
-            next += 1;
-        }
-        conn.flush()?;
-        // Drain until the window is half empty (or empty, once everything is sent),
-        // so each flush carries a good batch instead of one request at a time.
-        loop {
-            let response = conn.recv()?;
-            let Some((index, size)) = waiting.remove(&response.id) else {
-                return Err(conn.unmatched(&response, "a response to a request in flight"));
-            };
-            conn.check_answer(&response, response.id, kinds[index].opcode())?;
-            bytes_in_flight -= size;
-            slots[index] = Some(response);
-            let low =
-                waiting.len() <= MAX_IN_FLIGHT / 2 && bytes_in_flight <= MAX_BYTES_IN_FLIGHT / 2;
-            if waiting.is_empty() || (next < kinds.len() && low) {
-                break;
+    let result = drive(conns, &mut lanes, kinds, &mut slots);
+    if let Err(e) = result {
+        for (conn, lane) in conns.iter_mut().zip(&lanes) {
+            if !lane.waiting.is_empty() && !conn.is_broken() {
+                conn.fail(Error::Protocol(
+                    "abandoned with answers due after another connection failed".into(),
+                ));
             }
         }
+        return Err(e);
     }
-    // Every slot was filled: each index was sent once and removed from `waiting` once.
+    // Every slot was filled: each index was in one lane, sent once and removed from
+    // that lane's `waiting` once.
     slots
         .into_iter()
         .map(|s| s.ok_or_else(|| Error::Protocol("a pipelined response went missing".into())))
         .collect()
+}
+
+fn drive(
+    conns: &mut [&mut Connection],
+    lanes: &mut [Lane],
+    kinds: &[RequestKind<'_>],
+    slots: &mut [Option<OwnedResponse>],
+) -> Result<()> {
+    loop {
+        let mut active = false;
+        for (conn, lane) in conns.iter_mut().zip(lanes.iter_mut()) {
+            if lane.has_unsent() {
+                lane.fill(conn, kinds)?;
+            }
+            active |= !lane.waiting.is_empty();
+        }
+        if !active {
+            return Ok(());
+        }
+        for (conn, lane) in conns.iter_mut().zip(lanes.iter_mut()) {
+            lane.drain(conn, kinds, slots)?;
+        }
+    }
 }
 
 /// One queued operation of a [`Pipeline`].
@@ -248,8 +332,9 @@ impl Client {
             .collect())
     }
 
-    /// Validates every request, then runs them as one batch, reconnecting first if
-    /// the connection is broken and dropping it if the batch breaks it.
+    /// Validates every request, then runs them as one batch: on the one connection,
+    /// or shard-aware on the connection of each key's core (opening those it lacks),
+    /// all at once. Broken connections are dropped afterwards.
     pub(crate) fn run(&mut self, kinds: &[RequestKind<'_>]) -> Result<Vec<OwnedResponse>> {
         let max_frame = self.options().max_frame;
         for (i, kind) in kinds.iter().enumerate() {
@@ -261,8 +346,47 @@ impl Client {
         if kinds.is_empty() {
             return Ok(Vec::new());
         }
-        let result = self.connection().and_then(|c| run_batch(c, kinds));
+        let result = self.run_routed(kinds);
         self.forget_broken();
         result
+    }
+
+    fn run_routed(&mut self, kinds: &[RequestKind<'_>]) -> Result<Vec<OwnedResponse>> {
+        let keyless = kinds.iter().any(|k| key_of(k).is_none());
+        // Opening a per-core connection can reveal that the server's layout changed;
+        // then the keys are routed again.
+        for _ in 0..=MAX_RELAYOUTS {
+            let Some(threads) = self.learnt_threads()? else {
+                return run_batch(self.connection()?, kinds);
+            };
+            // Keyless requests ride on any open connection.
+            let any = if keyless {
+                self.connection()?;
+                self.open_slot()
+            } else {
+                None
+            };
+            let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); threads];
+            for (i, kind) in kinds.iter().enumerate() {
+                let core = match key_of(kind) {
+                    Some(key) => shard_of(key, threads),
+                    None => any.unwrap_or(0),
+                };
+                lanes[core].push(i);
+            }
+            for (core, lane) in lanes.iter().enumerate() {
+                if !lane.is_empty() && !self.has_slot(core) {
+                    self.open_core(core)?;
+                }
+            }
+            if self.shard_threads() != Some(threads) {
+                continue;
+            }
+            let (mut conns, lanes) = self.lanes_of(lanes)?;
+            return run_lanes(&mut conns, lanes, kinds);
+        }
+        Err(Error::Protocol(
+            "the server's core layout kept changing while connecting".into(),
+        ))
     }
 }

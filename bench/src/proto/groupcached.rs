@@ -5,8 +5,53 @@ use groupcached_protocol::{
     Frame, FrameBuffer, KeyRef, Limits, Opcode, Request, RequestKind, ResponseBody, Status,
 };
 
+use std::io::{self, Read, Write};
+
 use super::{Outcome, ProtoError, Reply, MAX_VALUE};
 use crate::workload::Op;
+
+/// Asks the server to serve `stream` on core `core` (SHARD, docs/protocol.md), on a
+/// blocking stream with nothing else in flight, and waits for the answer. `Ok(true)`:
+/// moved; `Ok(false)`: the server refused (`UNKNOWN_OP` from a server that predates
+/// SHARD, `BAD_REQUEST` from one that runs fewer cores now), and the connection goes
+/// on where it is. Nothing but the answer is read, so the stream is ready for the
+/// load afterwards.
+pub fn shard_handshake(stream: &mut std::net::TcpStream, core: u16) -> io::Result<bool> {
+    let mut out = Vec::with_capacity(16);
+    Request {
+        id: 1,
+        kind: RequestKind::Shard { core },
+    }
+    .encode(&mut out);
+    stream.write_all(&out)?;
+    let mut frames = FrameBuffer::new(Limits::default(), 256);
+    loop {
+        match frames.next_frame() {
+            Ok(Some(Frame::Response(r))) => {
+                return match (r.status, r.body) {
+                    (Status::Ok, ResponseBody::Shard { core: now, .. }) if now == core => Ok(true),
+                    (Status::UnknownOp | Status::BadRequest, _) => Ok(false),
+                    (status, body) => Err(io::Error::other(format!(
+                        "SHARD to core {core} answered {status} {body:?}"
+                    ))),
+                };
+            }
+            Ok(Some(Frame::Request(_))) => {
+                return Err(io::Error::other("the server sent a request frame"))
+            }
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::other(format!("SHARD answer: {e}"))),
+        }
+        let n = stream.read(frames.read_space())?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection before answering SHARD",
+            ));
+        }
+        frames.commit(n);
+    }
+}
 
 /// Appends a GET or SET frame with request id `id` (SETs keep the group's default TTL).
 pub fn encode(out: &mut Vec<u8>, op: Op, id: u32, group: &[u8], key: &[u8], value: &[u8]) {

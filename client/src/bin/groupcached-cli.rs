@@ -29,7 +29,8 @@ const DEFAULT_SERVER: &str = "127.0.0.1:7000";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The one line a usage error prints (with a `--help` hint), not the whole help.
-const USAGE_LINE: &str = "Usage: groupcached-cli [--server ADDR | --peers A,B,C] [--timeout D] \
+const USAGE_LINE: &str =
+    "Usage: groupcached-cli [--server ADDR | --peers A,B,C] [--timeout D] [--shard-aware] \
 <get|set|delete|stats|ping|hello|owner> [ARGS...]";
 
 const USAGE: &str = "\
@@ -58,6 +59,9 @@ Options:
   --vnodes N          virtual nodes per member, as the servers' (default 512);
                       only with --peers
   --timeout D         time allowed to connect and for each response (default 5s)
+  --shard-aware       one connection per server core, each key sent on its
+                      core's (SHARD, docs/protocol.md); off by default, as one
+                      command is cheaper over one connection
   --ttl D             with set: how long the value lives (at least 1ms; whole
                       milliseconds, rounded up)
   -h, --help          print this help
@@ -115,6 +119,8 @@ struct Args {
     timeout: Duration,
     ttl: Option<Duration>,
     json: bool,
+    /// `--shard-aware`: per-core connections (the library's default, off here).
+    shard_aware: bool,
     command: Command,
 }
 
@@ -134,6 +140,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
     let mut timeout = DEFAULT_TIMEOUT;
     let mut ttl = None;
     let mut json = false;
+    let mut shard_aware = false;
     let mut positional: Vec<OsString> = Vec::new();
     let mut args = args.into_iter();
     let mut options_done = false;
@@ -171,6 +178,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
                     })?;
                 vnodes = Some(n);
             }
+            "--shard-aware" if inline.is_none() => shard_aware = true,
             "--timeout" => timeout = parse_duration(&value(name)?).map_err(|e| e.to_string())?,
             "--ttl" => {
                 let d = parse_duration(&value(name)?).map_err(|e| e.to_string())?;
@@ -281,6 +289,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
         timeout,
         ttl,
         json,
+        shard_aware,
         command,
     }))
 }
@@ -478,6 +487,7 @@ fn run(args: Args) -> Result<(), Failure> {
             let cluster = ClusterClient::builder()
                 .options(opts)
                 .vnodes(args.vnodes)
+                .shard_aware(args.shard_aware)
                 .with_members(peers)
                 .map_err(|e| Failure::Usage(e.to_string()))?;
             Target::Cluster(cluster, peers.clone())
@@ -486,6 +496,7 @@ fn run(args: Args) -> Result<(), Failure> {
             let client = Client::builder(args.server.as_str())
                 .connect_timeout(args.timeout)
                 .timeout(args.timeout)
+                .shard_aware(args.shard_aware)
                 .connect()
                 .map_err(|e| match e {
                     Error::InvalidArgument(m) => Failure::Usage(m),

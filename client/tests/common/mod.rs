@@ -111,9 +111,18 @@ impl Req {
 }
 
 /// One accepted connection, server side.
+///
+/// Like a server that predates SHARD (0x0d), it answers every SHARD request with
+/// `UNKNOWN_OP` by itself (the client then falls back to one plain connection), so
+/// scripts see the requests they expect; [`Peer::pass_shard`] hands SHARD requests
+/// to the script instead.
 pub struct Peer {
     pub stream: TcpStream,
     buf: FrameBuffer,
+    /// Whether SHARD requests go to the script rather than being refused here.
+    pass_shard: bool,
+    /// SHARD requests refused so far.
+    pub shards_refused: usize,
 }
 
 impl Peer {
@@ -129,14 +138,45 @@ impl Peer {
         Peer {
             stream,
             buf: FrameBuffer::new(Limits::default(), 0),
+            pass_shard: false,
+            shards_refused: 0,
         }
+    }
+
+    /// From now on SHARD requests are returned to the script like any other.
+    pub fn pass_shard(&mut self) -> &mut Self {
+        self.pass_shard = true;
+        self
+    }
+
+    /// Answers a SHARD request with UNKNOWN_OP, as an older server does, unless the
+    /// script takes SHARD itself; returns whether it did.
+    fn refused_shard(&mut self, req: &Req) -> bool {
+        if self.pass_shard || req.op != Opcode::Shard {
+            return false;
+        }
+        self.shards_refused += 1;
+        // As a server that does not know the opcode: UNKNOWN_OP, connection kept.
+        let reply = error_response(
+            req.id,
+            Opcode::Shard,
+            Status::UnknownOp,
+            "unknown opcode 0x0d",
+        );
+        self.stream.write_all(&reply).is_ok()
     }
 
     /// The next request, or `None` when the client closed the connection.
     pub fn read_request(&mut self) -> Option<Req> {
         loop {
             match self.buf.next_frame() {
-                Ok(Some(Frame::Request(r))) => return Some(Req::from_request(&r)),
+                Ok(Some(Frame::Request(r))) => {
+                    let req = Req::from_request(&r);
+                    if !self.refused_shard(&req) {
+                        return Some(req);
+                    }
+                    continue;
+                }
                 Ok(Some(Frame::Response(r))) => panic!("client sent a response: {r:?}"),
                 Err(e) => panic!("client sent a bad frame: {e}"),
                 Ok(None) => {}
@@ -158,7 +198,13 @@ impl Peer {
     pub fn try_read_request(&mut self) -> Option<Req> {
         loop {
             match self.buf.next_frame() {
-                Ok(Some(Frame::Request(r))) => return Some(Req::from_request(&r)),
+                Ok(Some(Frame::Request(r))) => {
+                    let req = Req::from_request(&r);
+                    if !self.refused_shard(&req) {
+                        return Some(req);
+                    }
+                    continue;
+                }
                 Ok(Some(Frame::Response(r))) => panic!("client sent a response: {r:?}"),
                 Err(e) => panic!("client sent a bad frame: {e}"),
                 Ok(None) => {}
