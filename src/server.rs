@@ -231,6 +231,10 @@ impl BoundServer {
                 })
                 .collect();
             let stats = registry.cores[id].clone();
+            // Published before the core's thread runs, so that STATS and /metrics
+            // never show an empty ring between "listening" and the core's start.
+            stats.node.members.set(topology.ring.len() as u64);
+            stats.node.ring_fingerprint.set(topology.ring.fingerprint());
             let parts = CoreParts {
                 id,
                 poll,
