@@ -495,7 +495,8 @@ fn memory_paused_connections_woken_by_new_bytes_do_not_stall_the_core() {
     let mut hogs = Vec::new();
     for i in 0..2u32 {
         let mut s = connect(&server);
-        s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+        s.set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let frame = ping(i, &vec![0x70; 64 * 1024]);
         while s.write_all(&frame).is_ok() {}
         hogs.push(s);
@@ -523,10 +524,15 @@ fn memory_paused_connections_woken_by_new_bytes_do_not_stall_the_core() {
         }));
     }
     for c in clients {
-        let statuses = c.join().expect("every SET answered (a stalled core answers none)");
+        let statuses = c
+            .join()
+            .expect("every SET answered (a stalled core answers none)");
         assert!(statuses.iter().all(|s| *s == Status::Ok), "{statuses:?}");
     }
-    assert!(server.stat("buffer_memory_pauses") >= 1, "the limit was never reached");
+    assert!(
+        server.stat("buffer_memory_pauses") >= 1,
+        "the limit was never reached"
+    );
     assert_serving(&server);
     drop(hogs);
 }
