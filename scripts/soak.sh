@@ -9,6 +9,7 @@
 #
 #   scripts/soak.sh                      10 minutes
 #   SOAK_SECS=30 scripts/soak.sh         a short run (at least 20 s)
+#   scripts/soak.sh --summary DIR        print an earlier run's summary again
 #
 # Env: SOAK_SECS       duration of the load (default 600)
 #      SOAK_PORT       first node port (default 17601; nodes use SOAK_PORT..+2,
@@ -17,6 +18,8 @@
 #      SOAK_SLOW_RATE  GET+SET per second on group `slow`, open loop (default 150)
 #      SOAK_DIR        run directory (default $CARGO_TARGET_DIR/soak/<time>, where
 #                      CARGO_TARGET_DIR defaults to target)
+#      SOAK_ABUSE=0    no abusive clients; SOAK_ABUSE_KINDS=slowloris,bigheader,ping,get
+#                      (the default) picks some of them: for finding which one hurts
 #
 # What runs, all on 127.0.0.1 only:
 #   - nodes 1-3: groupcached --config soak.toml (written below: 2 threads, 1 MiB
@@ -39,6 +42,141 @@
 # Everything started here is stopped on exit, Ctrl-C included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+summary() { # summary RUN_DIR: every figure from the files of the run (params.env)
+  (
+    # shellcheck disable=SC1091
+    source "$1/params.env"
+    python3 - "$1" "$secs" "$kill_at" "$threads" "$max_frame" "$max_buffer_memory" "$max_connections" \
+      "$caches" "$victim" $node_list <<'PY'
+import csv, json, os, sys
+run, secs, kill_at, T, F, M, N, caches, victim = sys.argv[1], *map(int, sys.argv[2:10])
+nodes = sys.argv[10:]
+MiB, KiB = 1 << 20, 1 << 10
+def mib(b): return "%.1f MiB" % (b / MiB)
+print("== soak summary (%s) ==" % run)
+print(open(os.path.join(run, "machine.txt")).read().rstrip())
+print("events:")
+for line in open(os.path.join(run, "events.log")): print("  t=%s" % line.rstrip())
+rows = list(csv.DictReader(open(os.path.join(run, "rss.csv"))))
+print("\nRSS per node (VmRSS, sampled every second; %d samples):" % len(rows))
+maxrss = 0; maxbuf = 0; maxconns = 0
+for n in nodes:
+    r = [x for x in rows if x["node"] == n and x["rss_kib"]]
+    if not r: print("  node %s: no samples" % n); continue
+    rss = [int(x["rss_kib"]) for x in r]
+    top = max(r, key=lambda x: int(x["rss_kib"]))
+    pids = sorted(set(x["pid"] for x in r), key=lambda p: [x["pid"] for x in r].index(p))
+    buf = [int(x["conn_buffer_bytes"]) for x in r if x["conn_buffer_bytes"]]
+    conns = [int(x["connections"]) for x in r if x["connections"]]
+    missing = sum(1 for x in rows if x["node"] == n and not x["rss_kib"])
+    maxrss = max(maxrss, max(rss) * KiB); maxbuf = max([maxbuf] + buf); maxconns = max([maxconns] + conns)
+    line = "  node %s: start %s, max %s (t=%ss), end %s" % (n, mib(rss[0] * KiB), mib(max(rss) * KiB), top["time_s"], mib(rss[-1] * KiB))
+    if len(pids) > 1:
+        before = [int(x["rss_kib"]) for x in r if x["pid"] == pids[0]]
+        after = [int(x["rss_kib"]) for x in r if x["pid"] == pids[-1]]
+        line += "\n          (first process: max %s, last %s before the kill; restarted process: first %s, max %s; %d s without a process)" % (
+            mib(max(before) * KiB), mib(before[-1] * KiB), mib(after[0] * KiB), mib(max(after) * KiB), missing)
+    line += "; conn_buffer_bytes max %s, connections max %s" % (mib(max(buf)) if buf else "?", max(conns) if conns else "?")
+    print(line)
+# RSS over time: one line per node, the value at each tenth of the run
+print("  RSS by tenth of the run (MiB):")
+for n in nodes:
+    r = [x for x in rows if x["node"] == n]
+    pts = []
+    for k in range(11):
+        t = (secs + 2) * k / 10
+        near = [x for x in r if float(x["time_s"]) <= t + 0.5]
+        v = near[-1]["rss_kib"] if near else ""
+        pts.append("%.0f" % (int(v) / 1024) if v else "-")
+    print("    node %s: %s" % (n, " ".join(pts)))
+
+print("\nload (groupcached-bench, open loop, 9:1 GET:SET, connections spread over the 3 nodes):")
+for g in ("fast", "slow"):
+    try: d = json.load(open(os.path.join(run, "bench-%s.json" % g)))
+    except Exception as e: print("  %s: no JSON (%s)" % (g, e)); continue
+    c = d["config"]
+    print("  %s: %.0f s, target %s/s: %d ops (%.0f/s), GET p50 %.0f us p99 %.0f us max %.0f us, found %s" % (
+        g, d["secs"], c["rate"], d["ops"], d["ops_per_sec"], d["per_op"]["get"]["latency_us"]["p50"],
+        d["per_op"]["get"]["latency_us"]["p99"], d["per_op"]["get"]["latency_us"]["max"], d["found"]))
+    print("        errors %d (%.3f%% of requests): %s" % (d["errors"], 100 * d["error_rate"],
+        ", ".join("%s %d" % kv for kv in d["errors_by_kind"].items()) or "none"))
+    ivs = d.get("intervals", [])
+    bad = [iv for iv in ivs if iv.get("errors")]
+    if bad:
+        print("        seconds with errors: %d of %d (first at %ss, last at %ss)" % (len(bad), len(ivs), bad[0].get("second", "?"), bad[-1].get("second", "?")))
+
+def stats(path):
+    out = {}
+    try:
+        for line in open(path):
+            p = line.split()
+            if len(p) == 2 and p[1].isdigit(): out[p[0]] = int(p[1])
+    except OSError: pass
+    return out
+end = {n: stats(os.path.join(run, "stats-end-node%s.txt" % n)) for n in nodes}
+pre = stats(os.path.join(run, "stats-prekill-node%d.txt" % victim))
+names = ["total_connections", "curr_connections", "frame_timeouts", "output_overflows", "buffer_memory_pauses",
+         "idle_timeouts", "protocol_errors", "rejected_connections", "invalidate_errors", "peers_suspect",
+         "peer_auth_failures", "conn_buffer_bytes"]
+for g in ("fast", "slow"):
+    names += ["group.%s.%s" % (g, c) for c in ("gets", "cache_hits", "peer_loads", "peer_errors", "local_loads",
+              "local_load_errs", "sets", "load_queue_waits", "load_queue_full", "load_queue_timeouts",
+              "main.evictions", "hot.evictions", "main.bytes", "hot.bytes")]
+print("\ncounters at the end (STATS; node %d: its restarted process, + its first process a moment before the kill):" % victim)
+print("  %-32s %s" % ("", "  ".join("%14s" % ("node " + n) for n in nodes)))
+for name in names:
+    cells = []
+    for n in nodes:
+        v = end[n].get(name)
+        s = "-" if v is None else str(v)
+        if int(n) == victim and name in pre and not name.endswith("bytes") and name not in ("curr_connections", "peers_suspect"):
+            s += "+%d" % pre[name]
+        cells.append("%14s" % s)
+    print("  %-32s %s" % (name, "  ".join(cells)))
+try:
+    ab = json.load(open(os.path.join(run, "abuse.json")))
+    print("\nabusive clients (abuse.json: connections, sessions, what the server answered; _held_s = seconds held in all):")
+    print("  " + ", ".join("%s %s" % kv for kv in sorted(ab.items())))
+except Exception as e:
+    print("\nabusive clients: no counts (%s)" % e)
+
+R = F + 8 * KiB
+O = (4 * MiB + 2 * F) + F + 256 * KiB
+reads_term = M + 2 * T * (F + 8 * KiB)
+conns_term = min(N * (R + O), reads_term)
+base = 10 * MiB + maxconns * KiB
+bound = caches + base + conns_term
+print("\nworst-case RSS (docs/operations.md, Limits and failure behaviour > Connections), settings of this run:")
+print("  N=%d connections, T=%d threads, F=%s frames, M=%s buffer memory, --max-conn-output auto = %s" % (N, T, mib(F), mib(M), mib(4 * MiB + 2 * F)))
+print("  per connection R + O = %s + %s = %s" % (mib(R), mib(O), mib(R + O)))
+print("  all connections min(N x (R+O), M + 2T(F+8 KiB) + P) = min(%s, %s + P) = %s + P" % (mib(N * (R + O)), mib(reads_term), mib(conns_term)))
+print("  RSS <= caches %s + base %s (10 MiB + 1 KiB x %d connections) + %s + P = %s + P" % (mib(caches), mib(base), maxconns, mib(conns_term), mib(bound)))
+# P (answers owed when the limit is reached) has no fixed size: the samples give a
+# lower bound, what conn_buffer_bytes held beyond the read-buffer term.
+p_seen = max(0, maxbuf - reads_term)
+print("  observed: max RSS %s; max conn_buffer_bytes %s, so P was at least %s at some sample" % (mib(maxrss), mib(maxbuf), mib(p_seen)))
+print("  bound with that P: %s; max RSS is %.0f%% of it" % (mib(bound + p_seen), 100 * maxrss / (bound + p_seen)))
+# Each sample split: cache bytes charged + connection buffers + the rest (base,
+# allocator slack, loader and peer buffers), to check the formula's "base".
+rest = [(int(x["rss_kib"]) * KiB - int(x["conn_buffer_bytes"]) - int(x["cache_bytes"]), x) for x in rows
+        if x["rss_kib"] and x["conn_buffer_bytes"] and x["cache_bytes"]]
+if rest:
+    worst = max(rest, key=lambda r: r[0])
+    print("  RSS - cache bytes charged - conn_buffer_bytes, per sample: max %s (node %s at t=%ss; formula's base: %s)" % (
+        mib(worst[0]), worst[1]["node"], worst[1]["time_s"], mib(base)))
+print("  verdict: %s" % ("max RSS within the bound" + (" (without P)" if maxrss <= bound else " once the observed P is added")
+                         if maxrss <= bound + p_seen else "max RSS ABOVE the bound: see rss.csv"))
+PY
+  )
+}
+if [[ ${1:-} == --summary ]]; then
+  # The summary of an earlier run, again: scripts/soak.sh --summary RUN_DIR
+  [[ -f ${2:-}/params.env ]] || { echo "usage: $0 --summary RUN_DIR (a soak run directory, with params.env)" >&2; exit 2; }
+  summary "$2"
+  exit 0
+fi
+
 
 secs=${SOAK_SECS:-600}
 port0=${SOAK_PORT:-17601}
@@ -106,6 +244,21 @@ t0_us=${EPOCHREALTIME/./}
 elapsed() { local now=${EPOCHREALTIME/./}; printf '%d.%01d' $(((now - t0_us) / 1000000)) $((((now - t0_us) / 100000) % 10)); }
 event() { echo "$(elapsed) $*" | tee -a "$run/events.log"; }
 pause() { sleep "$1" & wait $! || true; }
+
+kill_at=$((secs / 3))
+victim=2
+cat >"$run/params.env" <<EOF
+# the settings scripts/soak.sh --summary needs
+secs=$secs
+kill_at=$kill_at
+threads=$threads
+max_frame=$max_frame
+max_buffer_memory=$max_buffer_memory
+max_connections=$max_connections
+caches=$((fast_cache + slow_cache))
+victim=$victim
+node_list="${nodes[*]}"
+EOF
 
 cat >"$run/soak.toml" <<EOF
 # written by scripts/soak.sh
@@ -346,14 +499,16 @@ fi
 event "load started: bench fast pid $bench_fast, bench slow pid $bench_slow, abuse pid $abuse"
 
 load_start=$(elapsed)
-kill_at=$((secs / 3))
 down_secs=$((secs / 20 < 2 ? 2 : (secs / 20 > 10 ? 10 : secs / 20)))
 pause "$kill_at"
-victim=2
 "$bin/groupcached-cli" --server "127.0.0.1:$(port $victim)" --timeout 2s stats >"$run/stats-prekill-node$victim.txt" 2>&1 || true
-kill -KILL "${node_pid[$victim]}"
+for n in "${nodes[@]}"; do
+  kill -0 "${node_pid[$n]}" 2>/dev/null || event "node $n (pid ${node_pid[$n]}) is NOT running before the kill: it died on its own"
+done
+if kill -KILL "${node_pid[$victim]}" 2>/dev/null; then
+  event "node $victim killed (kill -9, pid ${node_pid[$victim]})"
+fi
 wait "${node_pid[$victim]}" 2>/dev/null || true
-event "node $victim killed (kill -9, pid ${node_pid[$victim]})"
 pause "$down_secs"
 start_node "$victim"
 event "node $victim restarted on port $(port $victim) (pid ${node_pid[$victim]})"
@@ -371,114 +526,7 @@ scrape end
 if [[ -n $abuse ]]; then kill -TERM "$abuse" 2>/dev/null || true; wait "$abuse" 2>/dev/null || true; fi
 event "abusive clients stopped"
 
-python3 - "$run" "$secs" "$kill_at" "$threads" "$max_frame" "$max_buffer_memory" "$max_connections" \
-  "$((fast_cache + slow_cache))" "$victim" "${nodes[@]}" <<'PY' | tee "$run/summary.txt"
-import csv, json, os, sys
-run, secs, kill_at, T, F, M, N, caches, victim = sys.argv[1], *map(int, sys.argv[2:10])
-nodes = sys.argv[10:]
-MiB, KiB = 1 << 20, 1 << 10
-def mib(b): return "%.1f MiB" % (b / MiB)
-print("== soak summary (%s) ==" % run)
-print(open(os.path.join(run, "machine.txt")).read().rstrip())
-print("events:")
-for line in open(os.path.join(run, "events.log")): print("  t=%s" % line.rstrip())
-rows = list(csv.DictReader(open(os.path.join(run, "rss.csv"))))
-print("\nRSS per node (VmRSS, sampled every second; %d samples):" % len(rows))
-maxrss = 0; maxbuf = 0; maxconns = 0
-for n in nodes:
-    r = [x for x in rows if x["node"] == n and x["rss_kib"]]
-    if not r: print("  node %s: no samples" % n); continue
-    rss = [int(x["rss_kib"]) for x in r]
-    top = max(r, key=lambda x: int(x["rss_kib"]))
-    pids = sorted(set(x["pid"] for x in r), key=lambda p: [x["pid"] for x in r].index(p))
-    buf = [int(x["conn_buffer_bytes"]) for x in r if x["conn_buffer_bytes"]]
-    conns = [int(x["connections"]) for x in r if x["connections"]]
-    missing = sum(1 for x in rows if x["node"] == n and not x["rss_kib"])
-    maxrss = max(maxrss, max(rss) * KiB); maxbuf = max([maxbuf] + buf); maxconns = max([maxconns] + conns)
-    line = "  node %s: start %s, max %s (t=%ss), end %s" % (n, mib(rss[0] * KiB), mib(max(rss) * KiB), top["time_s"], mib(rss[-1] * KiB))
-    if len(pids) > 1:
-        before = [int(x["rss_kib"]) for x in r if x["pid"] == pids[0]]
-        after = [int(x["rss_kib"]) for x in r if x["pid"] == pids[-1]]
-        line += "\n          (first process: max %s, last %s before the kill; restarted process: first %s, max %s; %d s without a process)" % (
-            mib(max(before) * KiB), mib(before[-1] * KiB), mib(after[0] * KiB), mib(max(after) * KiB), missing)
-    line += "; conn_buffer_bytes max %s, connections max %s" % (mib(max(buf)) if buf else "?", max(conns) if conns else "?")
-    print(line)
-# RSS over time: one line per node, the value at each tenth of the run
-print("  RSS by tenth of the run (MiB):")
-for n in nodes:
-    r = [x for x in rows if x["node"] == n]
-    pts = []
-    for k in range(11):
-        t = (secs + 2) * k / 10
-        near = [x for x in r if float(x["time_s"]) <= t + 0.5]
-        v = near[-1]["rss_kib"] if near else ""
-        pts.append("%.0f" % (int(v) / 1024) if v else "-")
-    print("    node %s: %s" % (n, " ".join(pts)))
-
-print("\nload (groupcached-bench, open loop, 9:1 GET:SET, connections spread over the 3 nodes):")
-for g in ("fast", "slow"):
-    try: d = json.load(open(os.path.join(run, "bench-%s.json" % g)))
-    except Exception as e: print("  %s: no JSON (%s)" % (g, e)); continue
-    c = d["config"]
-    print("  %s: %.0f s, target %s/s: %d ops (%.0f/s), GET p50 %.0f us p99 %.0f us max %.0f us, found %s" % (
-        g, d["secs"], c["rate"], d["ops"], d["ops_per_sec"], d["per_op"]["get"]["latency_us"]["p50"],
-        d["per_op"]["get"]["latency_us"]["p99"], d["per_op"]["get"]["latency_us"]["max"], d["found"]))
-    print("        errors %d (%.3f%% of requests): %s" % (d["errors"], 100 * d["error_rate"],
-        ", ".join("%s %d" % kv for kv in d["errors_by_kind"].items()) or "none"))
-    ivs = d.get("intervals", [])
-    bad = [iv for iv in ivs if iv.get("errors")]
-    if bad:
-        print("        seconds with errors: %d of %d (first at %ss, last at %ss)" % (len(bad), len(ivs), bad[0].get("second", "?"), bad[-1].get("second", "?")))
-
-def stats(path):
-    out = {}
-    try:
-        for line in open(path):
-            p = line.split()
-            if len(p) == 2 and p[1].isdigit(): out[p[0]] = int(p[1])
-    except OSError: pass
-    return out
-end = {n: stats(os.path.join(run, "stats-end-node%s.txt" % n)) for n in nodes}
-pre = stats(os.path.join(run, "stats-prekill-node%d.txt" % victim))
-names = ["total_connections", "curr_connections", "frame_timeouts", "output_overflows", "buffer_memory_pauses",
-         "idle_timeouts", "protocol_errors", "rejected_connections", "invalidate_errors", "peers_suspect",
-         "peer_auth_failures", "conn_buffer_bytes"]
-for g in ("fast", "slow"):
-    names += ["group.%s.%s" % (g, c) for c in ("gets", "cache_hits", "peer_loads", "peer_errors", "local_loads",
-              "local_load_errs", "sets", "load_queue_waits", "load_queue_full", "load_queue_timeouts",
-              "main.evictions", "hot.evictions", "main.bytes", "hot.bytes")]
-print("\ncounters at the end (STATS; node %d: its restarted process, + its first process a moment before the kill):" % victim)
-print("  %-32s %s" % ("", "  ".join("%14s" % ("node " + n) for n in nodes)))
-for name in names:
-    cells = []
-    for n in nodes:
-        v = end[n].get(name)
-        s = "-" if v is None else str(v)
-        if int(n) == victim and name in pre and not name.endswith("bytes") and name not in ("curr_connections", "peers_suspect"):
-            s += "+%d" % pre[name]
-        cells.append("%14s" % s)
-    print("  %-32s %s" % (name, "  ".join(cells)))
-try:
-    ab = json.load(open(os.path.join(run, "abuse.json")))
-    print("\nabusive clients (abuse.json: connections, sessions, what the server answered; _held_s = seconds held in all):")
-    print("  " + ", ".join("%s %s" % kv for kv in sorted(ab.items())))
-except Exception as e:
-    print("\nabusive clients: no counts (%s)" % e)
-
-R = F + 8 * KiB
-O = (4 * MiB + 2 * F) + F + 256 * KiB
-conns_term = min(N * (R + O), M + 2 * T * (F + 8 * KiB))
-base = 10 * MiB + maxconns * KiB
-bound = caches + base + conns_term
-print("\nworst-case RSS (docs/operations.md, Limits and failure behaviour > Connections), settings of this run:")
-print("  N=%d connections, T=%d threads, F=%s frames, M=%s buffer memory, --max-conn-output auto = %s" % (N, T, mib(F), mib(M), mib(4 * MiB + 2 * F)))
-print("  per connection R + O = %s + %s = %s" % (mib(R), mib(O), mib(R + O)))
-print("  all connections min(N x (R+O), M + 2T(F+8 KiB) + P) = min(%s, %s + P) = %s + P" % (mib(N * (R + O)), mib(M + 2 * T * (F + 8 * KiB)), mib(conns_term)))
-print("  RSS <= caches %s + base %s (10 MiB + 1 KiB x %d connections) + %s + P = %s + P" % (mib(caches), mib(base), maxconns, mib(conns_term), mib(bound)))
-print("  observed: max RSS %s (%s of the bound without P); max conn_buffer_bytes %s (the term the formula bounds by %s + P)" % (
-    mib(maxrss), "%.0f%%" % (100 * maxrss / bound), mib(maxbuf), mib(conns_term)))
-print("  verdict: %s" % ("max RSS within the bound (P = 0)" if maxrss <= bound else "max RSS ABOVE the bound without P: see the RSS column and conn_buffer_bytes"))
-PY
+summary "$run" | tee "$run/summary.txt"
 
 for n in "${nodes[@]}"; do
   if grep -qi 'panick' "$run/node$n.log"; then echo "node $n log has a panic:"; grep -i -m5 'panick' "$run/node$n.log"; fi
