@@ -473,6 +473,70 @@ fn buffer_memory_limit_holds_back_big_frames_and_serves_everyone() {
     }
 }
 
+/// Found by scripts/soak.sh: a connection held back by the buffer memory limit that
+/// received more bytes while the core's grant was free made the core loop forever
+/// without reading (read_conn granted it, release_grant took the grant back because
+/// the connection was still marked paused, and so on): every client of that core,
+/// and the peers, got no answer. Several connections trickling large frames keep
+/// pausing, waking and completing, so the grant changes hands while paused
+/// connections get new bytes.
+#[test]
+fn memory_paused_connections_woken_by_new_bytes_do_not_stall_the_core() {
+    let server = TestServer::start(&[
+        "--threads",
+        "1",
+        "--max-frame",
+        "1MiB",
+        "--max-buffer-memory",
+        "2MiB",
+    ]);
+    // Two clients that pipeline PINGs and never read keep the node over its buffer
+    // memory limit with their unsent answers, as in the soak.
+    let mut hogs = Vec::new();
+    for i in 0..2u32 {
+        let mut s = connect(&server);
+        s.set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let frame = ping(i, &vec![0x70; 64 * 1024]);
+        while s.write_all(&frame).is_ok() {}
+        hogs.push(s);
+    }
+    server.wait_stat("conn_buffer_bytes", "> 2 MiB", |v| v > 2 * MIB);
+    let (conns, frames) = (6u32, 3u32);
+    let value = vec![0x33; 1000 * 1000];
+    let mut clients = Vec::new();
+    for c in 0..conns {
+        let mut s = connect(&server);
+        s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let value = value.clone();
+        clients.push(std::thread::spawn(move || {
+            let mut statuses = Vec::new();
+            for f in 0..frames {
+                let frame = set(f, format!("trickle-{c}-{f}").as_bytes(), &value);
+                for chunk in frame.chunks(32 * 1024) {
+                    s.write_all(chunk).unwrap();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                statuses.push(recv_one(&mut s).status);
+            }
+            statuses
+        }));
+    }
+    for c in clients {
+        let statuses = c
+            .join()
+            .expect("every SET answered (a stalled core answers none)");
+        assert!(statuses.iter().all(|s| *s == Status::Ok), "{statuses:?}");
+    }
+    assert!(
+        server.stat("buffer_memory_pauses") >= 1,
+        "the limit was never reached"
+    );
+    assert_serving(&server);
+    drop(hogs);
+}
+
 /// xorshift64*: reproducible randomness without a dependency.
 struct Rng(u64);
 

@@ -363,6 +363,10 @@ impl Core {
                     // The core's one frame allowed to grow past the limit.
                     *grant = Some((token, conn.rbuf.frames()));
                     conn.mem_paused = false;
+                    // It is read now. Left set (a paused connection woken by a
+                    // readable event), release_grant would take the grant straight
+                    // back and this loop would spin forever, starving the core.
+                    conn.read_paused = false;
                     continue;
                 }
                 conn.read_paused = true;
