@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cluster::TestCluster;
+use common::Rng;
 use groupcached_client::Client;
 
 const KEYS: usize = 8;
@@ -112,21 +113,6 @@ impl Fault {
             FaultKind::Kill => self.owner_before[key] == self.node,
             FaultKind::Grow => self.owner_before[key] != self.owner_after[key],
         }
-    }
-}
-
-/// xorshift64*: deterministic per seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{wait_until, Raw, TestServer, DEADLINE};
+use common::{wait_until, Raw, Rng, TestServer, DEADLINE};
 use groupcached_client::protocol::{
     Frame, FrameBuffer, KeyRef, Limits, Request, RequestKind, ResponseBody, Status,
 };
@@ -535,22 +535,6 @@ fn memory_paused_connections_woken_by_new_bytes_do_not_stall_the_core() {
     );
     assert_serving(&server);
     drop(hogs);
-}
-
-/// xorshift64*: reproducible randomness without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// One random piece of traffic: a valid frame, a mutated one, a truncated one or noise.

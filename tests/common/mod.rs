@@ -504,3 +504,22 @@ fn serve_http(
     let _ = conn.write_all(&resp);
     let _ = conn.flush();
 }
+
+/// xorshift64*: reproducible randomness for randomized tests, without a dependency.
+/// Seed it with a non-zero value.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
