@@ -20,7 +20,7 @@
 //! - when the faults are over and `--hot-ttl` has passed, every node answers every
 //!   key exactly as its owner does.
 //!
-//! Default run: about 12 s of load with four faults (pause, kill, grow 3 -> 4, pause).
+//! Default run: about 12 s of load with three faults (a pause, a kill, the growth 3 -> 4).
 //! Longer: `GROUPCACHED_HISTORY_SECS=600 GROUPCACHED_HISTORY_SEED=7 cargo test
 //! --release --test history -- --nocapture` (a fault every few seconds: a pause, a
 //! kill, the growth, then random pauses and kills).

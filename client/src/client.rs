@@ -132,16 +132,7 @@ enum Route<'k> {
 
 /// The key a request is about, for routing; `None` for keyless requests.
 pub(crate) fn key_of<'a>(kind: &RequestKind<'a>) -> Option<&'a [u8]> {
-    match kind {
-        RequestKind::Get(k)
-        | RequestKind::Delete(k)
-        | RequestKind::Fetch(k)
-        | RequestKind::Invalidate(k)
-        | RequestKind::Purge(k)
-        | RequestKind::Set { key: k, .. }
-        | RequestKind::Store { key: k, .. } => Some(k.key),
-        _ => None,
-    }
+    kind.key_ref().map(|k| k.key)
 }
 
 impl Client {

@@ -386,17 +386,11 @@ pub(crate) fn encoded_len(kind: &RequestKind<'_>) -> usize {
 /// that could not be encoded: an empty or too long group or key, a too long node
 /// id, or a frame over `max_frame`.
 pub(crate) fn validate(kind: &RequestKind<'_>, max_frame: usize) -> Result<()> {
+    if let Some(k) = kind.key_ref() {
+        check_len("group", k.group.len(), MAX_GROUP_LEN)?;
+        check_len("key", k.key.len(), MAX_KEY_LEN)?;
+    }
     match kind {
-        RequestKind::Get(k)
-        | RequestKind::Delete(k)
-        | RequestKind::Fetch(k)
-        | RequestKind::Invalidate(k)
-        | RequestKind::Purge(k)
-        | RequestKind::Set { key: k, .. }
-        | RequestKind::Store { key: k, .. } => {
-            check_len("group", k.group.len(), MAX_GROUP_LEN)?;
-            check_len("key", k.key.len(), MAX_KEY_LEN)?;
-        }
         RequestKind::Hello { node_id, .. } if node_id.len() > MAX_NODE_ID_LEN => {
             return Err(Error::InvalidArgument(format!(
                 "node id of {} bytes is longer than {MAX_NODE_ID_LEN}",

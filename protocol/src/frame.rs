@@ -86,7 +86,22 @@ pub enum RequestKind<'a> {
 /// core count and the core serving the connection.
 pub const SHARD_QUERY: u16 = u16::MAX;
 
-impl RequestKind<'_> {
+impl<'a> RequestKind<'a> {
+    /// The key reference of a keyed request (GET, SET, DELETE and the peer-internal
+    /// FETCH, INVALIDATE, STORE, PURGE); `None` for STATS, PING, HELLO and the rest.
+    pub fn key_ref(&self) -> Option<KeyRef<'a>> {
+        match *self {
+            RequestKind::Get(k)
+            | RequestKind::Delete(k)
+            | RequestKind::Fetch(k)
+            | RequestKind::Invalidate(k)
+            | RequestKind::Purge(k)
+            | RequestKind::Set { key: k, .. }
+            | RequestKind::Store { key: k, .. } => Some(k),
+            _ => None,
+        }
+    }
+
     /// The opcode of this request.
     pub fn opcode(&self) -> Opcode {
         match self {
