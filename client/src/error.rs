@@ -37,7 +37,7 @@ pub enum Error {
     /// response, a PING payload that is not the one sent).
     Protocol(String),
     /// The call was refused before anything was sent (empty or too long key or group,
-    /// a frame over the client's size limit, a malformed duration).
+    /// a frame over the client's size limit).
     InvalidArgument(String),
 }
 

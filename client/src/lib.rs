@@ -54,7 +54,6 @@
 mod client;
 mod cluster;
 mod conn;
-mod duration;
 mod error;
 mod pipeline;
 mod response;
@@ -65,8 +64,10 @@ pub use cluster::{ClusterBuilder, ClusterClient, DEFAULT_BACKOFF, DEFAULT_MAX_BA
 pub use conn::{
     ConnectOptions, Connection, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, VECTORED_WRITE_MIN,
 };
-pub use duration::parse_duration;
 pub use error::{Error, Result};
+/// Reads a duration as every groupcached binary does (`500ms`, `1.5s`, `5m`, `1d`);
+/// the grammar is documented in [`units`].
+pub use groupcached_units::parse_duration;
 pub use pipeline::{Pipeline, Reply, MAX_BYTES_IN_FLIGHT, MAX_IN_FLIGHT};
 pub use response::{Hello, OwnedBody, OwnedResponse, Value};
 pub use stats::Stats;
@@ -74,3 +75,7 @@ pub use stats::Stats;
 /// The protocol crate, re-exported so users of [`Connection`] need not depend on it
 /// separately (and cannot end up with a mismatched version).
 pub use groupcached_protocol as protocol;
+
+/// The duration and size grammar shared by the server, `groupcached-cli` and
+/// `groupcached-bench`, re-exported for [`parse_duration`]'s error type.
+pub use groupcached_units as units;

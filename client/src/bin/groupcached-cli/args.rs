@@ -1,39 +1,26 @@
-//! `groupcached-cli`: talk to a groupcached server from a shell.
+//! The command line: what `groupcached-cli` accepts, parsed by hand into [`Args`].
 //!
-//! Exit status (also in `--help`): 0 ok; 1 not found (`get` of a key without a
-//! value); 2 usage error (bad flags or arguments, a key or value the protocol
-//! refuses); 3 cannot connect (nothing listening, the connection lost, or no answer
-//! within `--timeout`); 4 the server answered an error (an error status, or an answer
-//! the client cannot read); 5 local I/O error (reading stdin for `set -`, writing
-//! stdout). Scripts can tell "the key is not there" from "the server is not there".
 //! Argument parsing is written by hand: eight commands do not justify making every
-//! embedder of the library build an argument-parsing crate.
-//!
-//! `get` writes the value's bytes exactly as stored when stdout is a pipe or file;
-//! on a terminal it adds a newline if the value does not end with one, so the shell
-//! prompt is not glued to it.
-//!
-//! With `--peers`, `get`, `set` and `delete` go through a [`ClusterClient`] straight
-//! to the key's owner (falling back to the next member if it is down), and `owner`
-//! prints which member that is without touching the network.
+//! embedder of the library build an argument-parsing crate. Durations use the
+//! grammar shared with the server and the bench (`groupcached-units`).
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, IsTerminal, Read, Write};
-use std::process::ExitCode;
+use std::fmt;
 use std::time::Duration;
 
-use groupcached_client::protocol::{Ring, DEFAULT_VNODES};
-use groupcached_client::{parse_duration, Client, ClusterClient, ConnectOptions, Error, Value};
+use groupcached_client::parse_duration;
+use groupcached_client::protocol::DEFAULT_VNODES;
+use groupcached_client::units::ParseError;
 
-const DEFAULT_SERVER: &str = "127.0.0.1:7000";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_SERVER: &str = "127.0.0.1:7000";
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The one line a usage error prints (with a `--help` hint), not the whole help.
-const USAGE_LINE: &str =
+pub(crate) const USAGE_LINE: &str =
     "Usage: groupcached-cli [--server ADDR | --peers A,B,C] [--timeout D] [--shard-aware] \
 <get|set|delete|stats|ping|hello|owner> [ARGS...]";
 
-const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 Usage: groupcached-cli [--server ADDR | --peers A,B,C [--vnodes N]] [--timeout D] <command>
 
 Commands:
@@ -66,8 +53,9 @@ Options:
                       milliseconds, rounded up)
   -h, --help          print this help
 
-Durations are written as for the server, a number and a unit (us, ms, s, m, h,
-d), whole or with a fraction: 500ms, 1.5s, 30s, 5m, 1h, 1d.
+Durations are written as for the server and groupcached-bench, a number and a
+unit (ns, us, ms, s, m, h, d), whole or with a fraction: 500ms, 1.5s, 30s, 5m,
+1h, 1d.
 
 Exit status:
   0  ok
@@ -80,7 +68,7 @@ Exit status:
 
 /// What to do, with its arguments (keys and values as raw bytes).
 #[derive(Debug, PartialEq, Eq)]
-enum Command {
+pub(crate) enum Command {
     Get {
         group: Vec<u8>,
         key: Vec<u8>,
@@ -104,36 +92,67 @@ enum Command {
 
 /// Where `set` takes its value from.
 #[derive(Debug, PartialEq, Eq)]
-enum ValueSource {
+pub(crate) enum ValueSource {
     Arg(Vec<u8>),
     Stdin,
 }
 
 /// A parsed command line.
 #[derive(Debug, PartialEq, Eq)]
-struct Args {
-    server: String,
+pub(crate) struct Args {
+    pub(crate) server: String,
     /// `--peers`: route keyed commands by the ring over these members.
-    peers: Option<Vec<String>>,
-    vnodes: u32,
-    timeout: Duration,
-    ttl: Option<Duration>,
-    json: bool,
+    pub(crate) peers: Option<Vec<String>>,
+    pub(crate) vnodes: u32,
+    pub(crate) timeout: Duration,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) json: bool,
     /// `--shard-aware`: per-core connections (the library's default, off here).
-    shard_aware: bool,
-    command: Command,
+    pub(crate) shard_aware: bool,
+    pub(crate) command: Command,
 }
 
 /// The outcome of parsing: run something, or print the help.
 #[derive(Debug, PartialEq, Eq)]
-enum Parsed {
+pub(crate) enum Parsed {
     Run(Args),
     Help,
 }
 
+/// A command line that cannot be run as given (exit status 2); the message says
+/// which argument and why.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+impl From<String> for UsageError {
+    fn from(message: String) -> Self {
+        UsageError(message)
+    }
+}
+
+impl From<&str> for UsageError {
+    fn from(message: &str) -> Self {
+        UsageError(message.to_owned())
+    }
+}
+
+impl From<ParseError> for UsageError {
+    fn from(e: ParseError) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
 /// Parses the arguments after the program name. Options may appear anywhere;
 /// `--` ends them (so a key may start with `-`).
-fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, String> {
+pub(crate) fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, UsageError> {
     let mut server = None;
     let mut peers = None;
     let mut vnodes = None;
@@ -179,9 +198,9 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
                 vnodes = Some(n);
             }
             "--shard-aware" if inline.is_none() => shard_aware = true,
-            "--timeout" => timeout = parse_duration(&value(name)?).map_err(|e| e.to_string())?,
+            "--timeout" => timeout = parse_duration(&value(name)?)?,
             "--ttl" => {
-                let d = parse_duration(&value(name)?).map_err(|e| e.to_string())?;
+                let d = parse_duration(&value(name)?)?;
                 if d.is_zero() {
                     // On the wire 0 means the group's default, and a SET cannot ask
                     // for "never expires": refuse rather than store for 1 ms.
@@ -192,7 +211,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
                 ttl = Some(d);
             }
             "--json" if inline.is_none() => json = true,
-            _ => return Err(format!("unknown option {text}")),
+            _ => return Err(format!("unknown option {text}").into()),
         }
     }
 
@@ -262,7 +281,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
                 key: os_bytes(&rest[1]),
             }
         }
-        other => return Err(format!("unknown command {other:?}")),
+        other => return Err(format!("unknown command {other:?}").into()),
     };
     if ttl.is_some() && !matches!(command, Command::Set { .. }) {
         return Err("--ttl only applies to set".into());
@@ -295,7 +314,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, Strin
 }
 
 /// A comma-separated member list; blanks around names and empty entries are ignored.
-fn parse_peers(list: &str) -> Result<Vec<String>, String> {
+fn parse_peers(list: &str) -> Result<Vec<String>, UsageError> {
     let peers: Vec<String> = list
         .split(',')
         .map(str::trim)
@@ -309,7 +328,7 @@ fn parse_peers(list: &str) -> Result<Vec<String>, String> {
 }
 
 /// An argument's bytes: exact on Unix (keys need not be UTF-8), lossy elsewhere.
-fn os_bytes(s: &OsStr) -> Vec<u8> {
+pub(crate) fn os_bytes(s: &OsStr) -> Vec<u8> {
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
@@ -321,290 +340,11 @@ fn os_bytes(s: &OsStr) -> Vec<u8> {
     }
 }
 
-/// How a run ended, when not well; each kind has its own exit status.
-#[derive(Debug)]
-enum Failure {
-    /// `get` found nothing: exit 1.
-    NotFound,
-    /// The arguments cannot be sent (a key or value the protocol refuses): exit 2.
-    Usage(String),
-    /// The server could not be reached or stopped answering: exit 3.
-    Connect(String),
-    /// The server answered with an error: exit 4.
-    Server(String),
-    /// Reading stdin or writing stdout failed: exit 5.
-    Local(String),
-    /// stdout was closed by its reader (`| head`): stop quietly, exit 0.
-    BrokenPipe,
-}
-
-impl Failure {
-    /// The failure of a client call made to `target` (an address or a member list).
-    fn from_client(e: Error, target: &Target) -> Failure {
-        match e {
-            Error::InvalidArgument(m) => Failure::Usage(m),
-            Error::Server { .. } => Failure::Server(e.to_string()),
-            Error::Decode(_) | Error::Protocol(_) => Failure::Server(format!(
-                "{} sent an answer this client cannot read: {e}",
-                target.describe()
-            )),
-            Error::Timeout | Error::Io(_) => Failure::Connect(target.unreachable(&e)),
-        }
-    }
-
-    fn exit_code(&self) -> u8 {
-        match self {
-            Failure::BrokenPipe => 0,
-            Failure::NotFound => 1,
-            Failure::Usage(_) => 2,
-            Failure::Connect(_) => 3,
-            Failure::Server(_) => 4,
-            Failure::Local(_) => 5,
-        }
-    }
-}
-
-/// A local I/O error: reading stdin or writing stdout.
-fn local(e: io::Error) -> Failure {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        Failure::BrokenPipe
-    } else {
-        Failure::Local(e.to_string())
-    }
-}
-
-/// How to start a server that the failed command would have reached.
-fn start_hint(addr: &str) -> String {
-    format!(
-        "Is a groupcached server running there? Start one with `groupcached --listen {addr}`, \
-         or name another with --server ADDR"
-    )
-}
-
-/// Where keyed commands go: one server, or the key's owner in a cluster.
-enum Target {
-    Server(Client, String),
-    Cluster(ClusterClient, Vec<String>),
-}
-
-impl Target {
-    /// Names the target in messages.
-    fn describe(&self) -> String {
-        match self {
-            Target::Server(_, addr) => addr.clone(),
-            Target::Cluster(_, peers) => format!("the cluster {}", peers.join(",")),
-        }
-    }
-
-    /// The message for a lost connection or a timeout after connecting.
-    fn unreachable(&self, e: &Error) -> String {
-        match self {
-            Target::Server(_, addr) => match e {
-                Error::Timeout => format!("{addr} did not answer in time (see --timeout)"),
-                _ => format!("lost the connection to {addr}: {e}"),
-            },
-            Target::Cluster(_, peers) => format!(
-                "cannot reach any member of {} ({e}); is groupcached running on each? \
-                 Start them with `groupcached --listen ADDR --peers {}` on each ADDR",
-                peers.join(","),
-                peers.join(",")
-            ),
-        }
-    }
-
-    fn get(&mut self, group: &[u8], key: &[u8]) -> Result<Option<Value>, Error> {
-        match self {
-            Target::Server(c, _) => c.get(group, key),
-            Target::Cluster(c, _) => c.get(group, key),
-        }
-    }
-
-    fn set(
-        &mut self,
-        group: &[u8],
-        key: &[u8],
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), Error> {
-        match self {
-            Target::Server(c, _) => c.set(group, key, value, ttl),
-            Target::Cluster(c, _) => c.set(group, key, value, ttl),
-        }
-    }
-
-    fn delete(&mut self, group: &[u8], key: &[u8]) -> Result<bool, Error> {
-        match self {
-            Target::Server(c, _) => c.delete(group, key),
-            Target::Cluster(c, _) => c.delete(group, key),
-        }
-    }
-
-    /// The single server, for the commands that address one node.
-    fn server(&mut self) -> Result<&mut Client, Failure> {
-        match self {
-            Target::Server(c, _) => Ok(c),
-            // The parser refuses --peers with these commands.
-            Target::Cluster(..) => Err(Failure::Usage("this command needs --server".into())),
-        }
-    }
-}
-
-fn run(args: Args) -> Result<(), Failure> {
-    let stdout = io::stdout();
-    let terminal = stdout.is_terminal();
-    let mut out = stdout.lock();
-    if let Command::Owner { key } = &args.command {
-        let peers = args.peers.as_deref().unwrap_or_default();
-        let ring = Ring::new(peers, args.vnodes);
-        let owner = ring
-            .owner(key)
-            .ok_or_else(|| Failure::Usage("the member list is empty".into()))?;
-        writeln!(out, "{owner}").map_err(local)?;
-        out.flush().map_err(local)?;
-        return Ok(());
-    }
-    // Read stdin before connecting, so a slow producer cannot run out a timeout.
-    let stdin_value = match &args.command {
-        Command::Set {
-            value: ValueSource::Stdin,
-            ..
-        } => {
-            let mut v = Vec::new();
-            io::stdin()
-                .read_to_end(&mut v)
-                .map_err(|e| Failure::Local(format!("cannot read the value from stdin: {e}")))?;
-            Some(v)
-        }
-        _ => None,
-    };
-    let mut target = match &args.peers {
-        Some(peers) => {
-            let opts = ConnectOptions {
-                connect_timeout: Some(args.timeout),
-                timeout: Some(args.timeout),
-                ..ConnectOptions::default()
-            };
-            let cluster = ClusterClient::builder()
-                .options(opts)
-                .vnodes(args.vnodes)
-                .shard_aware(args.shard_aware)
-                .with_members(peers)
-                .map_err(|e| Failure::Usage(e.to_string()))?;
-            Target::Cluster(cluster, peers.clone())
-        }
-        None => {
-            let client = Client::builder(args.server.as_str())
-                .connect_timeout(args.timeout)
-                .timeout(args.timeout)
-                .shard_aware(args.shard_aware)
-                .connect()
-                .map_err(|e| match e {
-                    Error::InvalidArgument(m) => Failure::Usage(m),
-                    e => Failure::Connect(format!(
-                        "cannot connect to {}: {e}\n{}",
-                        args.server,
-                        start_hint(&args.server)
-                    )),
-                })?;
-            Target::Server(client, args.server.clone())
-        }
-    };
-    match args.command {
-        Command::Get { group, key } => {
-            let value = target
-                .get(&group, &key)
-                .map_err(|e| Failure::from_client(e, &target))?
-                .ok_or(Failure::NotFound)?;
-            out.write_all(&value).map_err(local)?;
-            if terminal && !value.ends_with(b"\n") {
-                out.write_all(b"\n").map_err(local)?;
-            }
-        }
-        Command::Set { group, key, value } => {
-            let value = match value {
-                ValueSource::Arg(v) => v,
-                ValueSource::Stdin => stdin_value.unwrap_or_default(),
-            };
-            target
-                .set(&group, &key, &value, args.ttl)
-                .map_err(|e| Failure::from_client(e, &target))?;
-        }
-        Command::Delete { group, key } => {
-            let removed = target
-                .delete(&group, &key)
-                .map_err(|e| Failure::from_client(e, &target))?;
-            writeln!(out, "{}", if removed { "deleted" } else { "not found" }).map_err(local)?;
-        }
-        Command::Stats => {
-            let stats = target.server()?.stats();
-            let stats = stats.map_err(|e| Failure::from_client(e, &target))?;
-            if args.json {
-                writeln!(out, "{}", stats.to_json()).map_err(local)?;
-            } else {
-                for (name, value) in &stats {
-                    writeln!(out, "{name} {value}").map_err(local)?;
-                }
-            }
-        }
-        Command::Ping => {
-            let rtt = target.server()?.ping();
-            let rtt = rtt.map_err(|e| Failure::from_client(e, &target))?;
-            writeln!(out, "pong in {:.3} ms", rtt.as_secs_f64() * 1000.0).map_err(local)?;
-        }
-        Command::Hello => {
-            let h = target.server()?.hello();
-            let h = h.map_err(|e| Failure::from_client(e, &target))?;
-            let mut text = format!(
-                "node_id {}\nring_fingerprint {:016x}\nvnodes {}\n",
-                h.node_id, h.ring_fingerprint, h.vnodes
-            );
-            for m in &h.members {
-                text.push_str(&format!("member {m}\n"));
-            }
-            out.write_all(text.as_bytes()).map_err(local)?;
-        }
-        Command::Owner { .. } => unreachable!("handled above"),
-    }
-    out.flush().map_err(local)?;
-    Ok(())
-}
-
-fn main() -> ExitCode {
-    match parse_args(std::env::args_os().skip(1)) {
-        Ok(Parsed::Help) => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!(
-                "groupcached-cli: {msg}\n{USAGE_LINE}\nTry `groupcached-cli --help` for more."
-            );
-            ExitCode::from(2)
-        }
-        Ok(Parsed::Run(args)) => match run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(failure) => {
-                match &failure {
-                    Failure::NotFound => eprintln!("groupcached-cli: not found"),
-                    Failure::Usage(msg) => eprintln!(
-                        "groupcached-cli: {msg}\n{USAGE_LINE}\nTry `groupcached-cli --help` for more."
-                    ),
-                    Failure::Connect(msg) | Failure::Server(msg) | Failure::Local(msg) => {
-                        eprintln!("groupcached-cli: {msg}")
-                    }
-                    Failure::BrokenPipe => {}
-                }
-                ExitCode::from(failure.exit_code())
-            }
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Parsed, String> {
+    fn parse(args: &[&str]) -> Result<Parsed, UsageError> {
         parse_args(args.iter().map(OsString::from))
     }
 
