@@ -9,6 +9,7 @@ mod engine;
 mod proto;
 mod report;
 mod run;
+mod values;
 mod workload;
 
 use clap::Parser;

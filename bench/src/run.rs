@@ -239,7 +239,7 @@ pub fn run(config: Config) -> Result<Verdict, RunError> {
             cache_hits: h1.saturating_sub(h0),
             core_hops: c0.zip(c1).map(|(c0, c1)| c1.saturating_sub(c0)),
         },
-        (Some(Err(why)), _) | (_, Err(why)) => ServerCache::Unknown(why),
+        (Some(Err(why)), _) | (_, Err(why)) => ServerCache::Unknown(why.to_string()),
         _ => ServerCache::Unknown("the run ended before its warm-up".into()),
     };
     let mut summary = Summary::new(&results, secs, intervals, server_cache);
@@ -339,6 +339,27 @@ fn ask_cores(addr: SocketAddr, timeout: Duration) -> Result<Option<usize>, RunEr
     }
 }
 
+/// Why the servers' cache counters could not be read (the summary then says so
+/// instead of a served-from-cache ratio).
+#[derive(Debug)]
+enum CountersError {
+    /// Connecting to a server or its STATS call failed.
+    Stats(SocketAddr, groupcached_client::Error),
+    /// A server's STATS has no such counter (another group name, an older server).
+    Missing(SocketAddr, String),
+}
+
+impl fmt::Display for CountersError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CountersError::Stats(addr, e) => write!(f, "STATS from {addr}: {e}"),
+            CountersError::Missing(addr, name) => write!(f, "{addr} has no counter {name}"),
+        }
+    }
+}
+
+impl std::error::Error for CountersError {}
+
 /// Counters read from the servers' STATS: gets, cache hits and (if counted) core
 /// hops.
 type ServerCounters = (u64, u64, Option<u64>);
@@ -347,7 +368,10 @@ type ServerCounters = (u64, u64, Option<u64>);
 /// summed over the distinct addresses of the run; `None` for memcached, which has no
 /// origin (every value it returns is cached). An error says why they could not be
 /// read.
-fn cache_counters(config: &Config, addrs: &[SocketAddr]) -> Result<Option<ServerCounters>, String> {
+fn cache_counters(
+    config: &Config,
+    addrs: &[SocketAddr],
+) -> Result<Option<ServerCounters>, CountersError> {
     if config.protocol != Protocol::Groupcached {
         return Ok(None);
     }
@@ -364,12 +388,10 @@ fn cache_counters(config: &Config, addrs: &[SocketAddr]) -> Result<Option<Server
             .shard_aware(false)
             .connect()
             .and_then(|mut c| c.stats())
-            .map_err(|e| format!("STATS from {addr}: {e}"))?;
+            .map_err(|e| CountersError::Stats(addr, e))?;
         let counter = |name: &str| {
             let name = format!("group.{}.{name}", config.group);
-            stats
-                .get(&name)
-                .ok_or_else(|| format!("{addr} has no counter {name}"))
+            stats.get(&name).ok_or(CountersError::Missing(addr, name))
         };
         gets += counter("gets")?;
         hits += counter("cache_hits")?;
