@@ -2,6 +2,8 @@
 //! `groupcached-cli stats --json` against a running server.
 
 mod common;
+#[path = "common/fresh_bin.rs"]
+mod fresh_bin;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -89,19 +91,15 @@ fn bad_config_file_exits_non_zero_naming_the_problem() {
     assert!(!o.status.success());
 }
 
-/// `groupcached-cli` lives next to the server binary when the workspace was built;
-/// building it is not this package's business.
-fn cli_bin() -> Option<PathBuf> {
-    let p = PathBuf::from(server_bin()).with_file_name("groupcached-cli");
-    p.exists().then_some(p)
+/// `groupcached-cli`, built fresh: another package's binary, so cargo does not
+/// build it for this test, and one left next to the server could be stale.
+fn cli_bin() -> PathBuf {
+    fresh_bin::fresh_bin("groupcached-client", "groupcached-cli")
 }
 
 #[test]
 fn cli_stats_json_reports_the_servers_counters() {
-    let Some(cli) = cli_bin() else {
-        eprintln!("skipped: groupcached-cli is not built next to groupcached (cargo build -p groupcached-client)");
-        return;
-    };
+    let cli = cli_bin();
     let s = TestServer::start(&["--origin", "synthetic:size=8", "--threads", "2"]);
     let mut c = s.client();
     c.get("default", "a").unwrap();

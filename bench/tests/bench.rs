@@ -4,8 +4,12 @@
 //! on a free 127.0.0.1 port; every wait polls with a deadline.
 //!
 //! memcached: when it is not on PATH its test prints `SKIPPED` on the test output (it
-//! cannot be captured away) and passes; when the `CI` environment variable is set
-//! (CI installs memcached), a missing memcached fails the test instead.
+//! cannot be captured away) and passes; with `GROUPCACHED_REQUIRE_MEMCACHED=1` (set
+//! by .ci/run) or the `CI` variable set (CI installs memcached), a missing memcached
+//! fails the test instead.
+
+#[path = "../../tests/common/fresh_bin.rs"]
+mod fresh_bin;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,57 +18,17 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use fresh_bin::fresh_bin;
 use groupcached_client::Client;
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// The server binary, freshly built: `cargo build -p groupcached --bin groupcached`
-/// into the target directory and profile this test binary was built in (found from
-/// its own path, so `CARGO_TARGET_DIR`, `--release` and `--profile` are followed).
-/// Built once per test process; cargo does nothing when it is up to date.
+/// The server binary, freshly built once per test process (see `fresh_bin`).
 fn server_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // <target>/<profile>/deps/bench-<hash>
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("the test binary is in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("<target>/<profile>");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("a profile directory name");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "groupcached",
-            "--bin",
-            "groupcached",
-        ])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let status = cmd.status().expect("run cargo build for groupcached");
-        assert!(status.success(), "cargo build -p groupcached failed");
-        let bin = profile_dir.join(format!("groupcached{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.exists(), "{} is missing after the build", bin.display());
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| fresh_bin("groupcached", "groupcached"))
+        .clone()
 }
 
 /// A child process killed when dropped.
@@ -127,12 +91,17 @@ impl Proc {
 
     /// `memcached` on a free port, or `None` if it is not installed: then `test`
     /// says SKIPPED on the real stderr (libtest captures `eprintln!`, not this), or
-    /// fails when `CI` is set, since CI installs memcached and must run the test.
+    /// fails when memcached is required: `GROUPCACHED_REQUIRE_MEMCACHED=1` (set by
+    /// .ci/run) or `CI` set, since CI installs memcached and must run the test.
     fn memcached(test: &str) -> Option<Proc> {
         if let Err(e) = Command::new("memcached").arg("-V").output() {
+            let required = std::env::var_os("GROUPCACHED_REQUIRE_MEMCACHED")
+                .is_some_and(|v| v == "1")
+                || std::env::var_os("CI").is_some();
             assert!(
-                std::env::var_os("CI").is_none(),
-                "{test}: memcached is not runnable ({e}), and CI is set: CI must install it"
+                !required,
+                "{test}: memcached is not runnable ({e}), and GROUPCACHED_REQUIRE_MEMCACHED=1 \
+                 or CI is set: install memcached (.ci/run does)"
             );
             let _ = writeln!(
                 std::io::stderr().lock(),
