@@ -21,9 +21,20 @@
 //! - **Where `{key}` may stand** (checked at start): in the path or the query of
 //!   the template, never in the scheme, host, port or fragment.
 
+use std::fmt;
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+
 use super::{LoadContext, Loaded, Origin, OriginError};
+
+/// What a key's bytes are encoded with: everything but `A-Z a-z 0-9 - . _ ~ /`.
+const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
 
 /// Loads `GET template-with-key`; 200 is a value, 404/410 is NOT_FOUND, anything else
 /// (redirects included) an error. Keys are checked and encoded by the rule in this
@@ -55,41 +66,109 @@ impl HttpOrigin {
     }
 }
 
+/// Why an origin URL template was refused; the message quotes the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    template: String,
+    problem: TemplateProblem,
+}
+
+/// What is wrong with an origin URL template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateProblem {
+    /// Not `http://` (https is refused earlier, with its own advice).
+    NotHttp,
+    /// No `{key}` placeholder.
+    NoPlaceholder,
+    /// `{key}` in the host or port: a key could choose the server.
+    KeyInAuthority,
+    /// `{key}` in the fragment, which is never sent.
+    KeyInFragment,
+    /// No host to connect to.
+    NoHost,
+    /// The URL does not parse (the parser's message).
+    Invalid(String),
+}
+
+impl TemplateError {
+    fn new(template: &str, problem: TemplateProblem) -> Self {
+        TemplateError {
+            template: template.to_string(),
+            problem,
+        }
+    }
+
+    /// What is wrong.
+    pub fn problem(&self) -> &TemplateProblem {
+        &self.problem
+    }
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.template;
+        match &self.problem {
+            TemplateProblem::NotHttp => write!(f, "`{t}` does not start with http://"),
+            TemplateProblem::NoPlaceholder => write!(
+                f,
+                "`{t}` has no `{{key}}` placeholder (e.g. http://origin:8080/items/{{key}})"
+            ),
+            TemplateProblem::KeyInAuthority => write!(
+                f,
+                "`{t}`: `{{key}}` must be in the path or query, not in the host or port"
+            ),
+            TemplateProblem::KeyInFragment => {
+                write!(
+                    f,
+                    "`{t}`: `{{key}}` is in the fragment, which is never sent"
+                )
+            }
+            TemplateProblem::NoHost => write!(f, "`{t}` has no host"),
+            TemplateProblem::Invalid(why) => write!(f, "`{t}` is not a valid URL: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// For callers that collect configuration messages as text.
+impl From<TemplateError> for String {
+    fn from(e: TemplateError) -> String {
+        e.to_string()
+    }
+}
+
 /// Checks that `template` is an `http://` URL with a host, in which `{key}` stands
-/// only in the path or query; the message says what is wrong.
-pub fn check_template(template: &str) -> Result<(), String> {
+/// only in the path or query.
+pub fn check_template(template: &str) -> Result<(), TemplateError> {
+    let bad = |problem| Err(TemplateError::new(template, problem));
     let Some(rest) = template.strip_prefix("http://") else {
-        return Err(format!("`{template}` does not start with http://"));
+        return bad(TemplateProblem::NotHttp);
     };
     if !template.contains("{key}") {
-        return Err(format!(
-            "`{template}` has no `{{key}}` placeholder (e.g. http://origin:8080/items/{{key}})"
-        ));
+        return bad(TemplateProblem::NoPlaceholder);
     }
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
     if authority.contains("{key}") {
-        return Err(format!(
-            "`{template}`: `{{key}}` must be in the path or query, not in the host or port"
-        ));
+        return bad(TemplateProblem::KeyInAuthority);
     }
     if let Some(hash) = rest.find('#') {
         if rest[hash..].contains("{key}") {
-            return Err(format!(
-                "`{template}`: `{{key}}` is in the fragment, which is never sent"
-            ));
+            return bad(TemplateProblem::KeyInFragment);
         }
     }
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     if host.is_empty() || host.starts_with(':') {
-        return Err(format!("`{template}` has no host"));
+        return bad(TemplateProblem::NoHost);
     }
     let sample = template.replace("{key}", "k");
-    let uri: ureq::http::Uri = sample
-        .parse()
-        .map_err(|e| format!("`{template}` is not a valid URL: {e}"))?;
+    let uri: ureq::http::Uri = match sample.parse() {
+        Ok(uri) => uri,
+        Err(e) => return bad(TemplateProblem::Invalid(e.to_string())),
+    };
     if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("`{template}` has no host"));
+        return bad(TemplateProblem::NoHost);
     }
     Ok(())
 }
@@ -142,37 +221,12 @@ fn check_segments(key: &[u8]) -> Result<(), OriginError> {
 
 /// Decodes every valid `%XX` escape; anything else is kept as it is.
 fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' && i + 2 < s.len() {
-            if let (Some(h), Some(l)) = (hex(s[i + 1]), hex(s[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(s[i]);
-        i += 1;
-    }
-    out
+    percent_encoding::percent_decode(s).collect()
 }
 
-/// Percent-encodes every byte except `A-Z a-z 0-9 - . _ ~ /`.
+/// Percent-encodes every byte except `A-Z a-z 0-9 - . _ ~ /` (upper-case hex).
 pub fn percent_encode(key: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(key.len() * 3);
-    for &b in key {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 15)] as char);
-        }
-    }
-    out
+    percent_encoding::percent_encode(key, KEY_ENCODE_SET).to_string()
 }
 
 impl Origin for HttpOrigin {
@@ -242,6 +296,8 @@ mod tests {
     fn keys_are_percent_encoded_byte_exact() {
         assert_eq!(percent_encode(b"a/b c+d%e"), "a/b%20c%2Bd%25e");
         assert_eq!(percent_encode(&[0xff, b'x']), "%FFx");
+        assert_eq!(percent_encode(b"-._~/Az09"), "-._~/Az09");
+        assert_eq!(percent_encode(b"\0\x7f!*'()"), "%00%7F%21%2A%27%28%29");
         let o = origin("http://h:1/p/{key}?v=1");
         assert_eq!(o.url_for(b"k 1").unwrap(), "http://h:1/p/k%201?v=1");
     }
@@ -335,6 +391,17 @@ mod tests {
             "http://h/ {key}",
         ] {
             assert!(check_template(bad).is_err(), "{bad} was accepted");
+        }
+        for (bad, problem) in [
+            ("https://h/{key}", TemplateProblem::NotHttp),
+            ("http://h/x", TemplateProblem::NoPlaceholder),
+            ("http://h:{key}/x", TemplateProblem::KeyInAuthority),
+            ("http://h/x#{key}", TemplateProblem::KeyInFragment),
+            ("http://:80/{key}", TemplateProblem::NoHost),
+        ] {
+            let e = check_template(bad).unwrap_err();
+            assert_eq!(e.problem(), &problem, "{bad}");
+            assert!(e.to_string().contains(bad), "{e}");
         }
     }
 }
