@@ -240,9 +240,7 @@ impl<'a> StatsList<'a> {
             let name = &name.as_bytes()[..name.len().min(255)];
             out.push(name.len() as u8);
             out.extend_from_slice(name);
-            let mut v = [0u8; 8];
-            BigEndian::write_u64(&mut v, value);
-            out.extend_from_slice(&v);
+            out.extend_from_slice(&value.to_be_bytes());
             count += 1;
         }
         BigEndian::write_u32(&mut out[0..4], count);
