@@ -6,17 +6,26 @@
 //! non-owner would make (FETCH to the owner, or SET/DELETE forwarded to it). Any node
 //! can still serve any key — a non-owner fetches from the owner, or loads locally if
 //! the owner is unreachable — so when the owner is down the request goes to another
-//! member instead of failing.
+//! member instead of failing.//!
+//! Files: `mod.rs` is the client and its calls, `builder.rs` how one is made,
+//! `node.rs` one member's pooled client and backoff.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+mod builder;
+mod node;
+
+pub use builder::ClusterBuilder;
+
+use builder::members_of;
+use node::{candidate, unreachable, Backoff, Node};
+
 use std::time::{Duration, Instant};
 
-use groupcached_protocol::{KeyRef, RequestKind, Ring, DEFAULT_VNODES};
+use groupcached_protocol::{KeyRef, RequestKind, Ring};
 
 use crate::client::{value_of, Client};
 use crate::conn::{validate, ConnectOptions};
 use crate::error::{Error, Result};
-use crate::response::{ttl_to_ms, Hello, Value};
+use crate::response::{ttl_to_ms, Value};
 use crate::stats::Stats;
 
 /// How long a member that just failed is skipped at first (see
@@ -72,228 +81,6 @@ pub struct ClusterClient {
     /// Counts requests, so that a member marked down during the current request can
     /// be told from one that was already down when it started (see `with_fallback`).
     request: u64,
-}
-
-/// Options for a [`ClusterClient`]; from [`ClusterClient::builder`].
-#[derive(Debug, Clone)]
-pub struct ClusterBuilder {
-    opts: ConnectOptions,
-    vnodes: u32,
-    backoff: Backoff,
-    shard_aware: bool,
-}
-
-/// How long failed members are skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-}
-
-/// One member: its name on the ring, its pooled client and whether it is down.
-#[derive(Debug)]
-struct Node {
-    addr: String,
-    /// Created (and the name resolved) at first use; dropped when the member is
-    /// marked down, so that the name is resolved again at the next attempt.
-    client: Option<Client>,
-    health: Health,
-}
-
-/// Whether a member is being skipped, and for how long.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Health {
-    down: Option<Down>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Down {
-    /// Skipped until then.
-    until: Instant,
-    /// The backoff that set `until`; the next failure doubles it.
-    backoff: Duration,
-    /// The request during which the member last failed.
-    request: u64,
-}
-
-impl Health {
-    fn is_down(&self, now: Instant) -> bool {
-        self.down.is_some_and(|d| d.until > now)
-    }
-
-    /// Whether the member failed before request `request` began (so that request
-    /// skipped it rather than tried it).
-    fn down_before(&self, request: u64) -> bool {
-        self.down.is_some_and(|d| d.request != request)
-    }
-
-    fn failed(&mut self, now: Instant, request: u64, backoff: Backoff) {
-        let next = match self.down {
-            Some(d) => d.backoff.saturating_mul(2).min(backoff.max),
-            None => backoff.initial,
-        };
-        self.down = Some(Down {
-            until: now + next,
-            backoff: next,
-            request,
-        });
-    }
-
-    fn succeeded(&mut self) {
-        self.down = None;
-    }
-}
-
-impl Node {
-    fn new(addr: String) -> Node {
-        Node {
-            addr,
-            client: None,
-            health: Health::default(),
-        }
-    }
-
-    /// The pooled client, created (resolving the member's name) if there is none.
-    fn client(&mut self, opts: ConnectOptions, shard_aware: bool) -> Result<&mut Client> {
-        match &mut self.client {
-            Some(c) => Ok(c),
-            slot @ None => {
-                let addrs: Vec<SocketAddr> = self.addr.to_socket_addrs()?.collect();
-                if addrs.is_empty() {
-                    return Err(Error::Io(std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        format!("member {} resolved to no address", self.addr),
-                    )));
-                }
-                Ok(slot.insert(Client::unconnected(addrs, opts, shard_aware)))
-            }
-        }
-    }
-}
-
-/// The position of the `step`-th member to try for a key owned by member `owner`, in
-/// a ring of `n` members: the owner, then the members after it in sorted order,
-/// wrapping around.
-#[inline]
-fn candidate(owner: usize, step: usize, n: usize) -> usize {
-    (owner + step) % n
-}
-
-/// Whether `e` means the member could not be reached or did not answer in time (so
-/// another member should be tried), rather than an answer or a bad argument.
-fn unreachable(e: &Error) -> bool {
-    matches!(e, Error::Io(_) | Error::Timeout)
-}
-
-impl Default for ClusterBuilder {
-    fn default() -> Self {
-        ClusterBuilder {
-            opts: ConnectOptions::default(),
-            vnodes: DEFAULT_VNODES,
-            backoff: Backoff {
-                initial: DEFAULT_BACKOFF,
-                max: DEFAULT_MAX_BACKOFF,
-            },
-            shard_aware: true,
-        }
-    }
-}
-
-impl ClusterBuilder {
-    /// Connection options for every member's connection (timeouts, frame limit).
-    pub fn options(mut self, opts: ConnectOptions) -> Self {
-        self.opts = opts;
-        self
-    }
-
-    /// Virtual nodes per member (default [`DEFAULT_VNODES`]); must be what the servers
-    /// use, or keys go to non-owners (which still works, with an extra hop). Ignored
-    /// by [`ClusterBuilder::discover`], which takes the server's.
-    pub fn vnodes(mut self, vnodes: u32) -> Self {
-        self.vnodes = vnodes;
-        self
-    }
-
-    /// How long a member is skipped after it failed: `initial` after the first
-    /// failure, doubling with each further failure up to `max` (default 1 s and 10 s).
-    /// A zero `initial` never skips a member: each request tries the owner first.
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff = Backoff {
-            initial,
-            max: max.max(initial),
-        };
-        self
-    }
-
-    /// Whether each member's connections are shard-aware (default `true`): one
-    /// connection per core of that member (members may run different core counts),
-    /// each key sent on its core's connection, as [`Client`] does. `false` keeps one
-    /// plain connection per member.
-    pub fn shard_aware(mut self, on: bool) -> Self {
-        self.shard_aware = on;
-        self
-    }
-
-    /// A client for the cluster of `members` (`host:port`, as the servers have them in
-    /// their `--peers`; order and duplicates do not matter). Nothing is connected yet.
-    pub fn with_members<S: AsRef<str>>(self, members: &[S]) -> Result<ClusterClient> {
-        self.opts.check()?;
-        if members.is_empty() {
-            return Err(Error::InvalidArgument("the member list is empty".into()));
-        }
-        Ok(self.build(Ring::new(members, self.vnodes)))
-    }
-
-    /// A client for the cluster that `seeds` belong to: asks the first seed that
-    /// answers for its members and virtual-node count (HELLO) and builds the same
-    /// ring. The connection to that seed is kept for its member, if the seed names
-    /// itself (its node id) as one. Fails with the last seed's error if none answers.
-    pub fn discover<S: AsRef<str>>(self, seeds: &[S]) -> Result<ClusterClient> {
-        self.opts.check()?;
-        let mut last = Error::InvalidArgument("no seed nodes given".into());
-        for seed in seeds {
-            let seed = seed.as_ref();
-            let mut node = Node::new(seed.to_owned());
-            let result = node
-                .client(self.opts, self.shard_aware)
-                .and_then(Client::hello);
-            match result {
-                Ok(hello) => {
-                    let members = members_of(&hello, seed);
-                    let mut cluster = self.build(Ring::new(&members, hello.vnodes));
-                    if let Some(i) = cluster.index_of(&hello.node_id) {
-                        cluster.nodes[i].client = node.client;
-                    }
-                    return Ok(cluster);
-                }
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    }
-
-    fn build(&self, ring: Ring) -> ClusterClient {
-        ClusterClient {
-            nodes: ring.members().iter().cloned().map(Node::new).collect(),
-            ring,
-            opts: self.opts,
-            backoff: self.backoff,
-            shard_aware: self.shard_aware,
-            request: 0,
-        }
-    }
-}
-
-/// The members a HELLO answer lists; a server that lists none (it runs alone) is its
-/// own only member, named by its node id, or by the address it was reached at.
-fn members_of(hello: &Hello, reached_at: &str) -> Vec<String> {
-    if !hello.members.is_empty() {
-        hello.members.clone()
-    } else if !hello.node_id.is_empty() {
-        vec![hello.node_id.clone()]
-    } else {
-        vec![reached_at.to_owned()]
-    }
 }
 
 impl ClusterClient {
@@ -576,20 +363,7 @@ impl ClusterClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const BACKOFF: Backoff = Backoff {
-        initial: Duration::from_secs(1),
-        max: Duration::from_secs(10),
-    };
-
-    #[test]
-    fn candidates_start_at_the_owner_and_wrap() {
-        let order: Vec<usize> = (0..4).map(|s| candidate(2, s, 4)).collect();
-        assert_eq!(order, vec![2, 3, 0, 1]);
-        let order: Vec<usize> = (0..3).map(|s| candidate(0, s, 3)).collect();
-        assert_eq!(order, vec![0, 1, 2]);
-        assert_eq!(candidate(0, 0, 1), 0);
-    }
+    use groupcached_protocol::DEFAULT_VNODES;
 
     #[test]
     fn route_order_is_owner_then_sorted_members_after_it() {
@@ -651,80 +425,5 @@ mod tests {
             ClusterClient::with_members(&["a:1"], opts),
             Err(Error::InvalidArgument(_))
         ));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_success_clears_it() {
-        let t0 = Instant::now();
-        let mut h = Health::default();
-        assert!(!h.is_down(t0));
-        h.failed(t0, 1, BACKOFF);
-        assert!(h.is_down(t0));
-        assert!(h.is_down(t0 + Duration::from_millis(999)));
-        assert!(!h.is_down(t0 + Duration::from_secs(1)));
-        let mut waits = Vec::new();
-        for r in 2..8 {
-            h.failed(t0, r, BACKOFF);
-            waits.push(h.down.expect("down").backoff.as_secs());
-        }
-        assert_eq!(waits, vec![2, 4, 8, 10, 10, 10]);
-        h.succeeded();
-        assert!(!h.is_down(t0));
-        h.failed(t0, 9, BACKOFF);
-        assert_eq!(h.down.expect("down").backoff, Duration::from_secs(1));
-    }
-
-    #[test]
-    fn down_before_tells_skipped_members_from_ones_that_just_failed() {
-        let t0 = Instant::now();
-        let mut h = Health::default();
-        assert!(!h.down_before(5));
-        h.failed(t0, 4, BACKOFF);
-        assert!(h.down_before(5), "failed during an earlier request");
-        h.failed(t0, 5, BACKOFF);
-        assert!(!h.down_before(5), "failed during this request");
-    }
-
-    #[test]
-    fn zero_backoff_never_skips() {
-        let t0 = Instant::now();
-        let mut h = Health::default();
-        let zero = Backoff {
-            initial: Duration::ZERO,
-            max: Duration::ZERO,
-        };
-        h.failed(t0, 1, zero);
-        h.failed(t0, 2, zero);
-        assert!(!h.is_down(t0));
-    }
-
-    #[test]
-    fn only_unreachable_members_are_failed_over() {
-        assert!(unreachable(&Error::Timeout));
-        assert!(unreachable(&Error::Io(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "refused"
-        ))));
-        assert!(!unreachable(&Error::Server {
-            status: groupcached_protocol::Status::OriginError,
-            message: String::new(),
-        }));
-        assert!(!unreachable(&Error::InvalidArgument(String::new())));
-        assert!(!unreachable(&Error::Protocol(String::new())));
-    }
-
-    #[test]
-    fn members_of_a_lone_server_is_itself() {
-        let mut h = Hello {
-            node_id: "n:1".into(),
-            ring_fingerprint: 0,
-            vnodes: 8,
-            members: vec!["a:1".into(), "b:1".into()],
-        };
-        assert_eq!(members_of(&h, "seed:1"), vec!["a:1", "b:1"]);
-        h.members.clear();
-        assert_eq!(members_of(&h, "seed:1"), vec!["n:1"]);
-        h.node_id.clear();
-        assert_eq!(members_of(&h, "seed:1"), vec!["seed:1"]);
     }
 }
