@@ -1,6 +1,11 @@
 //! Bad input: arbitrary bytes never panic the decoder or the FrameBuffer, and each
 //! decode error in the "Errors" section of docs/protocol.md is reported as documented:
 //! with its status, fatal or skippable, and when skippable the next frame still decodes.
+//!
+//! One file (about 600 lines) on purpose: every decode error of the document's
+//! "Errors" section is tested here, next to the others, and the arbitrary-bytes
+//! properties share the same frame builders; split, the builders would move to a
+//! shared module and the errors would be spread over files.
 
 use groupcached_protocol::{
     decode, DecodeError, Frame, FrameBuffer, FrameError, KeyRef, Limits, Request, RequestKind,

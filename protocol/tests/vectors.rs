@@ -2,6 +2,10 @@
 //! this test parses every `hex-frame` and `ring-vectors` block in it and checks them
 //! against the real decoder, encoder, ring and shard rule. If the document and the
 //! code drift apart, or a block goes missing, this test fails.
+//!
+//! One file (about 600 lines) on purpose: it is one walk through one document, and
+//! the block counts below are checked against the whole of it; the block parser is
+//! already apart, in `doc/`.
 
 use groupcached_protocol::{
     decode, key_hash, shard_hash, shard_of, Frame, Limits, Opcode, Request, RequestKind, Response,
