@@ -71,7 +71,7 @@ impl fmt::Display for ParseError {
         match (self.quantity, &self.kind) {
             (Quantity::Duration, ParseErrorKind::NotANumber) => write!(
                 f,
-                "`{s}` is not a duration (expected a number then a unit, like 500ms, 1.5s, 5m, 1h or 1d)"
+                "`{s}` is not a duration (expected a number then a unit, like 250ms, 1.5s, 10s, 5m, 1h or 1d)"
             ),
             (Quantity::Size, ParseErrorKind::NotANumber) => write!(
                 f,
