@@ -118,7 +118,7 @@ impl Inflight {
 pub(super) struct Sock {
     pub(super) stream: Option<TcpStream>,
     pub(super) addr: SocketAddr,
-    /// Index of `addr` in [`Shared::addrs`].
+    /// Index of `addr` in [`Shared::addrs`](super::Shared::addrs).
     pub(super) addr_idx: usize,
     /// Shard-aware: the server core this socket asks for (again at each reconnect).
     pub(super) core: Option<u16>,

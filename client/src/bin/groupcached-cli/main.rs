@@ -11,9 +11,10 @@
 //! on a terminal it adds a newline if the value does not end with one, so the shell
 //! prompt is not glued to it.
 //!
-//! With `--peers`, `get`, `set` and `delete` go through a [`ClusterClient`] straight
-//! to the key's owner (falling back to the next member if it is down), and `owner`
-//! prints which member that is without touching the network.
+//! With `--peers`, `get`, `set` and `delete` go through a
+//! [`ClusterClient`](groupcached_client::ClusterClient) straight to the key's owner
+//! (falling back to the next member if it is down), and `owner` prints which member
+//! that is without touching the network.
 //!
 //! Files: `args.rs` parses the command line, `run.rs` makes the call and prints,
 //! `target.rs` says where calls go and how failures map to exit statuses.
