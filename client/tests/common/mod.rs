@@ -2,6 +2,9 @@
 //! ephemeral port, in a thread, that decodes requests with the protocol crate and
 //! answers what each test scripts. No sleeps: tests synchronise on the protocol itself
 //! and on channels.
+//!
+//! One file (about 560 lines): the fake server, its in-memory store and the scripted
+//! misbehaviours the tests ask of it are one thing, shared by every client test binary.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::collections::HashMap;
