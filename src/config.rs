@@ -2,10 +2,8 @@
 //!
 //! Precedence: flags > `GROUPCACHED_*` environment variables > `--config` file > defaults.
 
-use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -14,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::membership::PeerSource;
-use crate::origin::Origin;
+pub use crate::origin::OriginSpec;
 use crate::peer::auth::ClusterSecret;
 use crate::units::{format_duration, format_size, parse_duration, parse_size};
 
@@ -52,99 +50,6 @@ pub const DEFAULT_HOT_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 /// Smallest default of `--max-buffer-memory` (it is at least 4 × `--max-frame`).
 pub const DEFAULT_MAX_BUFFER_MEMORY: usize = 256 << 20;
-
-/// Where a group's values come from on a miss.
-#[derive(Clone)]
-pub enum OriginSpec {
-    /// Pure cache: misses are NOT_FOUND; SET fills.
-    None,
-    /// Files under a directory; the key is a relative path.
-    Dir(PathBuf),
-    /// An HTTP service; `{key}` in the template is replaced by the percent-encoded key.
-    Http(String),
-    /// Deterministic values derived from the key, for demos and benchmarks.
-    Synthetic {
-        /// Bytes per value.
-        size: usize,
-        /// Simulated load latency.
-        delay: Duration,
-    },
-    /// A loader supplied by a program that embeds the server.
-    Custom(Arc<dyn Origin>),
-}
-
-impl OriginSpec {
-    /// Parses `none`, `dir:PATH`, `http://host:port/prefix{key}` or
-    /// `synthetic:size=N,delay_ms=D` (both parameters optional).
-    pub fn parse(s: &str) -> Result<OriginSpec, String> {
-        let s = s.trim();
-        if s == "none" {
-            return Ok(OriginSpec::None);
-        }
-        if let Some(path) = s.strip_prefix("dir:") {
-            if path.is_empty() {
-                return Err("`dir:` needs a directory, e.g. dir:/srv/files".into());
-            }
-            return Ok(OriginSpec::Dir(PathBuf::from(path)));
-        }
-        if s.starts_with("http://") {
-            crate::origin::check_http_template(s)?;
-            return Ok(OriginSpec::Http(s.to_string()));
-        }
-        if s.starts_with("https://") {
-            return Err("https origins are not supported; put a local TLS-terminating proxy in front and use http://".into());
-        }
-        if let Some(params) = s.strip_prefix("synthetic") {
-            let params = params.strip_prefix(':').unwrap_or(params);
-            let (mut size, mut delay) = (100usize, Duration::ZERO);
-            for kv in params.split(',').filter(|p| !p.is_empty()) {
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| format!("`{kv}` is not key=value in `{s}`"))?;
-                match k.trim() {
-                    "size" => size = parse_size(v)? as usize,
-                    "delay_ms" => {
-                        delay = Duration::from_millis(
-                            v.trim()
-                                .parse()
-                                .map_err(|_| format!("delay_ms `{v}` is not a number"))?,
-                        )
-                    }
-                    "delay" => delay = parse_duration(v)?,
-                    other => {
-                        return Err(format!(
-                            "unknown synthetic parameter `{other}` (size, delay_ms)"
-                        ))
-                    }
-                }
-            }
-            return Ok(OriginSpec::Synthetic { size, delay });
-        }
-        Err(format!(
-            "`{s}` is not an origin (none, dir:PATH, http://host:port/prefix{{key}}, synthetic:size=N,delay_ms=D)"
-        ))
-    }
-}
-
-impl fmt::Debug for OriginSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for OriginSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OriginSpec::None => f.write_str("none"),
-            OriginSpec::Dir(p) => write!(f, "dir:{}", p.display()),
-            OriginSpec::Http(t) => f.write_str(t),
-            OriginSpec::Synthetic { size, delay } => {
-                write!(f, "synthetic:size={size},delay_ms={}", delay.as_millis())
-            }
-            OriginSpec::Custom(_) => f.write_str("custom"),
-        }
-    }
-}
 
 /// One group: a named namespace with its own budget, origin and default TTL.
 #[derive(Debug, Clone)]
@@ -1396,20 +1301,6 @@ mod tests {
         );
         assert_eq!(parse(&["--threads", "0"]).unwrap_err().setting, "--threads");
         assert!(parse(&["--origin", "http://x/noplaceholder"]).is_err());
-    }
-
-    #[test]
-    fn origin_specs_parse() {
-        assert!(matches!(OriginSpec::parse("none"), Ok(OriginSpec::None)));
-        match OriginSpec::parse("synthetic:size=1KiB,delay_ms=5").unwrap() {
-            OriginSpec::Synthetic { size, delay } => {
-                assert_eq!(size, 1024);
-                assert_eq!(delay, Duration::from_millis(5));
-            }
-            other => panic!("{other}"),
-        }
-        assert!(OriginSpec::parse("synthetic:colour=red").is_err());
-        assert!(OriginSpec::parse("https://x/{key}").is_err());
     }
 
     #[test]

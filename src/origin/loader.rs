@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::oversize::OversizeMemo;
 use super::{LoadContext, LoadResult, Origin, OriginError};
-use crate::shard::lru::charge;
+use crate::storage::charge;
 use crate::stats::LoaderCounters;
 
 /// A queued load is started only if at least a tenth of its timeout, capped at this,
