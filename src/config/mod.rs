@@ -4,35 +4,31 @@
 //! Precedence: flags > `GROUPCACHED_*` environment variables > `--config` file >
 //! defaults.
 //!
-//! - [`settings`]: the one declaration of every setting (flag, variable, file key,
-//!   help, grammar), as [`Args`], a layer of optional values.
-//! - [`grammar`]: how a kind of value (size, duration, address...) is read and printed.
-//! - [`layers`]: reading the file and applying the layers over the defaults.
-//! - [`validate`]: ranges, consistency and start-time checks, into a [`Config`].
-//! - [`print`]: `--print-config` and the start-up summary.
+//! - `settings`: the one table of every setting (its [`Config`] field, default,
+//!   flag, variable, file key, help and grammar), from which the `settings!` macro
+//!   (`declare`) generates [`Config`] and [`Args`], a layer of optional values.
+//! - `grammar`: how a kind of value (size, duration, address...) is read and printed.
+//! - `layers`: reading the file and applying the layers over the defaults.
+//! - `validate`: ranges, consistency and start-time checks, into a [`Config`].
+//! - `print`: `--print-config` and the start-up summary.
 //!
 //! Adding a setting: see "Adding a setting" in docs/architecture.md.
 
+mod declare;
 mod grammar;
 mod layers;
 mod print;
 mod settings;
 mod validate;
 
-use std::net::SocketAddr;
 use std::time::Duration;
-
-use groupcached_protocol::DEFAULT_VNODES;
 
 pub use crate::origin::{OriginSpec, OriginSpecError};
 pub use grammar::ValueError;
 pub use layers::FileError;
 pub use print::PrintError;
-pub use settings::{Args, GroupSettings, SeedValue, SizeValue};
+pub use settings::{Args, Config, GroupSettings, SeedValue, SizeValue};
 pub use validate::{check_member, DirError, MemberError, MemberProblem, MAX_LOADER_QUEUE};
-
-use crate::membership::PeerSource;
-use crate::peer::auth::ClusterSecret;
 
 /// Default listen address: loopback only, so a first start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7000";
@@ -101,104 +97,7 @@ impl GroupConfig {
     }
 }
 
-/// The whole server configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Address every core listens on (SO_REUSEPORT); port 0 picks a free port.
-    pub listen: SocketAddr,
-    /// How this node names itself to peers and clients; default: the bound address.
-    pub advertise: Option<String>,
-    /// Worker threads (cores), each with its own event loop and cache shards.
-    pub threads: usize,
-    /// Groups served.
-    pub groups: Vec<GroupConfig>,
-    /// Largest frame accepted or sent (length prefix value).
-    pub max_frame: usize,
-    /// Largest value kept in a cache.
-    pub max_item_size: usize,
-    /// Simultaneous connections; more are answered UNAVAILABLE and closed.
-    pub max_connections: usize,
-    /// Limit on one shared origin load.
-    pub load_timeout: Duration,
-    /// Threads that run origin loads, per group (each group with an origin has its
-    /// own, so a slow origin cannot starve another group's loads).
-    pub loader_threads: usize,
-    /// Loads per group that may wait for a loader thread; more are UNAVAILABLE.
-    pub loader_queue: usize,
-    /// How long a key whose origin value was too large to cache is answered
-    /// TOO_LARGE without asking the origin; zero turns this off.
-    pub too_large_ttl: Duration,
-    /// Where the cluster's member list comes from.
-    pub peers: PeerSource,
-    /// Interval of `--peers-file` checks and `--peers-dns` lookups.
-    pub peers_refresh: Duration,
-    /// Limit on one request to a peer.
-    pub peer_timeout: Duration,
-    /// Consecutive peer requests timed out (with no answer in between) after which a
-    /// member is marked suspect: its keys are loaded locally and writes skip it until
-    /// it answers a PING probe. 0 turns the breaker off.
-    pub peer_suspect_after: u32,
-    /// The secret members prove in their handshake (`--cluster-secret-file`); peer
-    /// operations are unauthenticated without one.
-    pub cluster_secret: Option<ClusterSecret>,
-    /// Share of peer-fetched values kept in the hot cache, 0.0..=1.0.
-    pub hot_promote_ratio: f64,
-    /// Seed of the hot-cache sampling (for reproducible tests); random when `None`.
-    pub hot_promote_seed: Option<u64>,
-    /// Longest a hot-cache copy is served.
-    pub hot_ttl: Duration,
-    /// Virtual nodes per member in the ring (every node must use the same value).
-    pub vnodes: u32,
-    /// Address of the HTTP endpoint serving `/metrics` and `/healthz`; off when `None`.
-    pub metrics_listen: Option<SocketAddr>,
-    /// A connection that completes no request (and takes none of its output) for this
-    /// long is closed; off when `None` (the default).
-    pub idle_timeout: Option<Duration>,
-    /// A frame must arrive whole within this long of its first bytes, or its
-    /// connection is closed; off when `None`.
-    pub frame_timeout: Option<Duration>,
-    /// Output queued on one connection past which it is closed; `None` derives it
-    /// from `max_frame` (see [`Config::conn_output_limit`]).
-    pub max_conn_output: Option<usize>,
-    /// Memory all client connections' buffers may hold before the biggest stop
-    /// being read; `None` derives it (see [`Config::buffer_memory_limit`]).
-    pub max_buffer_memory: Option<usize>,
-}
-
 impl Config {
-    /// Defaults: one group `default`, no origin, loopback port 7000.
-    pub fn new() -> Config {
-        Config {
-            listen: DEFAULT_LISTEN
-                .parse()
-                .expect("default listen address is valid"),
-            advertise: None,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            groups: vec![GroupConfig::new(DEFAULT_GROUP)],
-            max_frame: groupcached_protocol::DEFAULT_MAX_FRAME,
-            max_item_size: DEFAULT_MAX_ITEM_SIZE,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            load_timeout: DEFAULT_LOAD_TIMEOUT,
-            loader_threads: DEFAULT_LOADER_THREADS,
-            loader_queue: DEFAULT_LOADER_QUEUE,
-            too_large_ttl: DEFAULT_TOO_LARGE_TTL,
-            peers: PeerSource::Static(Vec::new()),
-            peers_refresh: DEFAULT_PEERS_REFRESH,
-            peer_timeout: DEFAULT_PEER_TIMEOUT,
-            peer_suspect_after: DEFAULT_PEER_SUSPECT_AFTER,
-            cluster_secret: None,
-            hot_promote_ratio: DEFAULT_HOT_PROMOTE_RATIO,
-            hot_promote_seed: None,
-            hot_ttl: DEFAULT_HOT_TTL,
-            vnodes: DEFAULT_VNODES,
-            metrics_listen: None,
-            idle_timeout: None,
-            frame_timeout: Some(DEFAULT_FRAME_TIMEOUT),
-            max_conn_output: None,
-            max_buffer_memory: None,
-        }
-    }
-
     /// A small configuration on a free loopback port, for tests.
     pub fn for_test() -> Config {
         Config {

@@ -1,0 +1,120 @@
+//! The `settings!` macro: turns the table of settings in [`super::settings`] into
+//! the runtime [`Config`](super::Config), the layer type [`Args`](super::Args) and
+//! the code between them, so that each setting is written down once.
+//!
+//! For every line of the `scalars` section,
+//!
+//! ```text
+//! /// Doc: the Config field's documentation and the flag's --help text.
+//! name: Type = default => Raw as Grammar, "VALUE_NAME", "GROUPCACHED_NAME" [, check f];
+//! ```
+//!
+//! it generates
+//! - the field `name: Type` of `Config`, with the doc, and `default` in `Config::new`;
+//! - the field `name: Option<Raw>` of `Args`, with the doc as help, the flag
+//!   `--name` (underscores as dashes), the variable, and the file key `name`;
+//! - in `Args::apply_scalars`: read `Raw` through `Grammar` (then `f`, a range
+//!   check) into `Config::name`, an error naming the setting as the layer spells it;
+//! - in `Args::print_scalars`: the value written back through `Grammar`.
+//!
+//! Fields that are not one value for one setting (groups, the member source, the
+//! cluster secret) are written by hand in the `config` and `args` sections and
+//! resolved in [`super::layers`].
+
+/// See the module documentation.
+macro_rules! settings {
+    (
+        config {
+            $(#[$config_meta:meta])*
+            pub struct $Config:ident {
+                $(
+                    $(#[$hand_doc:meta])*
+                    pub $hand:ident: $hand_ty:ty = $hand_default:expr,
+                )*
+            }
+        }
+        args {
+            $(#[$args_meta:meta])*
+            pub struct $Args:ident {
+                before { $($before:tt)* }
+                after { $($after:tt)* }
+            }
+        }
+        scalars {
+            $(
+                $(#[$doc:meta])*
+                $field:ident: $ty:ty = $default:expr
+                    => $Raw:ty as $G:ty, $value_name:literal, $env:literal
+                    $(, check $check:path)?;
+            )*
+        }
+    ) => {
+        $(#[$config_meta])*
+        pub struct $Config {
+            $(
+                $(#[$hand_doc])*
+                pub $hand: $hand_ty,
+            )*
+            $(
+                $(#[$doc])*
+                pub $field: $ty,
+            )*
+        }
+
+        impl $Config {
+            /// The defaults: one group `default` with no origin, a single node,
+            /// loopback port 7000.
+            pub fn new() -> $Config {
+                $Config {
+                    $( $hand: $hand_default, )*
+                    $( $field: $default, )*
+                }
+            }
+        }
+
+        $(#[$args_meta])*
+        pub struct $Args {
+            $($before)*
+            $(
+                $(#[$doc])*
+                #[arg(long, env = $env, value_name = $value_name)]
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<$Raw>,
+            )*
+            $($after)*
+        }
+
+        impl $Args {
+            /// Sets on `cfg` every single-valued setting this layer gives; an error
+            /// names the setting as `layer` spells it.
+            pub(super) fn apply_scalars(
+                &self,
+                cfg: &mut $Config,
+                layer: $crate::config::layers::Layer,
+            ) -> Result<(), $crate::error::ConfigError> {
+                use $crate::config::grammar::Grammar;
+                $(
+                    if let Some(raw) = &self.$field {
+                        let named = |e| $crate::error::ConfigError::new(
+                            layer.name(stringify!($field)),
+                            e,
+                        );
+                        let value = <$G as Grammar>::parse(raw).map_err(named)?;
+                        $( $check(&value).map_err(named)?; )?
+                        cfg.$field = value;
+                    }
+                )*
+                Ok(())
+            }
+
+            /// Fills every single-valued setting from `cfg`, in the form
+            /// `apply_scalars` reads back.
+            pub(super) fn print_scalars(&mut self, cfg: &$Config) {
+                use $crate::config::grammar::Grammar;
+                $( self.$field = <$G as Grammar>::print(&cfg.$field); )*
+            }
+        }
+    };
+}
+
+pub(super) use settings;
