@@ -207,8 +207,6 @@ impl Config {
             let mut gc = GroupConfig::new(&name);
             let setting = |field: &str| format!("group `{name}` {field}");
             apply_group(&mut gc, g, setting)?;
-            gc.loader_threads = g.loader_threads;
-            gc.loader_queue = g.loader_queue;
             self.groups.push(gc);
         }
         Ok(())
@@ -268,8 +266,9 @@ impl Config {
     }
 }
 
-/// Applies a group's cache size, origin and TTL; `setting` names a field as the
-/// layer spells it.
+/// Applies the settings a layer gives for one group; `setting` names a field as the
+/// layer spells it. (The flags give no per-group loader settings: `--loader-threads`
+/// and `--loader-queue` are server-wide.)
 fn apply_group(
     gc: &mut GroupConfig,
     g: &GroupSettings,
@@ -283,6 +282,12 @@ fn apply_group(
     }
     if let Some(v) = &g.ttl {
         gc.ttl = optional_duration_of(v).map_err(|e| ConfigError::new(setting("ttl"), e))?;
+    }
+    if g.loader_threads.is_some() {
+        gc.loader_threads = g.loader_threads;
+    }
+    if g.loader_queue.is_some() {
+        gc.loader_queue = g.loader_queue;
     }
     Ok(())
 }
