@@ -20,6 +20,18 @@
 //! Fields that are not one value for one setting (groups, the member source, the
 //! cluster secret) are written by hand in the `config` and `args` sections and
 //! resolved in [`super::layers`].
+//!
+//! `group_settings!` does the same for a group's settings: a line
+//!
+//! ```text
+//! /// Doc.
+//! field(key): Type = default => Raw as Grammar, arg(...);
+//! ```
+//!
+//! gives the field `field` of `GroupConfig` (default in `GroupConfig::new`), the
+//! field `key` of `GroupSettings` (a `[[group]]` key, and a flag when `arg(...)`
+//! declares one; `arg(skip)` for a file-only setting), and the lines of
+//! `GroupSettings::apply` and `GroupSettings::print` that read and write it.
 
 /// See the module documentation.
 macro_rules! settings {
@@ -117,4 +129,92 @@ macro_rules! settings {
     };
 }
 
-pub(super) use settings;
+/// See the module documentation.
+macro_rules! group_settings {
+    (
+        config {
+            $(#[$config_meta:meta])*
+            pub struct $Group:ident {
+                $(#[$name_doc:meta])*
+                pub name: String,
+            }
+        }
+        layer {
+            $(#[$layer_meta:meta])*
+            pub struct $Layer:ident {
+                $(#[$layer_name_meta:meta])*
+                pub name: Option<String>,
+            }
+        }
+        settings {
+            $(
+                $(#[$doc:meta])*
+                $field:ident($key:ident): $ty:ty = $default:expr
+                    => $Raw:ty as $G:ty, $arg:meta;
+            )*
+        }
+    ) => {
+        $(#[$config_meta])*
+        pub struct $Group {
+            $(#[$name_doc])*
+            pub name: String,
+            $(
+                $(#[$doc])*
+                pub $field: $ty,
+            )*
+        }
+
+        impl $Group {
+            /// A group named `name` with every setting at its default.
+            pub fn new(name: impl Into<String>) -> Self {
+                $Group {
+                    name: name.into(),
+                    $( $field: $default, )*
+                }
+            }
+        }
+
+        $(#[$layer_meta])*
+        pub struct $Layer {
+            $(#[$layer_name_meta])*
+            pub name: Option<String>,
+            $(
+                $(#[$doc])*
+                #[$arg]
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $key: Option<$Raw>,
+            )*
+        }
+
+        impl $Layer {
+            /// Sets on `group` every setting this layer gives for it; `setting`
+            /// names a setting (by its file key) as the layer spells it.
+            pub(super) fn apply(
+                &self,
+                group: &mut $Group,
+                setting: impl Fn(&str) -> String,
+            ) -> Result<(), $crate::error::ConfigError> {
+                use $crate::config::grammar::Grammar;
+                $(
+                    if let Some(raw) = &self.$key {
+                        group.$field = <$G as Grammar>::parse(raw).map_err(|e| {
+                            $crate::error::ConfigError::new(setting(stringify!($key)), e)
+                        })?;
+                    }
+                )*
+                Ok(())
+            }
+
+            /// `group` as a `[[group]]` table, in the form `apply` reads back.
+            pub(super) fn print(group: &$Group) -> Self {
+                use $crate::config::grammar::Grammar;
+                $Layer {
+                    name: Some(group.name.clone()),
+                    $( $key: <$G as Grammar>::print(&group.$field), )*
+                }
+            }
+        }
+    };
+}
+
+pub(super) use {group_settings, settings};

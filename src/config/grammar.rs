@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::origin::{OriginSpec, OriginSpecError};
 use crate::units::{format_duration, format_size, parse_duration, parse_size};
 
 use super::settings::{SeedValue, SizeValue};
@@ -46,6 +47,8 @@ pub enum ValueError {
     NoAddress(String),
     /// A `--metrics-listen` value that is neither an address nor `off`.
     ListenOrOff(Box<ValueError>),
+    /// Not an origin.
+    Origin(OriginSpecError),
     /// A seed that is not a 64-bit whole number.
     Seed(String),
     /// A ratio outside 0..=1.
@@ -65,6 +68,7 @@ impl fmt::Display for ValueError {
             ValueError::ListenOrOff(inner) => {
                 write!(f, "{inner}; give HOST:PORT (e.g. 0.0.0.0:9100) or off")
             }
+            ValueError::Origin(e) => e.fmt(f),
             ValueError::Seed(text) => {
                 write!(f, "`{text}` is not a whole number in 0..={}", u64::MAX)
             }
@@ -119,16 +123,17 @@ impl<T: Clone> Grammar for Plain<T> {
     }
 }
 
-/// A text that is optional in the configuration (`--advertise`): absent stays `None`.
-pub(crate) struct OptionalText;
+/// A value that may be absent from the configuration (`--advertise`, a group's own
+/// loader threads): absent stays `None`, and `None` is left out when printed.
+pub(crate) struct Optional<T>(PhantomData<T>);
 
-impl Grammar for OptionalText {
-    type Raw = String;
-    type Value = Option<String>;
-    fn parse(raw: &String) -> Result<Option<String>, ValueError> {
+impl<T: Clone> Grammar for Optional<T> {
+    type Raw = T;
+    type Value = Option<T>;
+    fn parse(raw: &T) -> Result<Option<T>, ValueError> {
         Ok(Some(raw.clone()))
     }
-    fn print(value: &Option<String>) -> Option<String> {
+    fn print(value: &Option<T>) -> Option<T> {
         value.clone()
     }
 }
@@ -202,6 +207,20 @@ impl Grammar for SizeOrAuto {
     }
 }
 
+/// A size in bytes, as a 64-bit count (a group's budget).
+pub(crate) struct Bytes;
+
+impl Grammar for Bytes {
+    type Raw = SizeValue;
+    type Value = u64;
+    fn parse(raw: &SizeValue) -> Result<u64, ValueError> {
+        size_of(raw)
+    }
+    fn print(value: &u64) -> Option<SizeValue> {
+        Some(SizeValue::Text(format_size(*value)))
+    }
+}
+
 /// A duration with a unit.
 pub(crate) struct Dur;
 
@@ -227,6 +246,36 @@ impl Grammar for Timeout {
     }
     fn print(value: &Option<Duration>) -> Option<String> {
         Some(format_duration(value.unwrap_or_default()))
+    }
+}
+
+/// A TTL: a duration, `0` for never expire; never expiring is left out when printed.
+pub(crate) struct Ttl;
+
+impl Grammar for Ttl {
+    type Raw = String;
+    type Value = Option<Duration>;
+    fn parse(raw: &String) -> Result<Option<Duration>, ValueError> {
+        optional_duration_of(raw)
+    }
+    fn print(value: &Option<Duration>) -> Option<String> {
+        value.map(format_duration)
+    }
+}
+
+/// An origin: `none`, `dir:PATH`, `http://host:port/prefix{key}` or `synthetic:...`.
+/// (An embedded origin prints as `custom`, which does not parse: `Config::to_layer`
+/// refuses it first.)
+pub(crate) struct Origin;
+
+impl Grammar for Origin {
+    type Raw = String;
+    type Value = OriginSpec;
+    fn parse(raw: &String) -> Result<OriginSpec, ValueError> {
+        OriginSpec::parse(raw).map_err(ValueError::Origin)
+    }
+    fn print(value: &OriginSpec) -> Option<String> {
+        Some(value.to_string())
     }
 }
 

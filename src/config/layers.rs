@@ -13,12 +13,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
-use super::grammar::{optional_duration_of, size_of};
 use super::settings::{Args, GroupSettings};
 use super::{Config, GroupConfig, DEFAULT_GROUP};
 use crate::error::ConfigError;
 use crate::membership::PeerSource;
-use crate::origin::OriginSpec;
 use crate::peer::auth::ClusterSecret;
 
 /// Which layer a value came from, so an error can name the setting as the operator
@@ -206,7 +204,7 @@ impl Config {
             let name = g.name.clone().unwrap_or_default();
             let mut gc = GroupConfig::new(&name);
             let setting = |field: &str| format!("group `{name}` {field}");
-            apply_group(&mut gc, g, setting)?;
+            g.apply(&mut gc, setting)?;
             self.groups.push(gc);
         }
         Ok(())
@@ -241,9 +239,7 @@ impl Config {
                 self.groups.len() - 1
             }
         };
-        apply_group(&mut self.groups[idx], flags, |field| {
-            Layer::Flags.name(field)
-        })
+        flags.apply(&mut self.groups[idx], |key| Layer::Flags.name(key))
     }
 
     /// The cluster secret: the flag's file over the file's. It is read now, so a
@@ -264,30 +260,4 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// Applies the settings a layer gives for one group; `setting` names a field as the
-/// layer spells it. (The flags give no per-group loader settings: `--loader-threads`
-/// and `--loader-queue` are server-wide.)
-fn apply_group(
-    gc: &mut GroupConfig,
-    g: &GroupSettings,
-    setting: impl Fn(&str) -> String,
-) -> Result<(), ConfigError> {
-    if let Some(v) = &g.cache_size {
-        gc.cache_bytes = size_of(v).map_err(|e| ConfigError::new(setting("cache_size"), e))?;
-    }
-    if let Some(v) = &g.origin {
-        gc.origin = OriginSpec::parse(v).map_err(|e| ConfigError::new(setting("origin"), e))?;
-    }
-    if let Some(v) = &g.ttl {
-        gc.ttl = optional_duration_of(v).map_err(|e| ConfigError::new(setting("ttl"), e))?;
-    }
-    if g.loader_threads.is_some() {
-        gc.loader_threads = g.loader_threads;
-    }
-    if g.loader_queue.is_some() {
-        gc.loader_queue = g.loader_queue;
-    }
-    Ok(())
 }

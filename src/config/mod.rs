@@ -27,7 +27,7 @@ pub use crate::origin::{OriginSpec, OriginSpecError};
 pub use grammar::ValueError;
 pub use layers::FileError;
 pub use print::PrintError;
-pub use settings::{Args, Config, GroupSettings, SeedValue, SizeValue};
+pub use settings::{Args, Config, GroupConfig, GroupSettings, SeedValue, SizeValue};
 pub use validate::{check_member, DirError, MemberError, MemberProblem, MAX_LOADER_QUEUE};
 
 /// Default listen address: loopback only, so a first start exposes nothing.
@@ -64,38 +64,6 @@ pub const DEFAULT_HOT_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 /// Smallest default of `--max-buffer-memory` (it is at least 4 × `--max-frame`).
 pub const DEFAULT_MAX_BUFFER_MEMORY: usize = 256 << 20;
-
-/// One group: a named namespace with its own budget, origin and default TTL.
-#[derive(Debug, Clone)]
-pub struct GroupConfig {
-    /// Name clients use; `[A-Za-z0-9_-]`, 1..=64 bytes.
-    pub name: String,
-    /// Budget of the group's main + hot cache on this node, split evenly over cores.
-    pub cache_bytes: u64,
-    /// Where misses are loaded from.
-    pub origin: OriginSpec,
-    /// TTL for loaded values and for SETs that give none; `None` = never expire.
-    pub ttl: Option<Duration>,
-    /// This group's own origin loader threads; `None` = the server's `loader_threads`.
-    pub loader_threads: Option<usize>,
-    /// Loads of this group that may wait for one of its loader threads; `None` = the
-    /// server's `loader_queue`.
-    pub loader_queue: Option<usize>,
-}
-
-impl GroupConfig {
-    /// A group with default budget, no origin and no TTL.
-    pub fn new(name: impl Into<String>) -> Self {
-        GroupConfig {
-            name: name.into(),
-            cache_bytes: DEFAULT_CACHE_BYTES,
-            origin: OriginSpec::None,
-            ttl: None,
-            loader_threads: None,
-            loader_queue: None,
-        }
-    }
-}
 
 impl Config {
     /// A small configuration on a free loopback port, for tests.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use groupcached_protocol::PROTOCOL_VERSION;
 
-use super::settings::{Args, GroupSettings, SizeValue};
+use super::settings::{Args, GroupSettings};
 use super::Config;
 use crate::membership::PeerSource;
 use crate::origin::OriginSpec;
@@ -77,14 +77,7 @@ impl Config {
                     group: g.name.clone(),
                 });
             }
-            layer.group.push(GroupSettings {
-                name: Some(g.name.clone()),
-                cache_size: Some(SizeValue::Text(format_size(g.cache_bytes))),
-                origin: Some(g.origin.to_string()),
-                ttl: g.ttl.map(format_duration),
-                loader_threads: g.loader_threads,
-                loader_queue: g.loader_queue,
-            });
+            layer.group.push(GroupSettings::print(g));
         }
         Ok(layer)
     }

@@ -26,18 +26,19 @@ use clap::Parser;
 use groupcached_protocol::{DEFAULT_MAX_FRAME, DEFAULT_VNODES};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::declare::settings;
+use super::declare::{group_settings, settings};
 use super::grammar::{
-    ratio_in_range, vnodes_in_range, Address, AddressOrOff, Dur, OptionalText, Plain, Seed, Size,
-    SizeOrAuto, Timeout,
+    ratio_in_range, vnodes_in_range, Address, AddressOrOff, Bytes, Dur, Optional, Origin, Plain,
+    Seed, Size, SizeOrAuto, Timeout, Ttl,
 };
 use super::{
-    GroupConfig, DEFAULT_FRAME_TIMEOUT, DEFAULT_GROUP, DEFAULT_HOT_PROMOTE_RATIO, DEFAULT_HOT_TTL,
-    DEFAULT_LISTEN, DEFAULT_LOADER_QUEUE, DEFAULT_LOADER_THREADS, DEFAULT_LOAD_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_ITEM_SIZE, DEFAULT_PEERS_REFRESH,
+    DEFAULT_CACHE_BYTES, DEFAULT_FRAME_TIMEOUT, DEFAULT_GROUP, DEFAULT_HOT_PROMOTE_RATIO,
+    DEFAULT_HOT_TTL, DEFAULT_LISTEN, DEFAULT_LOADER_QUEUE, DEFAULT_LOADER_THREADS,
+    DEFAULT_LOAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_ITEM_SIZE, DEFAULT_PEERS_REFRESH,
     DEFAULT_PEER_SUSPECT_AFTER, DEFAULT_PEER_TIMEOUT, DEFAULT_TOO_LARGE_TTL,
 };
 use crate::membership::PeerSource;
+use crate::origin::OriginSpec;
 use crate::peer::auth::ClusterSecret;
 
 settings! {
@@ -125,7 +126,7 @@ settings! {
             => String as Address, "ADDR", "GROUPCACHED_LISTEN";
         /// Address peers and clients use for this node [default: the listen address].
         advertise: Option<String> = None
-            => String as OptionalText, "HOST:PORT", "GROUPCACHED_ADVERTISE";
+            => String as Optional<String>, "HOST:PORT", "GROUPCACHED_ADVERTISE";
         /// Worker threads (cores), each with its own event loop and cache shards
         /// [default: number of CPUs].
         threads: usize = std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -211,36 +212,52 @@ fn default_listen() -> SocketAddr {
         .expect("the default listen address is an address")
 }
 
-/// One group's settings: a `[[group]]` table in the file, or the quick-start flags
-/// (`--group`, `--cache-size`, `--origin`, `--ttl`) that configure one group from
-/// the command line. Resolved into a [`GroupConfig`](super::GroupConfig).
-#[derive(Debug, Default, Clone, clap::Args, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct GroupSettings {
-    /// Group the --cache-size/--origin/--ttl flags configure [default: default].
-    #[arg(long = "group", env = "GROUPCACHED_GROUP", value_name = "NAME")]
-    #[serde(deserialize_with = "required")]
-    pub name: Option<String>,
-    /// Cache budget of the group [default: 64MiB].
-    #[arg(long, env = "GROUPCACHED_CACHE_SIZE", value_name = "SIZE")]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_size: Option<SizeValue>,
-    /// Origin of the group [default: none].
-    #[arg(long, env = "GROUPCACHED_ORIGIN", value_name = "SPEC")]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<String>,
-    /// Default TTL of the group's items [default: never expire].
-    #[arg(long, env = "GROUPCACHED_TTL", value_name = "DURATION")]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<String>,
-    /// This group's own loader threads (file only; the flag is server-wide).
-    #[arg(skip)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loader_threads: Option<usize>,
-    /// Loads of this group that may wait for its loader threads (file only).
-    #[arg(skip)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loader_queue: Option<usize>,
+group_settings! {
+    config {
+        /// One group: a named namespace with its own budget, origin and default TTL.
+        #[derive(Debug, Clone)]
+        pub struct GroupConfig {
+            /// Name clients use; `[A-Za-z0-9_-]`, 1..=64 bytes.
+            pub name: String,
+        }
+    }
+    layer {
+        /// One group's settings as a layer gives them: a `[[group]]` table in the
+        /// file, or the quick-start flags (`--group`, `--cache-size`, `--origin`,
+        /// `--ttl`) that configure one group from the command line.
+        #[derive(Debug, Default, Clone, clap::Args, Deserialize, Serialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct GroupSettings {
+            /// Group the --cache-size/--origin/--ttl flags configure [default: default].
+            #[arg(long = "group", env = "GROUPCACHED_GROUP", value_name = "NAME")]
+            #[serde(deserialize_with = "required")]
+            pub name: Option<String>,
+        }
+    }
+    settings {
+        /// Cache budget of the group: its main + hot cache on this node, split evenly
+        /// over cores [default: 64MiB].
+        cache_bytes(cache_size): u64 = DEFAULT_CACHE_BYTES
+            => SizeValue as Bytes,
+            arg(long, env = "GROUPCACHED_CACHE_SIZE", value_name = "SIZE");
+        /// Origin of the group: where misses are loaded from [default: none].
+        origin(origin): OriginSpec = OriginSpec::None
+            => String as Origin,
+            arg(long, env = "GROUPCACHED_ORIGIN", value_name = "SPEC");
+        /// Default TTL of the group's items: of loaded values and of SETs that give
+        /// none; 0 = never expire [default: never expire].
+        ttl(ttl): Option<Duration> = None
+            => String as Ttl,
+            arg(long, env = "GROUPCACHED_TTL", value_name = "DURATION");
+        /// This group's own origin loader threads (file only) [default: the
+        /// server's loader_threads].
+        loader_threads(loader_threads): Option<usize> = None
+            => usize as Optional<usize>, arg(skip);
+        /// Loads of this group that may wait for one of its loader threads (file
+        /// only) [default: the server's loader_queue].
+        loader_queue(loader_queue): Option<usize> = None
+            => usize as Optional<usize>, arg(skip);
+    }
 }
 
 /// A `[[group]]` must name its group: `name` is required in the file although the
