@@ -218,10 +218,8 @@ impl Config {
         flags: &GroupSettings,
         file_has_groups: bool,
     ) -> Result<(), ConfigError> {
-        let sets_values =
-            flags.cache_size.is_some() || flags.origin.is_some() || flags.ttl.is_some();
-        if flags.name.is_none() && !sets_values {
-            return Ok(());
+        if *flags == GroupSettings::default() {
+            return Ok(()); // No quick-start flag given.
         }
         let name = flags
             .name

@@ -8,13 +8,14 @@
 //! what `--print-config` writes, so a setting's flag (`--max-frame`), variable
 //! (`GROUPCACHED_MAX_FRAME`) and file key (`max_frame`) cannot drift apart.
 //!
-//! The `settings!` macro ([`super::declare`]) generates both structs from the table
-//! below, and the code that reads each `scalars` line into its `Config` field and
-//! prints it back. A setting's doc comment is both its `Config` field's
-//! documentation and its `--help` line, so it is one paragraph of plain text that
-//! ends with its default. Settings that are not one value for one field (the
-//! quick-start group flags and `[[group]]` tables, the member source, the cluster
-//! secret) are declared here by hand and resolved in [`super::layers`].
+//! The `settings!` and `group_settings!` macros ([`super::declare`]) generate the
+//! structs from the tables below ([`Config`] and [`Args`]; [`GroupConfig`] and
+//! [`GroupSettings`]), and the code that reads each line into its field and prints
+//! it back. A setting's doc comment is both its field's documentation and its
+//! `--help` line, so it is one paragraph of plain text that ends with its default.
+//! The few settings that are not one value for one field (the member source, the
+//! cluster secret, the flag naming the quick-start group) are declared here by hand
+//! and resolved in [`super::layers`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -225,7 +226,7 @@ group_settings! {
         /// One group's settings as a layer gives them: a `[[group]]` table in the
         /// file, or the quick-start flags (`--group`, `--cache-size`, `--origin`,
         /// `--ttl`) that configure one group from the command line.
-        #[derive(Debug, Default, Clone, clap::Args, Deserialize, Serialize)]
+        #[derive(Debug, Default, Clone, PartialEq, clap::Args, Deserialize, Serialize)]
         #[serde(deny_unknown_fields)]
         pub struct GroupSettings {
             /// Group the --cache-size/--origin/--ttl flags configure [default: default].

@@ -221,3 +221,33 @@ fn file_errors_say_where() {
         );
     }
 }
+
+#[test]
+fn group_settings_name_their_group_or_flag_and_print_back() {
+    let layer = layers::read_file_text(
+        Path::new("c.toml"),
+        "[[group]]\nname = \"g\"\norigin = \"ftp://x\"\n",
+    )
+    .unwrap();
+    let e = layer.group[0]
+        .apply(&mut GroupConfig::new("g"), |k| format!("group `g` {k}"))
+        .unwrap_err();
+    assert_eq!(e.setting, "group `g` origin");
+    assert!(e.message.contains("is not an origin"), "{e}");
+    assert_eq!(parse(&["--ttl", "soon"]).unwrap_err().setting, "--ttl");
+
+    let mut g = GroupConfig::new("g");
+    g.cache_bytes = 1_500_000;
+    g.origin = OriginSpec::parse("synthetic:size=10,delay_ms=5").unwrap();
+    g.ttl = Some(Duration::from_secs(90));
+    g.loader_queue = Some(9);
+    let printed = GroupSettings::print(&g);
+    assert_eq!(printed.ttl.as_deref(), Some("90s"));
+    assert_eq!(
+        printed.loader_threads, None,
+        "an inherited setting is left out"
+    );
+    let mut back = GroupConfig::new("g");
+    printed.apply(&mut back, str::to_string).unwrap();
+    assert_eq!(format!("{back:?}"), format!("{g:?}"));
+}
