@@ -31,7 +31,7 @@ pub(crate) trait Grammar {
 /// Why a setting's value could not be read. The caller adds which setting it was
 /// (see [`ConfigError`](crate::error::ConfigError)).
 #[derive(Debug, Clone, PartialEq)]
-pub enum ValueError {
+pub(crate) enum ValueError {
     /// Not a size (the size grammar's reason).
     Size(String),
     /// Not a duration (the duration grammar's reason).

@@ -41,7 +41,7 @@ impl Layer {
 
 /// Why the `--config` file could not be loaded.
 #[derive(Debug)]
-pub enum FileError {
+pub(crate) enum FileError {
     /// The file could not be read.
     Unreadable {
         /// The file.

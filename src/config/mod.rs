@@ -24,11 +24,10 @@ mod validate;
 use std::time::Duration;
 
 pub use crate::origin::{OriginSpec, OriginSpecError};
-pub use grammar::ValueError;
-pub use layers::FileError;
 pub use print::PrintError;
 pub use settings::{Args, Config, GroupConfig, GroupSettings, SeedValue, SizeValue};
-pub use validate::{check_member, DirError, MemberError, MemberProblem, MAX_LOADER_QUEUE};
+pub(crate) use validate::check_member;
+pub use validate::MAX_LOADER_QUEUE;
 
 /// Default listen address: loopback only, so a first start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7000";

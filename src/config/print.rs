@@ -54,7 +54,7 @@ impl Config {
     /// The configuration as a layer with every setting spelled out: what
     /// `--print-config` writes, and what [`Config::from_parsed`] turns back into
     /// this configuration.
-    pub fn to_layer(&self) -> Result<Args, PrintError> {
+    pub(crate) fn to_layer(&self) -> Result<Args, PrintError> {
         let mut layer = Args::default();
         layer.print_scalars(self);
         match &self.peers {

@@ -122,7 +122,7 @@ fn connection_limits_parse_derive_and_validate() {
 /// The declaration's one rule clap cannot enforce: a flag's variable is
 /// `GROUPCACHED_` and the flag in capitals, and its file key the flag with `_`.
 #[test]
-fn every_flag_s_variable_is_named_after_it() {
+fn every_flag_has_the_variable_named_after_it() {
     let cmd = Args::command();
     let mut checked = 0;
     for arg in cmd.get_arguments() {

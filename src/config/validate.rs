@@ -207,7 +207,7 @@ impl Config {
 
 /// Why a member (or `--advertise`) is not `HOST:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberError {
+pub(crate) struct MemberError {
     /// The member as given.
     pub member: String,
     /// What is wrong with it.
@@ -216,7 +216,7 @@ pub struct MemberError {
 
 /// What is wrong with a member's `HOST:PORT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberProblem {
+pub(crate) enum MemberProblem {
     /// No `:PORT`.
     NoPort,
     /// Port 0, which nobody can connect to.
@@ -256,7 +256,7 @@ impl std::error::Error for MemberError {}
 /// Checks that a member (or `--advertise`) is `HOST:PORT` with a port in 1..=65535,
 /// an IPv6 address in brackets (`[::1]:7000`). Names are not resolved here: a
 /// member's name may not resolve yet when a cluster starts.
-pub fn check_member(m: &str) -> Result<(), MemberError> {
+pub(crate) fn check_member(m: &str) -> Result<(), MemberError> {
     let bad = |problem| {
         Err(MemberError {
             member: m.to_string(),
@@ -300,7 +300,7 @@ fn origin_setting(group: &str) -> String {
 
 /// Why a `dir:` origin's directory cannot serve.
 #[derive(Debug)]
-pub enum DirError {
+pub(crate) enum DirError {
     /// It cannot be looked up (missing, no permission).
     Missing {
         /// The origin, as `dir:PATH`.
