@@ -1,6 +1,8 @@
-//! The `settings!` macro: turns the table of settings in [`super::settings`] into
-//! the runtime [`Config`](super::Config), the layer type [`Args`](super::Args) and
-//! the code between them, so that each setting is written down once.
+//! The `settings!` and `group_settings!` macros: turn the tables of settings in
+//! [`super::settings`] into the runtime [`Config`](super::Config) and
+//! [`GroupConfig`](super::GroupConfig), the layer types [`Args`](super::Args) and
+//! [`GroupSettings`](super::GroupSettings), and the code between them, so that each
+//! setting is written down once.
 //!
 //! For every line of the `scalars` section,
 //!
