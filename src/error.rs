@@ -14,11 +14,12 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    /// An error about `setting`.
-    pub fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error about `setting`; `problem` (a typed error or a text) says what is
+    /// wrong and what form is accepted.
+    pub fn new(setting: impl Into<String>, problem: impl fmt::Display) -> Self {
         ConfigError {
             setting: setting.into(),
-            message: message.into(),
+            message: problem.to_string(),
         }
     }
 }

@@ -7,6 +7,7 @@ mod dir;
 mod http;
 pub mod loader;
 pub mod oversize;
+mod spec;
 mod synthetic;
 
 use std::fmt;
@@ -18,9 +19,8 @@ use groupcached_protocol::Status;
 pub use dir::DirOrigin;
 pub use http::{check_key as check_http_key, check_template as check_http_template, HttpOrigin};
 pub use loader::{GroupLoaderConfig, LoadJob, LoaderHandle, LoaderPool};
+pub use spec::{OriginSpec, OriginSpecError};
 pub use synthetic::SyntheticOrigin;
-
-use crate::config::OriginSpec;
 
 /// A source of values for a group: groupcache's `Getter`. Implement it to embed the
 /// server with your own loader. Called on loader threads, possibly concurrently for
