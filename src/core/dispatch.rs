@@ -10,8 +10,9 @@ use groupcached_protocol::{
     StatsList, Status, SHARD_QUERY,
 };
 
-use super::conn::{Conn, MemberClaim, OutQueue};
-use crate::mailbox::{Inbox, KeyOp, Msg, Outbox, Remote, Waiter};
+use super::conn::{Conn, MemberClaim};
+use super::mailbox::{Inbox, KeyOp, Msg, Outbox, Remote, Waiter};
+use crate::net::OutQueue;
 use crate::origin::{LoadJob, LoaderHandle};
 use crate::peer::auth::{fresh_nonce, Nonce, Proof};
 use crate::peer::pending::PendingOp;

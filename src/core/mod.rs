@@ -18,10 +18,11 @@
 
 pub mod conn;
 mod dispatch;
+pub mod mailbox;
 mod peers;
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +32,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::mailbox::{Inbox, Msg, Outbox, Remote, Waiter};
+use crate::net::{read_into, Flushed, OutQueue, ReadStep};
 use crate::origin::{LoaderHandle, OriginError};
 use crate::peer::PeerConn;
 use crate::shard::inflight::LoadId;
@@ -39,8 +40,9 @@ use crate::shard::{GroupSpec, Reply, Shard};
 use crate::shared::Shared;
 use crate::stats::CoreStats;
 use crate::topology::{Owner, Topology};
-use conn::{Conn, ConnLimits, Flushed, OutQueue, RELEASE_IDLE_BUFFERS_AFTER};
+use conn::{Conn, ConnLimits, RELEASE_IDLE_BUFFERS_AFTER};
 use dispatch::{write_reply, Ctx};
+use mailbox::{Inbox, Msg, Outbox, Remote, Waiter};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
@@ -377,29 +379,25 @@ impl Core {
                 }
                 break;
             }
-            let space = conn.rbuf.read_space();
-            let room = space.len();
-            match conn.stream.read(space) {
-                Ok(0) => {
+            match read_into(&mut conn.stream, &mut conn.rbuf) {
+                ReadStep::Closed => {
                     conn.read_closed = true;
                 }
-                Ok(n) => {
-                    conn.rbuf.commit(n);
+                ReadStep::Data { short, .. } => {
                     ctx.handle_frames(token, conn);
                     conn.after_input(now);
                     handoff = conn.handoff;
                     if handoff.is_some() {
                         break;
                     }
-                    if n < room && !hangup {
+                    if short && !hangup {
                         // A short read emptied the socket; new data raises a new
                         // edge, so the read that would only say WouldBlock is skipped.
                         break;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
+                ReadStep::WouldBlock => break,
+                ReadStep::Failed(_) => {
                     // Reset by the peer: nothing more can be written either.
                     conn.read_closed = true;
                     conn.closing = true;

@@ -18,8 +18,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::oversize::OversizeMemo;
 use super::{LoadContext, LoadResult, Origin, OriginError};
-use crate::shard::lru::charge;
 use crate::stats::LoaderCounters;
+use crate::storage::charge;
 
 /// A queued load is started only if at least a tenth of its timeout, capped at this,
 /// is left when a thread takes it; otherwise it is answered TIMEOUT unstarted.

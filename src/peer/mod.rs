@@ -6,7 +6,7 @@ pub mod auth;
 pub mod health;
 pub mod pending;
 
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use groupcached_protocol::{FrameBuffer, Limits};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::core::conn::{Flushed, OutQueue};
+use crate::net::{read_into, Flushed, OutQueue, ReadStep};
 use auth::Nonce;
 use health::PeerHealth;
 use pending::{Pending, PendingOp};
@@ -231,15 +231,15 @@ impl PeerConn {
         let Some(stream) = &mut self.stream else {
             return ReadOutcome::Idle;
         };
-        match stream.read(self.rbuf.read_space()) {
-            Ok(0) => ReadOutcome::Failed(format!("peer {} closed the connection", self.name)),
-            Ok(n) => {
-                self.rbuf.commit(n);
-                ReadOutcome::Data
+        match read_into(stream, &mut self.rbuf) {
+            ReadStep::Closed => {
+                ReadOutcome::Failed(format!("peer {} closed the connection", self.name))
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::Idle,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => ReadOutcome::Data,
-            Err(e) => ReadOutcome::Failed(format!("read from peer {} failed: {e}", self.name)),
+            ReadStep::Data { .. } => ReadOutcome::Data,
+            ReadStep::WouldBlock => ReadOutcome::Idle,
+            ReadStep::Failed(e) => {
+                ReadOutcome::Failed(format!("read from peer {} failed: {e}", self.name))
+            }
         }
     }
 
