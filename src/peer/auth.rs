@@ -23,6 +23,8 @@ use groupcached_protocol::{NONCE_LEN, PROOF_LEN};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::error::NonceError;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// The label that starts the initiator's HMAC input (followed by a 0x00 byte).
@@ -208,9 +210,9 @@ impl ClusterSecret {
 }
 
 /// A fresh random nonce from the operating system.
-pub fn fresh_nonce() -> Result<Nonce, String> {
+pub fn fresh_nonce() -> Result<Nonce, NonceError> {
     let mut n = [0u8; NONCE_LEN];
-    getrandom::fill(&mut n).map_err(|e| format!("no randomness for a nonce: {e}"))?;
+    getrandom::fill(&mut n).map_err(NonceError)?;
     Ok(n)
 }
 
