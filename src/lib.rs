@@ -67,6 +67,6 @@ pub mod value;
 pub use config::{Args, Config, GroupConfig, OriginSpec};
 pub use error::{ConfigError, StartError};
 pub use origin::{LoadContext, Loaded, Origin, OriginError};
-pub use peer::auth::ClusterSecret;
+pub use peer::auth::{ClusterSecret, SecretError};
 pub use server::{BoundServer, Server, ServerHandle, ShutdownTrigger};
 pub use value::ByteView;

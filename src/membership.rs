@@ -24,23 +24,66 @@ pub enum PeerSource {
 
 impl PeerSource {
     /// Reads the current member list (blocking: file or DNS I/O).
-    pub fn read(&self) -> Result<Vec<String>, String> {
+    pub fn read(&self) -> Result<Vec<String>, SourceError> {
         match self {
             PeerSource::Static(list) => Ok(list.clone()),
             PeerSource::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read peers file {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|source| SourceError::File {
+                    path: path.clone(),
+                    source,
+                })?;
                 Ok(parse_member_lines(&text))
             }
             PeerSource::Dns { host, port } => {
                 let mut addrs: Vec<SocketAddr> = (host.as_str(), *port)
                     .to_socket_addrs()
-                    .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                    .map_err(|source| SourceError::Dns {
+                        host: host.clone(),
+                        source,
+                    })?
                     .collect();
                 addrs.sort();
                 addrs.dedup();
                 Ok(addrs.iter().map(|a| a.to_string()).collect())
             }
+        }
+    }
+}
+
+/// The member list could not be read.
+#[derive(Debug)]
+pub enum SourceError {
+    /// The `--peers-file` cannot be read.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The `--peers-dns` name does not resolve.
+    Dns {
+        /// The name.
+        host: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceError::File { path, source } => {
+                write!(f, "cannot read peers file {}: {source}", path.display())
+            }
+            SourceError::Dns { host, source } => write!(f, "cannot resolve {host}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SourceError::File { source, .. } | SourceError::Dns { source, .. } => Some(source),
         }
     }
 }
