@@ -227,7 +227,7 @@ pub enum SecretError {
     },
     /// The path is not a regular file.
     NotAFile(PathBuf),
-    /// The file is larger than [`MAX_SECRET_FILE`].
+    /// The file is larger than a secret file may be (64 KiB).
     TooLarge {
         /// The file.
         path: PathBuf,

@@ -1,6 +1,10 @@
 //! Connections from one core to other members: at most one per member, opened on
 //! first use, HELLO first, many requests multiplexed by id, reconnect with backoff.
-//! The core drives them (it owns the poll); this module keeps their state.
+//! This module keeps their state and speaks their protocol: it encodes requests
+//! ([`PeerRequest`]), runs the initiator's side of the cluster-secret handshake
+//! (`handshake.rs`), remembers what waits for an answer (`pending.rs`) and says what
+//! went wrong ([`PeerError`], [`NoAnswer`]). The core drives the connections (it
+//! owns the poll and decides what an answer means); their I/O is `crate::net`'s.
 
 pub mod auth;
 mod error;
