@@ -15,6 +15,8 @@ use super::Core;
 use crate::net::{read_into, Flushed, OutQueue, ReadStep};
 
 impl Core {
+    /// Accepts connections until the listener would block; past
+    /// `--max-connections` each is told why and closed.
     pub(super) fn accept(&mut self) {
         loop {
             let Some(listener) = &self.listener else {
@@ -268,6 +270,7 @@ impl Core {
         self.mark_dirty(token);
     }
 
+    /// Puts connection `token` in the turn's write set.
     pub(super) fn mark_dirty(&mut self, token: usize) {
         if let Some(conn) = self.conns.get_mut(token) {
             if !conn.dirty {
@@ -292,6 +295,7 @@ impl Core {
         self.close(token);
     }
 
+    /// Removes connection `token` from the core: its memory, grant and count.
     pub(super) fn close(&mut self, token: usize) {
         if let Some(mut conn) = self.conns.try_remove(token) {
             self.buffered -= conn.accounted;

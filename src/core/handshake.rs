@@ -253,23 +253,26 @@ impl Ctx {
     pub(super) fn shard_request(&mut self, id: u32, opcode: u8, core: u16, cur: &mut Current<'_>) {
         let threads = self.shared.threads;
         let stay = core == SHARD_QUERY || core as usize == self.id;
-        self.scratch.clear();
         // A refusal names the numbers involved; it is rendered into the core's
         // reused message buffer, not a new string.
-        if stay {
+        self.scratch.clear();
+        let _ = if stay {
+            Ok(())
         } else if core as usize >= threads {
-            let _ = write!(
+            write!(
                 self.scratch,
                 "SHARD to core {core}: this node runs {threads} cores (0 to {})",
                 threads - 1
-            );
+            )
         } else if *cur.pending > 1 {
-            let _ = write!(
+            write!(
                 self.scratch,
                 "SHARD must be the only request in flight on its connection ({} others are)",
                 *cur.pending - 1
-            );
-        }
+            )
+        } else {
+            Ok(())
+        };
         if !self.scratch.is_empty() {
             let resp = Response::error(id, opcode, Status::BadRequest, &self.scratch);
             return cur.reply_now(&resp);

@@ -156,3 +156,177 @@ impl PeerConn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::health::PeerHealth;
+    use crate::peer::PeerRequest;
+    use crate::value::ByteView;
+    use groupcached_protocol::{decode, Frame, Limits};
+    use std::io::{self, IoSlice, Write};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Collects what a connection's queue writes.
+    struct Sink(Vec<u8>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            bufs.iter().map(|b| self.write(b)).sum()
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn conn() -> PeerConn {
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let health = Arc::new(PeerHealth::default());
+        PeerConn::new(
+            "b:1".into(),
+            addr,
+            Limits::default(),
+            Instant::now(),
+            health,
+        )
+    }
+
+    /// The requests queued on `out`, as (opcode, request id).
+    fn requests(out: &mut crate::net::OutQueue) -> Vec<(u8, u32)> {
+        let mut sink = Sink(Vec::new());
+        out.write_to(&mut sink).unwrap();
+        let mut seen = Vec::new();
+        let mut pos = 0;
+        while pos < sink.0.len() {
+            let (frame, used) = decode(&sink.0[pos..], &Limits::default()).unwrap().unwrap();
+            match frame {
+                Frame::Request(r) => seen.push((r.kind.opcode() as u8, r.id)),
+                other => panic!("{other:?}"),
+            }
+            pos += used;
+        }
+        seen
+    }
+
+    fn secret() -> ClusterSecret {
+        ClusterSecret::from_bytes(b"a secret of the cluster").unwrap()
+    }
+
+    #[test]
+    fn without_a_secret_only_hello_is_sent_and_requests_flow_at_once() {
+        let mut c = conn();
+        let now = Instant::now();
+        c.start_handshake("a:1", 7, false, now).unwrap();
+        assert_eq!(c.handshake, Handshake::Open);
+        c.enqueue(
+            PeerRequest::Purge {
+                member: 1,
+                group: 0,
+                key: b"k".as_slice().into(),
+                waiter: crate::net::Waiter {
+                    core: 0,
+                    token: 0,
+                    conn_gen: 0,
+                    req_id: 9,
+                    opcode: 3,
+                },
+            },
+            b"g",
+            now,
+            now + Duration::from_secs(1),
+        );
+        let sent = requests(&mut c.out);
+        assert_eq!(sent.len(), 2, "HELLO, then the PURGE: {sent:?}");
+        assert!(c.held.is_empty());
+        assert!(c
+            .on_handshake_answer(HandshakeAnswer::Nonce([0; 16]), None, now)
+            .is_err_and(|e| matches!(e, HandshakeError::Unrequested)));
+    }
+
+    #[test]
+    fn with_a_secret_requests_wait_until_the_member_proves_it() {
+        let s = secret();
+        let mut c = conn();
+        let now = Instant::now();
+        c.start_handshake("a:1", 7, true, now).unwrap();
+        let Handshake::Challenged { ours } = c.handshake else {
+            panic!("{:?}", c.handshake);
+        };
+        c.enqueue(
+            PeerRequest::Store {
+                member: 1,
+                group: 0,
+                key: b"k".as_slice().into(),
+                value: ByteView::from_vec(vec![1; 5000]),
+                ttl_ms: 0,
+                waiter: crate::net::Waiter {
+                    core: 0,
+                    token: 0,
+                    conn_gen: 0,
+                    req_id: 9,
+                    opcode: 2,
+                },
+            },
+            b"g",
+            now,
+            now + Duration::from_secs(1),
+        );
+        assert_eq!(requests(&mut c.out).len(), 2, "HELLO and CHALLENGE only");
+        assert!(!c.held.is_empty(), "the STORE waits");
+
+        let theirs = [9u8; 16];
+        let step = c.on_handshake_answer(HandshakeAnswer::Nonce(theirs), Some(&s), now);
+        assert_eq!(step.unwrap(), HandshakeStep::Proving);
+        assert_eq!(requests(&mut c.out).len(), 1, "AUTH");
+        let wrong = c.on_handshake_answer(HandshakeAnswer::Proof([0; 32]), Some(&s), now);
+        assert!(matches!(wrong, Err(HandshakeError::WrongProof { .. })));
+
+        // The same exchange again, answered right this time.
+        let mut c = conn();
+        c.start_handshake("a:1", 7, true, now).unwrap();
+        let Handshake::Challenged { ours: ours2 } = c.handshake else {
+            panic!("{:?}", c.handshake);
+        };
+        assert_ne!(ours, ours2, "every connection has a fresh nonce");
+        c.on_handshake_answer(HandshakeAnswer::Nonce(theirs), Some(&s), now)
+            .unwrap();
+        let proof = s.responder_proof(b"a:1", &ours2, &theirs);
+        let step = c.on_handshake_answer(HandshakeAnswer::Proof(proof), Some(&s), now);
+        assert_eq!(step.unwrap(), HandshakeStep::Proven);
+        assert_eq!(c.handshake, Handshake::Open);
+    }
+
+    #[test]
+    fn refusals_say_which_step_was_refused() {
+        let s = secret();
+        let now = Instant::now();
+        let refusal = || {
+            HandshakeAnswer::of(&Response::error(
+                1,
+                0x0b,
+                Status::Forbidden,
+                "no secret here",
+            ))
+        };
+        let mut c = conn();
+        c.start_handshake("a:1", 7, true, now).unwrap();
+        let e = c.on_handshake_answer(refusal(), Some(&s), now).unwrap_err();
+        assert!(matches!(e, HandshakeError::Refused(_)), "{e:?}");
+        assert!(e
+            .to_string()
+            .contains("refused our cluster-secret handshake"));
+        assert!(e.to_string().contains("no secret here"), "{e}");
+
+        let mut c = conn();
+        c.start_handshake("a:1", 7, true, now).unwrap();
+        c.on_handshake_answer(HandshakeAnswer::Nonce([1; 16]), Some(&s), now)
+            .unwrap();
+        let e = c.on_handshake_answer(refusal(), Some(&s), now).unwrap_err();
+        assert!(matches!(e, HandshakeError::ProofRejected(_)), "{e:?}");
+    }
+}
