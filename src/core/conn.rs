@@ -1,6 +1,7 @@
-//! A client or peer connection: read buffer, pending-request count and an output
-//! queue that sends large values by reference with vectored writes, plus the limits
-//! that bound what one connection may cost in memory and in time.
+//! A client connection's state (read buffer, output queue, pending-request count,
+//! membership claim, timers), plus the limits that bound what one connection may
+//! cost in memory and in time. Its I/O is `crate::net`'s, shared with peer
+//! connections.
 
 use std::time::{Duration, Instant};
 
