@@ -27,7 +27,8 @@
 //! Each module uses only modules below it (`tests/layering.rs` fails on a cycle):
 //!
 //! ```text
-//!   server          start, stop, the membership thread (server::membership)
+//!   server          start, stop, the membership thread (server::membership);
+//!                   listener: binding one SO_REUSEPORT listener per core
 //!   metrics         Prometheus text and the /metrics endpoint
 //!   core            the event loop: mailbox, client connections, request routing,
 //!                   the effect queue, the peer side of the loop
