@@ -215,3 +215,39 @@ impl fmt::Display for NoAnswer {
         f.write_str(self.message())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_map_to_what_waiting_requests_are_told() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let refused = || io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(PeerError::Backoff.no_answer(), NoAnswer::Down);
+        let e = PeerError::Connect {
+            addr,
+            source: refused(),
+        };
+        assert_eq!(e.no_answer(), NoAnswer::Down);
+        assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+        assert_eq!(PeerError::Closed.no_answer(), NoAnswer::ConnectionLost);
+        let e = PeerError::Handshake(HandshakeError::TimedOut);
+        assert_eq!(e.no_answer(), NoAnswer::Unproven);
+        assert!(e
+            .to_string()
+            .contains("did not answer the cluster-secret handshake"));
+        for why in [
+            NoAnswer::Down,
+            NoAnswer::Suspect,
+            NoAnswer::NoAddress,
+            NoAnswer::TimedOut,
+            NoAnswer::ConnectionLost,
+            NoAnswer::Unproven,
+            NoAnswer::Left,
+            NoAnswer::Refused,
+        ] {
+            assert!(why.message().starts_with("the key's owner did not answer"));
+        }
+    }
+}
