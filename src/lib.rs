@@ -16,11 +16,33 @@
 //! ```
 //!
 //! A key's shard is `shard_of(key, threads)` (a stable hash). A request that arrives
-//! on a core that does not hold the key's shard travels to the right core as a
-//! [`mailbox::Msg`] and its answer comes back the same way; nothing on the request
-//! path takes a lock. On a miss the shard's in-flight table makes sure one load runs
-//! per key however many requests wait for it, and a SET or DELETE during that load
-//! keeps its (possibly older) result out of the cache.
+//! on a core that does not hold the key's shard travels to the right core through
+//! the cores' mailboxes and its answer comes back the same way; nothing on the
+//! request path takes a lock. On a miss the shard's in-flight table makes sure one
+//! load runs per key however many requests wait for it, and a SET or DELETE during
+//! that load keeps its (possibly older) result out of the cache.
+//!
+//! # Layers
+//!
+//! Each module uses only modules below it (`tests/layering.rs` fails on a cycle):
+//!
+//! ```text
+//!   server          start, stop, the membership thread (server::membership);
+//!                   listener: binding one SO_REUSEPORT listener per core
+//!   metrics         Prometheus text and the /metrics endpoint
+//!   core            the event loop: mailbox, client connections, request routing,
+//!                   the effect queue, the peer side of the loop
+//!   shared          read-mostly state every core sees
+//!   config          settings, merged from defaults, file, environment and flags
+//!   peer            peer connections: request encoding, handshake, health
+//!   net             one way to do connection I/O: read step, output queue, Waiter
+//!   topology, membership   the ring and its members; reading the member list
+//!   shard           the pure cache state machine (now in, effects out)
+//!   origin          where values come from, and the loader threads
+//!   storage         one cache's item store
+//!   value, units, error, stats   plain types, parsing, counters
+//!   protocol crate  frames, encoding, the hashes (no I/O)
+//! ```
 //!
 //! Embedding: build a [`Config`] (with [`OriginSpec::Custom`] for your own
 //! [`Origin`]), then [`Server::bind`] and [`BoundServer::run`].
@@ -29,9 +51,9 @@ pub mod config;
 mod core;
 pub mod error;
 mod listener;
-pub mod mailbox;
 pub mod membership;
 pub mod metrics;
+mod net;
 pub mod origin;
 mod peer;
 mod server;
@@ -46,6 +68,6 @@ pub mod value;
 pub use config::{Args, Config, GroupConfig, OriginSpec};
 pub use error::{ConfigError, StartError};
 pub use origin::{LoadContext, Loaded, Origin, OriginError};
-pub use peer::auth::ClusterSecret;
+pub use peer::auth::{ClusterSecret, SecretError};
 pub use server::{BoundServer, Server, ServerHandle, ShutdownTrigger};
 pub use value::ByteView;

@@ -1,19 +1,10 @@
-//! Where the member list comes from and how changes reach the cores.
-//!
-//! A control thread (never a core) reads the list from `--peers`, a `--peers-file`
-//! (re-read when it changes and on SIGHUP) or `--peers-dns` (every A/AAAA record,
-//! re-resolved every `--peers-refresh`), builds a [`Topology`] (resolving names, which
-//! may block) and sends it to every core whenever the member set changes.
+//! Where the member list comes from: `--peers`, a `--peers-file` or `--peers-dns`,
+//! and how a list is read and parsed. Reading may block (file or DNS I/O), so it is
+//! done off the event loops; the thread that watches the source and hands the cores
+//! a new ring is `server::membership`, above the cores in the module layers.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
-
-use crossbeam_channel::{Receiver, RecvTimeoutError};
-
-use crate::mailbox::{Msg, Remote};
-use crate::topology::{resolve, Topology};
 
 /// Where members come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,23 +24,66 @@ pub enum PeerSource {
 
 impl PeerSource {
     /// Reads the current member list (blocking: file or DNS I/O).
-    pub fn read(&self) -> Result<Vec<String>, String> {
+    pub fn read(&self) -> Result<Vec<String>, SourceError> {
         match self {
             PeerSource::Static(list) => Ok(list.clone()),
             PeerSource::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read peers file {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|source| SourceError::File {
+                    path: path.clone(),
+                    source,
+                })?;
                 Ok(parse_member_lines(&text))
             }
             PeerSource::Dns { host, port } => {
                 let mut addrs: Vec<SocketAddr> = (host.as_str(), *port)
                     .to_socket_addrs()
-                    .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                    .map_err(|source| SourceError::Dns {
+                        host: host.clone(),
+                        source,
+                    })?
                     .collect();
                 addrs.sort();
                 addrs.dedup();
                 Ok(addrs.iter().map(|a| a.to_string()).collect())
             }
+        }
+    }
+}
+
+/// The member list could not be read.
+#[derive(Debug)]
+pub enum SourceError {
+    /// The `--peers-file` cannot be read.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The `--peers-dns` name does not resolve.
+    Dns {
+        /// The name.
+        host: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceError::File { path, source } => {
+                write!(f, "cannot read peers file {}: {source}", path.display())
+            }
+            SourceError::Dns { host, source } => write!(f, "cannot resolve {host}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SourceError::File { source, .. } | SourceError::Dns { source, .. } => Some(source),
         }
     }
 }
@@ -61,116 +95,6 @@ pub fn parse_member_lines(text: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-/// A request to the membership thread.
-#[derive(Debug)]
-pub enum Control {
-    /// Re-read the member list now (SIGHUP).
-    Reload,
-    /// Exit.
-    Stop,
-}
-
-/// Builds topologies and publishes them to cores.
-pub struct Membership {
-    /// The member source.
-    pub source: PeerSource,
-    /// This node's advertised name.
-    pub node_id: String,
-    /// This node's bound address.
-    pub local_addr: SocketAddr,
-    /// Virtual nodes per member.
-    pub vnodes: u32,
-    /// How often DNS is re-resolved and the file's modification time checked.
-    pub refresh: Duration,
-}
-
-impl Membership {
-    /// The topology for a member list.
-    pub fn topology(&self, members: &[String]) -> Topology {
-        Topology::build(
-            members,
-            &self.node_id,
-            self.local_addr,
-            self.vnodes,
-            resolve,
-        )
-    }
-
-    /// Runs until [`Control::Stop`] or the channel closes; publishes `Msg::Topology`
-    /// to every core when the set of members changes.
-    pub fn run(self, mut current: Vec<String>, cores: Vec<Remote>, control: Receiver<Control>) {
-        let mut last_mtime = self.mtime();
-        let mut next_check = Instant::now() + self.refresh;
-        loop {
-            let reload =
-                match control.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
-                    Ok(Control::Reload) => true,
-                    Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                    Err(RecvTimeoutError::Timeout) => false,
-                };
-            if !reload && Instant::now() < next_check {
-                continue;
-            }
-            next_check = Instant::now() + self.refresh;
-            let changed_file = match &self.source {
-                PeerSource::File(_) => {
-                    let m = self.mtime();
-                    let changed = m != last_mtime;
-                    last_mtime = m;
-                    changed
-                }
-                PeerSource::Dns { .. } => true,
-                PeerSource::Static(_) => false,
-            };
-            if !(reload || changed_file) {
-                continue;
-            }
-            let members = match self.source.read() {
-                Ok(m) if m.is_empty() && !current.is_empty() => {
-                    // Most likely a file caught while being rewritten in place.
-                    log::warn!(
-                        "membership: the member list is empty; keeping the current {} members",
-                        current.len()
-                    );
-                    continue;
-                }
-                Ok(m) => m,
-                Err(e) => {
-                    log::warn!(
-                        "membership: {e}; keeping the current {} members",
-                        current.len()
-                    );
-                    continue;
-                }
-            };
-            let old = self.topology(&current);
-            let topo = Arc::new(self.topology(&members));
-            current = members;
-            if topo.ring.fingerprint() == old.ring.fingerprint() {
-                // Same ring (e.g. only this node, always a member, was added or left out).
-                continue;
-            }
-            log::info!(
-                "membership changed: {} -> {} members (ring fingerprint {:016x}): {}",
-                old.ring.len(),
-                topo.ring.len(),
-                topo.ring.fingerprint(),
-                topo.ring.members().join(", ")
-            );
-            for core in &cores {
-                core.send(Msg::Topology(topo.clone()));
-            }
-        }
-    }
-
-    fn mtime(&self) -> Option<SystemTime> {
-        match &self.source {
-            PeerSource::File(p) => std::fs::metadata(p).and_then(|m| m.modified()).ok(),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]

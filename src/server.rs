@@ -12,14 +12,17 @@ use groupcached_protocol::{Limits, HEADER_LEN, LENGTH_PREFIX_LEN};
 use mio::{Poll, Waker};
 
 use crate::config::Config;
+use crate::core::mailbox::Remote;
 use crate::core::{Core, CoreParts, WAKER_TOKEN};
 use crate::error::StartError;
-use crate::mailbox::Remote;
-use crate::membership::{Control, Membership, PeerSource};
+use crate::membership::PeerSource;
 use crate::origin::{self, GroupLoaderConfig, LoadContext, LoaderPool};
 use crate::shard::GroupSpec;
 use crate::shared::{GroupRuntime, LogLimiter, Shared, ORIGIN_ERROR_LOG_INTERVAL};
 use crate::stats::StatsRegistry;
+use membership::{Control, Membership};
+
+mod membership;
 
 /// Entry point of the server library.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use groupcached_protocol::Ring;
+use groupcached_protocol::{MemberList, Ring};
 
 /// Who owns a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,9 @@ pub struct Topology {
     pub addrs: Vec<Option<SocketAddr>>,
     /// This node's index among the members.
     pub self_index: usize,
+    /// The member list in its wire layout (a HELLO answer's `members`), encoded once
+    /// per ring so that answering HELLO encodes nothing.
+    members_wire: Box<[u8]>,
 }
 
 impl Topology {
@@ -60,10 +63,12 @@ impl Topology {
                 m == node_id || (!local_addr.ip().is_unspecified() && addrs[i] == Some(local_addr))
             })
             .unwrap_or(0);
+        let members_wire = MemberList::build(ring.members()).into_boxed_slice();
         Topology {
             ring,
             addrs,
             self_index,
+            members_wire,
         }
     }
 
@@ -98,6 +103,13 @@ impl Topology {
         let addr: Option<SocketAddr> = id.parse().ok();
         self.others()
             .any(|i| self.name(i) == id || (addr.is_some() && self.addrs[i] == addr))
+    }
+
+    /// The member list as a HELLO answer carries it. `None` only if the list
+    /// encoded at build time does not read back, which the protocol crate's tests
+    /// rule out (`MemberList::parse_prefix` is its only way to hold a list).
+    pub fn member_list(&self) -> Option<MemberList<'_>> {
+        MemberList::parse_prefix(&self.members_wire).map(|(list, _)| list)
     }
 
     /// Every member but this node.
@@ -147,6 +159,9 @@ mod tests {
         let peers = vec!["localhost:7002".to_string(), "127.0.0.1:7003".to_string()];
         let t = Topology::build(&peers, "127.0.0.1:7001", local(), 64, resolve);
         assert_eq!(t.self_name(), "127.0.0.1:7001");
+        let listed: Vec<&[u8]> = t.member_list().unwrap().iter().collect();
+        assert_eq!(listed.len(), 3);
+        assert!(listed.contains(&b"localhost:7002".as_slice()));
         assert!(t.is_other_member(b"localhost:7002"));
         assert!(t.is_other_member(b"127.0.0.1:7002"));
         assert!(t.is_other_member(b"127.0.0.1:7003"));

@@ -2,11 +2,21 @@
 //! connections (clients' and, outgoing, to peers) and its own shard of every group.
 //! It is the only code that touches mio.
 //!
-//! Each loop turn: expire overdue loads; accept until WouldBlock; read each readable
-//! connection, decoding and handling every whole frame as it arrives; drain the
-//! mailbox; send what was queued for peers; then, before sleeping, write every
-//! connection that has output and wake the cores that were sent messages and are
-//! about to sleep (at most one wake per core per turn, however many messages).
+//! Each loop turn: expire overdue loads and peer requests; accept until WouldBlock;
+//! read each readable connection, decoding and handling every whole frame as it
+//! arrives; read the answers of peer connections; drain the mailbox; then, before
+//! sleeping, write every connection and peer connection that has output and wake
+//! the cores that were sent messages and are about to sleep (at most one wake per
+//! core per turn, however many messages). Everything a step makes the core do goes
+//! through one effect queue, run before the step returns (`effects.rs`, with the
+//! ordering rules).
+//!
+//! Files: `clients.rs` (accept, read, write, hand-over, close), `limits.rs` (timeouts
+//! and buffer memory), `routing.rs` (requests and the cluster's routing rules),
+//! `handshake.rs` (HELLO, CHALLENGE, AUTH, SHARD, STATS), `effects.rs` (the effect
+//! queue), `peers.rs` and `peer_replies.rs` (the loop's side of peer connections
+//! and what their answers mean), `mailbox.rs` (messages between cores), `conn.rs`
+//! (a client connection's state).
 //!
 //! Connection limits cost no syscall and no heap operation per request: each read
 //! stamps the connection with the turn's clock, and a sweep over the core's
@@ -16,31 +26,37 @@
 //! per turn and reads the other cores' totals once per turn to enforce
 //! `--max-buffer-memory` node-wide.
 
+mod clients;
 pub mod conn;
-mod dispatch;
+mod effects;
+mod handshake;
+mod limits;
+pub mod mailbox;
+mod peer_replies;
 mod peers;
+mod routing;
 
-use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groupcached_protocol::{Response, Status};
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::mailbox::{Inbox, Msg, Outbox, Remote, Waiter};
 use crate::origin::{LoaderHandle, OriginError};
 use crate::peer::PeerConn;
 use crate::shard::inflight::LoadId;
-use crate::shard::{GroupSpec, Reply, Shard};
+use crate::shard::{GroupSpec, Shard};
 use crate::shared::Shared;
 use crate::stats::CoreStats;
 use crate::topology::{Owner, Topology};
-use conn::{Conn, ConnLimits, Flushed, OutQueue, RELEASE_IDLE_BUFFERS_AFTER};
-use dispatch::{write_reply, Ctx};
+use conn::{Conn, ConnLimits};
+use effects::Effect;
+use mailbox::{Inbox, Msg, Outbox, Remote};
+use routing::Ctx;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
@@ -61,6 +77,9 @@ pub struct Core {
     peers: Slab<PeerConn>,
     peer_by_name: HashMap<String, usize>,
     peer_dirty: Vec<usize>,
+    /// Client connections with output to write before sleeping: the turn's write
+    /// set (not an effect queue; see `effects.rs`).
+    dirty: Vec<usize>,
     ctx: Ctx,
     next_gen: u32,
     drain_deadline: Option<Instant>,
@@ -137,6 +156,7 @@ impl Core {
             peers: Slab::new(),
             peer_by_name: HashMap::new(),
             peer_dirty: Vec::new(),
+            dirty: Vec::with_capacity(64),
             ctx: Ctx {
                 id: p.id,
                 shared: p.shared,
@@ -147,10 +167,9 @@ impl Core {
                 loader: p.loader,
                 stats: p.stats,
                 topology: p.topology,
-                effects: Vec::with_capacity(64),
-                later: Vec::new(),
-                peer_actions: Vec::new(),
-                dirty: Vec::with_capacity(64),
+                queue: VecDeque::with_capacity(64),
+                shard_out: Vec::with_capacity(64),
+                scratch: String::new(),
                 now: Instant::now(),
                 draining: false,
                 rng: p.seed | 1,
@@ -231,10 +250,9 @@ impl Core {
 
     /// Answers the waiters of overdue loads and peer requests.
     fn expire(&mut self) {
-        let mut effects = std::mem::take(&mut self.ctx.effects);
-        self.ctx.shard.expire(self.ctx.now, &mut effects);
-        self.ctx.effects = effects;
-        self.ctx.drain_effects(None);
+        self.ctx.shard.expire(self.ctx.now, &mut self.ctx.shard_out);
+        self.ctx.take_shard_effects();
+        self.run_effects(None);
         self.expire_peer_requests();
     }
 
@@ -260,359 +278,7 @@ impl Core {
         }
     }
 
-    fn accept(&mut self) {
-        loop {
-            let Some(listener) = &self.listener else {
-                return;
-            };
-            let (mut stream, _) = match listener.accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog for later.
-                    log::warn!("core {}: accept failed: {e}", self.ctx.id);
-                    return;
-                }
-            };
-            let shared = &self.ctx.shared;
-            if shared.connections.fetch_add(1, Ordering::Relaxed) >= shared.max_connections {
-                shared.connections.fetch_sub(1, Ordering::Relaxed);
-                self.ctx.stats.node.rejected_connections.inc();
-                refuse(stream, shared.max_connections);
-                continue;
-            }
-            let _ = stream.set_nodelay(true);
-            let entry = self.conns.vacant_entry();
-            let token = entry.key();
-            if let Err(e) = self.poll.registry().register(
-                &mut stream,
-                Token(token),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                log::warn!("core {}: cannot register connection: {e}", self.ctx.id);
-                shared.connections.fetch_sub(1, Ordering::Relaxed);
-                continue;
-            }
-            self.next_gen = self.next_gen.wrapping_add(1);
-            entry.insert(Conn::new(
-                stream,
-                shared.limits,
-                self.next_gen,
-                self.ctx.now,
-            ));
-            self.ctx.stats.node.total_connections.inc();
-            self.ctx
-                .stats
-                .node
-                .curr_connections
-                .set(self.conns.len() as u64);
-        }
-    }
-
-    /// Reads and handles frames until the socket is drained, the connection is
-    /// backpressured or held back by the buffer memory limit, or it is closing.
-    /// `hangup` says the event also reported the peer's FIN (or an error), which a
-    /// short read would not reach: read to the end.
-    fn read_conn(&mut self, token: usize, hangup: bool) {
-        let Core {
-            conns,
-            ctx,
-            limits,
-            buffered,
-            others,
-            mem_paused,
-            grant,
-            grant_freed,
-            ..
-        } = self;
-        let Some(conn) = conns.get_mut(token) else {
-            return;
-        };
-        let now = ctx.now;
-        // Whole frames left buffered when backpressure stopped the decoding go first.
-        if conn.rbuf.buffered() > 0 && !conn.closing && !conn.backpressured() && !ctx.draining {
-            ctx.handle_frames(token, conn);
-            conn.after_input(now);
-        }
-        // Past a SHARD that moves the connection, the socket is the next core's to read.
-        let mut handoff = conn.handoff;
-        // Past the limit a connection may still read into the buffer it has (that
-        // costs nothing, and lets its frame complete and free it), unless it needs a
-        // larger one or holds more than a fair share of the limit in answers (each
-        // request read would queue more).
-        loop {
-            if conn.closing || ctx.draining || handoff.is_some() {
-                break;
-            }
-            if conn.backpressured() {
-                conn.read_paused = true;
-                break;
-            }
-            if conn.read_closed {
-                break;
-            }
-            account(buffered, conn);
-            release_grant(grant, grant_freed, token, conn);
-            let granted = grant.is_some_and(|(t, _)| t == token);
-            if !granted
-                && *buffered + *others > limits.max_buffer_memory
-                && (conn.rbuf.needs_growth() || conn.out.mem() > fair(limits, &ctx.shared))
-            {
-                if grant.is_none() && conn.rbuf.needs_growth() && conn.out.is_empty() {
-                    // The core's one frame allowed to grow past the limit.
-                    *grant = Some((token, conn.rbuf.frames()));
-                    conn.mem_paused = false;
-                    // It is read now. Left set (a paused connection woken by a
-                    // readable event), release_grant would take the grant straight
-                    // back and this loop would spin forever, starving the core.
-                    conn.read_paused = false;
-                    continue;
-                }
-                conn.read_paused = true;
-                if !conn.mem_paused {
-                    conn.mem_paused = true;
-                    mem_paused.push(token);
-                    ctx.stats.node.buffer_memory_pauses.inc();
-                }
-                break;
-            }
-            let space = conn.rbuf.read_space();
-            let room = space.len();
-            match conn.stream.read(space) {
-                Ok(0) => {
-                    conn.read_closed = true;
-                }
-                Ok(n) => {
-                    conn.rbuf.commit(n);
-                    ctx.handle_frames(token, conn);
-                    conn.after_input(now);
-                    handoff = conn.handoff;
-                    if handoff.is_some() {
-                        break;
-                    }
-                    if n < room && !hangup {
-                        // A short read emptied the socket; new data raises a new
-                        // edge, so the read that would only say WouldBlock is skipped.
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    // Reset by the peer: nothing more can be written either.
-                    conn.read_closed = true;
-                    conn.closing = true;
-                    conn.pending = 0;
-                    conn.out = OutQueue::default();
-                }
-            }
-        }
-        if conn.backpressured() && !conn.closing && !ctx.draining {
-            // Also after a short read: frames may wait undecoded for the client to read.
-            conn.read_paused = true;
-        }
-        release_grant(grant, grant_freed, token, conn);
-        // A drained large read buffer is not kept while the connection waits.
-        conn.rbuf.trim();
-        account(buffered, conn);
-        if !conn.dirty {
-            conn.dirty = true;
-            ctx.dirty.push(token);
-        }
-        if let Some(core) = handoff {
-            self.hand_off(token, core);
-        }
-    }
-
-    /// Moves connection `token` to core `core`, which asked for it with SHARD: it
-    /// leaves this core's poll, slab and memory count with its buffered bytes and
-    /// unsent answers, and the other core registers it and goes on (no request on it
-    /// is in flight, so no answer is addressed to it here).
-    fn hand_off(&mut self, token: usize, core: usize) {
-        let Some(mut conn) = self.conns.try_remove(token) else {
-            return;
-        };
-        self.buffered -= conn.accounted;
-        conn.accounted = 0;
-        if self.grant.is_some_and(|(t, _)| t == token) {
-            self.grant = None;
-            self.grant_freed = true;
-        }
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-        conn.handoff = None;
-        conn.dirty = false;
-        conn.read_paused = false;
-        conn.mem_paused = false;
-        self.ctx.stats.node.shard_handoffs.inc();
-        self.ctx
-            .stats
-            .node
-            .curr_connections
-            .set(self.conns.len() as u64);
-        self.ctx.outboxes[core].push_conn(Box::new(conn));
-    }
-
-    /// Takes over a connection another core handed to this one (see `hand_off`).
-    fn adopt(&mut self, conn: Box<Conn>) {
-        let mut conn = *conn;
-        let entry = self.conns.vacant_entry();
-        let token = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut conn.stream,
-            Token(token),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            log::warn!("core {}: cannot take over a connection: {e}", self.ctx.id);
-            self.ctx.shared.connections.fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
-        self.next_gen = self.next_gen.wrapping_add(1);
-        conn.gen = self.next_gen;
-        entry.insert(conn);
-        self.ctx
-            .stats
-            .node
-            .curr_connections
-            .set(self.conns.len() as u64);
-        // Frames that came behind the SHARD, then whatever the socket holds.
-        self.read_conn(token, false);
-        self.mark_dirty(token);
-    }
-
-    /// The other cores' published connection buffer totals.
-    fn others_buffered(&self) -> usize {
-        let me = self.ctx.id;
-        self.ctx
-            .shared
-            .registry
-            .cores
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != me)
-            .map(|(_, c)| c.node.conn_buffer_bytes.get() as usize)
-            .sum()
-    }
-
-    /// Resumes the connections the buffer memory limit paused once usage is back
-    /// under 7/8 of the limit (the gap keeps them from flapping).
-    fn resume_mem_paused(&mut self) {
-        if self.mem_paused.is_empty() || self.ctx.draining {
-            return;
-        }
-        let low = self.limits.max_buffer_memory / 8 * 7;
-        let freed = std::mem::take(&mut self.grant_freed);
-        if self.buffered + self.others > low && !(freed && self.grant.is_none()) {
-            return;
-        }
-        for token in std::mem::take(&mut self.mem_paused) {
-            let Some(conn) = self.conns.get_mut(token) else {
-                continue;
-            };
-            if !conn.mem_paused {
-                continue;
-            }
-            conn.mem_paused = false;
-            conn.read_paused = false;
-            // Its frame waited for memory, not for its client.
-            if conn.frame_started.is_some() {
-                conn.frame_started = Some(self.ctx.now);
-            }
-            self.read_conn(token, false);
-        }
-    }
-
-    /// Once per [`ConnLimits::sweep_interval`]: closes connections past their idle
-    /// or frame timeout, and frees the empty buffers of connections that went quiet.
-    fn sweep(&mut self) {
-        let now = self.ctx.now;
-        self.next_sweep = now + self.limits.sweep_interval();
-        let mut expired: Vec<(usize, Expiry)> = Vec::new();
-        for (token, conn) in self.conns.iter_mut() {
-            if conn.closing {
-                // Closing after a fatal error, once its error frame is written: a
-                // client that does not take it is not waited for forever.
-                let linger = self.limits.frame_timeout.unwrap_or(CLOSING_LINGER);
-                if now.saturating_duration_since(conn.last_active) >= linger {
-                    expired.push((token, Expiry::Linger));
-                }
-                continue;
-            }
-            if let (Some(limit), Some(since)) = (self.limits.frame_timeout, conn.frame_started) {
-                if conn.read_paused && !conn.mem_paused {
-                    // Paused because its client does not read its answers: the
-                    // frame's clock waits with it.
-                    conn.frame_started = Some(now);
-                } else if now.saturating_duration_since(since) >= limit {
-                    expired.push((token, Expiry::Frame));
-                    continue;
-                }
-            }
-            let quiet = now.saturating_duration_since(conn.last_active);
-            if let Some(limit) = self.limits.idle_timeout {
-                if conn.pending == 0 && quiet >= limit {
-                    expired.push((token, Expiry::Idle));
-                    continue;
-                }
-            }
-            if quiet >= RELEASE_IDLE_BUFFERS_AFTER && conn.out.is_empty() {
-                conn.rbuf.release_if_empty();
-                conn.out.release_spare();
-                account(&mut self.buffered, conn);
-            }
-        }
-        for (token, why) in expired {
-            match why {
-                Expiry::Frame => {
-                    self.ctx.stats.node.frame_timeouts.inc();
-                    self.close_frame_timeout(token);
-                }
-                Expiry::Idle => {
-                    self.ctx.stats.node.idle_timeouts.inc();
-                    log::debug!(
-                        "core {}: closing a connection idle for --idle-timeout",
-                        self.ctx.id
-                    );
-                    self.close(token);
-                }
-                Expiry::Linger => self.close(token),
-            }
-        }
-    }
-
-    /// Tells a connection whose frame did not arrive in time why it is closed (one
-    /// non-blocking write of a TIMEOUT frame with that frame's request id), then
-    /// closes it.
-    fn close_frame_timeout(&mut self, token: usize) {
-        let Some(conn) = self.conns.get_mut(token) else {
-            return;
-        };
-        let limit = self.limits.frame_timeout.unwrap_or_default();
-        let (id, opcode) = conn
-            .rbuf
-            .pending_header()
-            .map_or((0, 0), |h| (h.request_id, h.opcode));
-        let msg = format!(
-            "frame not received whole within --frame-timeout ({}ms); closing",
-            limit.as_millis()
-        );
-        log::debug!("core {}: {msg}", self.ctx.id);
-        conn.out
-            .push_response(&Response::error(id, opcode, Status::Timeout, &msg), None);
-        let _ = conn.out.write_to(&mut conn.stream);
-        let _ = conn.stream.shutdown(std::net::Shutdown::Both);
-        self.close(token);
-    }
-
-    fn mark_dirty(&mut self, token: usize) {
-        if let Some(conn) = self.conns.get_mut(token) {
-            if !conn.dirty {
-                conn.dirty = true;
-                self.ctx.dirty.push(token);
-            }
-        }
-    }
-
+    /// Handles every message in the mailbox, running the effect queue after each.
     fn drain_inbox(&mut self) {
         while let Ok(msg) = self.ctx.inbox.try_recv() {
             match msg {
@@ -621,12 +287,10 @@ impl Core {
                     batch.for_each(|group, key, op, waiter| {
                         ctx.apply_key_op(group as usize, key, op, waiter);
                     });
-                    ctx.drain_effects(None);
                 }
                 Msg::Replies(replies) => {
-                    for (waiter, reply) in replies {
-                        self.deliver_local(waiter, &reply);
-                    }
+                    let queue = &mut self.ctx.queue;
+                    queue.extend(replies.into_iter().map(|(w, r)| Effect::Reply(w, r)));
                 }
                 Msg::LoadDone {
                     group,
@@ -641,23 +305,22 @@ impl Core {
                     if let Err(e) = &result {
                         self.log_origin_error(g, id, e);
                     }
-                    let mut effects = std::mem::take(&mut self.ctx.effects);
-                    let topology = &self.ctx.topology;
-                    self.ctx.shard.on_load_done(
-                        self.ctx.now,
-                        group as usize,
+                    let ctx = &mut self.ctx;
+                    let topology = &ctx.topology;
+                    ctx.shard.on_load_done(
+                        ctx.now,
+                        g,
                         id,
                         result,
                         |key| topology.owner(key) == Owner::Local,
-                        &mut effects,
+                        &mut ctx.shard_out,
                     );
-                    self.ctx.effects = effects;
-                    self.ctx.drain_effects(None);
+                    ctx.take_shard_effects();
                 }
                 Msg::Topology(t) => self.set_topology(t),
                 Msg::Adopt(conn) => self.adopt(conn),
             }
-            self.deliver_later();
+            self.run_effects(None);
         }
     }
 
@@ -687,120 +350,22 @@ impl Core {
         );
     }
 
-    fn deliver_later(&mut self) {
-        while let Some((w, reply)) = self.ctx.later.pop() {
-            self.deliver_local(w, &reply);
-        }
-    }
-
-    /// Queues a reply on one of this core's connections, if it is still the one that asked.
-    fn deliver_local(&mut self, w: Waiter, reply: &Reply) {
-        let token = w.token as usize;
-        let Some(conn) = self.conns.get_mut(token) else {
-            return;
-        };
-        if conn.gen != w.conn_gen {
-            return;
-        }
-        write_reply(&mut conn.out, &w, reply);
-        conn.pending = conn.pending.saturating_sub(1);
-        if conn.out.len() > self.limits.max_output {
-            self.close_overflow(token);
-            return;
-        }
-        account(&mut self.buffered, conn);
-        if !conn.dirty {
-            conn.dirty = true;
-            self.ctx.dirty.push(token);
-        }
-    }
-
-    /// Closes a connection whose unsent output passed `--max-conn-output`: its client
-    /// stopped reading while answers kept arriving.
-    fn close_overflow(&mut self, token: usize) {
-        self.ctx.stats.node.output_overflows.inc();
-        log::debug!(
-            "core {}: closing a connection with more than {} bytes of unsent output",
-            self.ctx.id,
-            self.limits.max_output
-        );
-        if let Some(conn) = self.conns.get_mut(token) {
-            let _ = conn.stream.shutdown(std::net::Shutdown::Both);
-        }
-        self.close(token);
-    }
-
-    /// Redis's beforeSleep: send what was queued for peers, write what is queued for
-    /// clients, resume paused readers, close finished connections, and wake the
-    /// sleeping cores that were sent messages.
+    /// Redis's beforeSleep: resume readers paused for memory, write what is queued
+    /// for members and clients (resuming readers paused by backpressure), close
+    /// finished connections, and send the turn's batched messages to other cores,
+    /// waking those that sleep.
     fn before_sleep(&mut self) {
-        self.run_peer_actions();
-        self.flush_peers();
-        self.deliver_later();
+        // Empty by the effect queue's rules; run here as a guard.
+        self.run_effects(None);
         self.resume_mem_paused();
-        while let Some(token) = self.ctx.dirty.pop() {
-            let Some(conn) = self.conns.get_mut(token) else {
-                continue;
-            };
-            conn.dirty = false;
-            let mut resume = false;
-            if !conn.out.is_empty() {
-                let queued = conn.out.len();
-                let flushed = conn.out.write_to(&mut conn.stream);
-                if conn.out.len() < queued {
-                    conn.last_active = self.ctx.now;
-                }
-                match flushed {
-                    Ok(Flushed::All) => resume = conn.read_paused,
-                    Ok(Flushed::Blocked) => {}
-                    Err(_) => {
-                        self.close(token);
-                        continue;
-                    }
-                }
-                if conn.out.len() > self.limits.max_output {
-                    self.close_overflow(token);
-                    continue;
-                }
-                account(&mut self.buffered, conn);
-            } else {
-                resume = conn.read_paused;
-            }
-            if resume && !conn.backpressured() && !conn.mem_paused && !self.ctx.draining {
-                conn.read_paused = false;
-                self.read_conn(token, false);
-                self.run_peer_actions();
-                self.flush_peers();
-                self.deliver_later();
-                continue;
-            }
-            if conn.finished() {
-                self.close(token);
-            }
-        }
+        self.flush_peers();
+        self.write_dirty();
         for ob in &mut self.ctx.outboxes {
             ob.flush();
         }
         let gauge = &self.ctx.stats.node.conn_buffer_bytes;
         if gauge.get() != self.buffered as u64 {
             gauge.set(self.buffered as u64);
-        }
-    }
-
-    fn close(&mut self, token: usize) {
-        if let Some(mut conn) = self.conns.try_remove(token) {
-            self.buffered -= conn.accounted;
-            if self.grant.is_some_and(|(t, _)| t == token) {
-                self.grant = None;
-                self.grant_freed = true;
-            }
-            let _ = self.poll.registry().deregister(&mut conn.stream);
-            self.ctx.shared.connections.fetch_sub(1, Ordering::Relaxed);
-            self.ctx
-                .stats
-                .node
-                .curr_connections
-                .set(self.conns.len() as u64);
         }
     }
 
@@ -835,55 +400,4 @@ impl Core {
         let overdue = self.drain_deadline.is_some_and(|d| now >= d);
         all_idle || overdue
     }
-}
-
-/// Why the sweep closes a connection.
-#[derive(Debug, Clone, Copy)]
-enum Expiry {
-    /// A frame did not arrive whole within `--frame-timeout`.
-    Frame,
-    /// Nothing happened for `--idle-timeout`.
-    Idle,
-    /// Closing after a fatal error, its client took none of its remaining output
-    /// for `--frame-timeout` (or [`CLOSING_LINGER`] with that off).
-    Linger,
-}
-
-/// How long a connection closing after a fatal error waits, when `--frame-timeout`
-/// is off, for its client to take its remaining output before it is closed anyway.
-const CLOSING_LINGER: Duration = Duration::from_secs(30);
-
-/// A connection's share of `--max-buffer-memory`: the limit over the node's open
-/// connections.
-fn fair(limits: &ConnLimits, shared: &Shared) -> usize {
-    limits.max_buffer_memory / shared.connections.load(Ordering::Relaxed).max(1)
-}
-
-/// Takes the grow-past-the-limit grant back from `conn` once the frame it was given
-/// for is complete (or nothing is in progress any more), or once the connection is
-/// paused because its client does not read (it must not hold the grant meanwhile).
-fn release_grant(grant: &mut Option<(usize, u64)>, freed: &mut bool, token: usize, conn: &Conn) {
-    if let Some((t, frames)) = *grant {
-        let done = conn.rbuf.frames() != frames || !conn.rbuf.in_frame();
-        if t == token && (done || conn.read_paused) {
-            *grant = None;
-            *freed = true;
-        }
-    }
-}
-
-/// Brings a core's total of connection buffer memory up to date with `conn`'s.
-fn account(total: &mut usize, conn: &mut Conn) {
-    let now = conn.mem();
-    *total = *total + now - conn.accounted;
-    conn.accounted = now;
-}
-
-/// Tells a connection over the limit why it is closed, without blocking.
-fn refuse(mut stream: TcpStream, max: usize) {
-    let msg = format!("server is at its connection limit ({max}); try again later");
-    let mut buf = Vec::new();
-    Response::error(0, 0, Status::Unavailable, &msg).encode(&mut buf);
-    let _ = stream.write(&buf);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
 }

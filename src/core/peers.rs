@@ -1,164 +1,25 @@
-//! The core's side of peer connections: sending queued peer actions, reading
-//! answers, timeouts, failures, and following membership changes.
+//! The event loop's side of peer connections: readiness, reading answers and
+//! handing them on, the handshake's progress, timeouts and the circuit breaker,
+//! failures, and following membership changes. Requests are put on a connection by
+//! the effect queue (`effects.rs`); their encoding is the `peer` module's.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
-use groupcached_protocol::{
-    Frame, Request, RequestKind, Response, ResponseBody, Status, NONCE_LEN, PROOF_LEN,
-};
+use groupcached_protocol::Frame;
 use mio::Token;
 
 use super::{Core, PEER_BASE};
-use crate::peer::auth::{fresh_nonce, Nonce};
 use crate::peer::pending::PendingOp;
-use crate::peer::{probe_interval, Handshake, PeerConn, ReadOutcome};
-use crate::shared::Shared;
-use crate::topology::{Owner, Topology};
-
-/// A handshake answer, copied out of the read buffer.
-enum HandshakeAnswer {
-    Nonce(Nonce),
-    Proof([u8; PROOF_LEN]),
-    Refused(String),
-}
-
-impl HandshakeAnswer {
-    fn of(r: &Response<'_>) -> HandshakeAnswer {
-        match (r.status, r.body) {
-            (Status::Ok, ResponseBody::Nonce(n)) if n.len() == NONCE_LEN => {
-                let mut a = [0u8; NONCE_LEN];
-                a.copy_from_slice(n);
-                HandshakeAnswer::Nonce(a)
-            }
-            (Status::Ok, ResponseBody::Proof(p)) if p.len() == PROOF_LEN => {
-                let mut a = [0u8; PROOF_LEN];
-                a.copy_from_slice(p);
-                HandshakeAnswer::Proof(a)
-            }
-            (status, ResponseBody::Message(m)) => {
-                HandshakeAnswer::Refused(format!("{status}: {}", String::from_utf8_lossy(m)))
-            }
-            (status, _) => HandshakeAnswer::Refused(format!("{status} with an unexpected body")),
-        }
-    }
-}
-
-/// Queues what opens a new connection to a member: HELLO with our own member entry
-/// and, with a cluster secret, the CHALLENGE that starts the handshake (peer
-/// requests then wait in [`PeerConn::held`] until it succeeds).
-fn open_connection(
-    peer: &mut PeerConn,
-    topology: &Topology,
-    shared: &Shared,
-    deadline: Instant,
-) -> Result<(), String> {
-    peer.hello_id = topology.self_name().as_bytes().into();
-    let id = peer.pending.insert(PendingOp::Hello, deadline);
-    let hello = Request {
-        id,
-        kind: RequestKind::Hello {
-            node_id: &peer.hello_id,
-            ring_fingerprint: topology.ring.fingerprint(),
-        },
-    };
-    peer.out.push_request(&hello, None);
-    if shared.cluster_secret.is_some() {
-        let ours = fresh_nonce()?;
-        let id = peer.pending.insert(PendingOp::Challenge, deadline);
-        peer.out.push_request(
-            &Request {
-                id,
-                kind: RequestKind::Challenge { nonce: &ours },
-            },
-            None,
-        );
-        peer.handshake = Handshake::Challenged { ours };
-    }
-    Ok(())
-}
+use crate::peer::{
+    probe_interval, Handshake, HandshakeAnswer, HandshakeError, HandshakeStep, NoAnswer, PeerConn,
+    PeerError, ReadOutcome,
+};
+use crate::topology::Owner;
 
 impl Core {
-    /// Sends every request queued for peers during this step.
-    pub(super) fn run_peer_actions(&mut self) {
-        if self.ctx.peer_actions.is_empty() {
-            return;
-        }
-        let mut actions = std::mem::take(&mut self.ctx.peer_actions);
-        let topology = self.ctx.topology.clone();
-        let now = self.ctx.now;
-        let timeout = self.ctx.shared.peer_timeout;
-        let deadline = now + timeout;
-        // A forwarded write is answered only after the owner's own round of
-        // INVALIDATEs, each of which may take up to the peer timeout.
-        let write_deadline = now + 2 * timeout;
-        let mut failed: Vec<(PendingOp, String)> = Vec::new();
-        for action in actions.drain(..) {
-            let member = action.member();
-            let name = topology.name(member);
-            let Some(addr) = topology.addrs[member] else {
-                failed.push((action.into_op(), format!("peer {name} has no address")));
-                continue;
-            };
-            let idx = self.peer_index(name, addr);
-            let shared = &self.ctx.shared;
-            let peer = &mut self.peers[idx];
-            if peer.suspect {
-                // The breaker is open: do not wait a peer timeout for a member that
-                // stopped answering; a probe tells when it is back.
-                let why = format!("peer {name} is suspect (not answering); not waiting for it");
-                failed.push((action.into_op(), why));
-                continue;
-            }
-            match peer.ensure_open(now, self.poll.registry(), Token(PEER_BASE + idx)) {
-                Err(why) => {
-                    if peer.health.disconnected(false) {
-                        log::warn!("peer {name} is down: {why}");
-                    }
-                    failed.push((action.into_op(), why));
-                    continue;
-                }
-                Ok(true) => {
-                    if let Err(why) = open_connection(peer, &topology, shared, deadline) {
-                        log::error!("peer {name}: cannot start the handshake: {why}");
-                        let mut ops = Vec::new();
-                        peer.fail(now, self.poll.registry(), &mut ops);
-                        failed.extend(ops.into_iter().map(|op| (op, why.clone())));
-                        failed.push((action.into_op(), why));
-                        continue;
-                    }
-                }
-                Ok(false) => {}
-            }
-            let group_name = shared.groups[action.group()].name.as_bytes();
-            let due = if action.is_forwarded_write() {
-                write_deadline
-            } else {
-                deadline
-            };
-            let id = peer.pending.reserve_id();
-            // Until the member proved the cluster secret, peer requests wait.
-            let out = if peer.handshake == Handshake::Open {
-                &mut peer.out
-            } else {
-                &mut peer.held
-            };
-            let op = action.send(id, group_name, out, now);
-            peer.pending.insert_at(id, op, due);
-            if !peer.dirty {
-                peer.dirty = true;
-                self.peer_dirty.push(idx);
-            }
-        }
-        self.ctx.peer_actions = actions;
-        for (op, why) in failed {
-            self.ctx.fail_peer_op(op, &why);
-        }
-    }
-
     /// The slab index of this core's connection to `name`, created if missing.
-    fn peer_index(&mut self, name: &str, addr: std::net::SocketAddr) -> usize {
+    pub(super) fn peer_index(&mut self, name: &str, addr: std::net::SocketAddr) -> usize {
         if let Some(&idx) = self.peer_by_name.get(name) {
             return idx;
         }
@@ -173,7 +34,8 @@ impl Core {
         idx
     }
 
-    /// Handles readiness on a peer connection.
+    /// Handles readiness on a peer connection: completes its connect, reads and
+    /// hands on every answer (running the effect queue after each).
     pub(super) fn on_peer_event(
         &mut self,
         idx: usize,
@@ -213,91 +75,77 @@ impl Core {
                 ReadOutcome::Failed(why) => return self.fail_peer(idx, why),
                 ReadOutcome::Data => {}
             }
-            loop {
-                let Some(peer) = self.peers.get_mut(idx) else {
-                    return;
-                };
-                let r = match peer.rbuf.next_frame() {
-                    Ok(None) => break,
-                    Ok(Some(Frame::Response(r))) => r,
-                    Ok(Some(Frame::Request(_))) => {
-                        let why = format!("peer {} sent a request on our connection", peer.name);
-                        return self.fail_peer(idx, why);
-                    }
-                    Err(e) if e.error.is_fatal() => {
-                        let why = format!("peer {} sent a bad frame: {e}", peer.name);
-                        return self.fail_peer(idx, why);
-                    }
-                    Err(e) => {
-                        log::debug!("peer {}: skipped a frame: {e}", peer.name);
-                        continue;
-                    }
-                };
-                // Any answer, even a late one, shows the member is alive again.
-                // (Fields, not a method: `r` still borrows the read buffer.)
-                peer.timeouts_in_row = 0;
-                if std::mem::take(&mut peer.suspect) && peer.health.clear_suspect() {
-                    self.ctx
-                        .shared
-                        .registry
-                        .peers_suspect
-                        .fetch_sub(1, Ordering::Relaxed);
-                    log::info!(
-                        "peer {} answers again: no longer suspect, its keys go to it again",
-                        peer.name
-                    );
+            while let Some(step) = self.next_peer_answer(idx) {
+                if let Err(why) = step {
+                    return self.fail_peer(idx, why);
                 }
-                let Some(op) = peer.pending.take(r.id) else {
-                    continue;
-                };
-                match op {
-                    PendingOp::Challenge | PendingOp::Auth => {
-                        let answer = HandshakeAnswer::of(&r);
-                        if let Err(why) = self.handshake_step(idx, answer) {
-                            return self.fail_peer(idx, why);
-                        }
-                    }
-                    PendingOp::Probe => peer.probe = None,
-                    op => self
-                        .ctx
-                        .on_peer_response(op, &r, &peer.name, &mut peer.mismatch_logged),
-                }
+                self.run_effects(None);
             }
         }
+    }
+
+    /// Takes the next whole answer buffered on peer connection `idx` and hands it on:
+    /// `None` when no whole frame is left, `Err` when the connection must close.
+    fn next_peer_answer(&mut self, idx: usize) -> Option<Result<(), PeerError>> {
+        let peer = self.peers.get_mut(idx)?;
+        let r = loop {
+            match peer.rbuf.next_frame() {
+                Ok(None) => return None,
+                Ok(Some(Frame::Response(r))) => break r,
+                Ok(Some(Frame::Request(_))) => return Some(Err(PeerError::UnexpectedRequest)),
+                Err(e) if e.error.is_fatal() => return Some(Err(PeerError::BadFrame(e))),
+                Err(e) => log::debug!("peer {}: skipped a frame: {e}", peer.name),
+            }
+        };
+        // Any answer, even a late one, shows the member is alive again.
+        // (Fields, not a method: `r` still borrows the read buffer.)
+        peer.timeouts_in_row = 0;
+        if std::mem::take(&mut peer.suspect) && peer.health.clear_suspect() {
+            self.ctx
+                .shared
+                .registry
+                .peers_suspect
+                .fetch_sub(1, Ordering::Relaxed);
+            log::info!(
+                "peer {} answers again: no longer suspect, its keys go to it again",
+                peer.name
+            );
+        }
+        let Some(op) = peer.pending.take(r.id) else {
+            return Some(Ok(()));
+        };
+        match op {
+            PendingOp::Challenge | PendingOp::Auth => {
+                let answer = HandshakeAnswer::of(&r);
+                return Some(
+                    self.handshake_step(idx, answer)
+                        .map_err(PeerError::Handshake),
+                );
+            }
+            PendingOp::Probe => peer.probe = None,
+            op => self
+                .ctx
+                .on_peer_response(op, &r, &peer.name, &mut peer.mismatch_logged),
+        }
+        Some(Ok(()))
     }
 
     /// Carries the cluster-secret handshake on connection `idx` one step further
     /// with the member's answer; `Err` (the connection is closed) if the member
     /// refused it or failed to prove the secret itself.
-    fn handshake_step(&mut self, idx: usize, answer: HandshakeAnswer) -> Result<(), String> {
-        let now = self.ctx.now;
-        let deadline = now + self.ctx.shared.peer_timeout;
+    fn handshake_step(
+        &mut self,
+        idx: usize,
+        answer: HandshakeAnswer,
+    ) -> Result<(), HandshakeError> {
+        let deadline = self.ctx.now + self.ctx.shared.peer_timeout;
         let Some(peer) = self.peers.get_mut(idx) else {
             return Ok(());
         };
-        let Some(secret) = &self.ctx.shared.cluster_secret else {
-            return Err(format!(
-                "peer {} answered a handshake we did not start",
-                peer.name
-            ));
-        };
-        let failure = match (peer.handshake, answer) {
-            (Handshake::Challenged { ours }, HandshakeAnswer::Nonce(theirs)) => {
-                let proof = secret.initiator_proof(&peer.hello_id, &ours, &theirs);
-                let id = peer.pending.insert(PendingOp::Auth, deadline);
-                peer.out.push_request(
-                    &Request {
-                        id,
-                        kind: RequestKind::Auth { proof: &proof },
-                    },
-                    None,
-                );
-                peer.handshake = Handshake::Proving { ours, theirs };
-                None
-            }
-            (Handshake::Proving { ours, theirs }, HandshakeAnswer::Proof(p)) => {
-                if secret.verify_responder(&peer.hello_id, &ours, &theirs, &p) {
-                    peer.handshake = Handshake::Open;
+        let secret = self.ctx.shared.cluster_secret.as_ref();
+        match peer.on_handshake_answer(answer, secret, deadline) {
+            Ok(step) => {
+                if step == HandshakeStep::Proven {
                     if peer.health.auth_succeeded() {
                         log::info!(
                             "peer {} proved the cluster secret: using it again",
@@ -307,44 +155,20 @@ impl Core {
                     if !peer.reported_up {
                         report_up(peer, self.ctx.id);
                     }
-                    None
-                } else {
-                    Some(format!(
-                        "peer {} accepted our proof but its own proof of the cluster secret is \
-                         wrong (is something else listening at {}?)",
-                        peer.name, peer.addr
-                    ))
                 }
-            }
-            (Handshake::Challenged { .. }, HandshakeAnswer::Refused(why)) => Some(format!(
-                "peer {} refused our cluster-secret handshake ({why}): it has no \
-                 --cluster-secret-file, or runs a version without one",
-                peer.name
-            )),
-            (Handshake::Proving { .. }, HandshakeAnswer::Refused(why)) => Some(format!(
-                "peer {} rejected our proof of the cluster secret ({why}): its \
-                 --cluster-secret-file differs from ours",
-                peer.name
-            )),
-            _ => Some(format!(
-                "peer {} answered the handshake out of order",
-                peer.name
-            )),
-        };
-        match failure {
-            None => {
                 if !peer.dirty {
                     peer.dirty = true;
                     self.peer_dirty.push(idx);
                 }
                 Ok(())
             }
-            Some(why) => {
+            Err(why) => {
                 self.ctx.stats.node.peer_auth_failures.inc();
                 if peer.health.auth_failed() {
                     log::warn!(
-                        "{why}; not using it: its keys load here and writes do not reach it \
-                         (retried on every reconnect, logged again once it succeeds)"
+                        "peer {} {why}; not using it: its keys load here and writes do not reach it \
+                         (retried on every reconnect, logged again once it succeeds)",
+                        peer.name
                     );
                 }
                 Err(why)
@@ -353,7 +177,7 @@ impl Core {
     }
 
     /// Closes a peer connection, schedules its reconnect, fails its requests.
-    pub(super) fn fail_peer(&mut self, idx: usize, why: String) {
+    pub(super) fn fail_peer(&mut self, idx: usize, why: PeerError) {
         let Some(peer) = self.peers.get_mut(idx) else {
             return;
         };
@@ -366,9 +190,10 @@ impl Core {
         let mut failed = Vec::new();
         peer.fail(self.ctx.now, self.poll.registry(), &mut failed);
         for op in failed {
-            self.ctx.fail_peer_op(op, &why);
+            self.ctx.fail_peer_op(op, why.no_answer());
         }
         self.publish_peer_count();
+        self.run_effects(None);
     }
 
     /// Fails peer requests past their deadline (the connection stays: the peer may
@@ -436,16 +261,11 @@ impl Core {
             }
         }
         for op in expired {
-            self.ctx.fail_peer_op(op, "the peer did not answer in time");
+            self.ctx.fail_peer_op(op, NoAnswer::TimedOut);
         }
+        self.run_effects(None);
         for idx in broken {
-            let why = match self.peers.get(idx) {
-                Some(p) => format!(
-                    "peer {} did not answer the cluster-secret handshake in time",
-                    p.name
-                ),
-                None => continue,
-            };
+            let why = PeerError::Handshake(HandshakeError::TimedOut);
             self.fail_peer(idx, why);
         }
         for idx in probe {
@@ -457,8 +277,8 @@ impl Core {
     fn send_probe(&mut self, idx: usize) {
         let now = self.ctx.now;
         let timeout = self.ctx.shared.peer_timeout;
-        let topology = self.ctx.topology.clone();
-        let shared = &self.ctx.shared;
+        let topology = &self.ctx.topology;
+        let with_secret = self.ctx.shared.cluster_secret.is_some();
         let Some(peer) = self.peers.get_mut(idx) else {
             return;
         };
@@ -469,22 +289,20 @@ impl Core {
                 return;
             }
             Ok(true) => {
-                if let Err(why) = open_connection(peer, &topology, shared, now + timeout) {
-                    log::error!("peer {}: cannot start the handshake: {why}", peer.name);
+                let started = peer.start_handshake(
+                    topology.self_name(),
+                    topology.ring.fingerprint(),
+                    with_secret,
+                    now + timeout,
+                );
+                if let Err(e) = started {
+                    log::error!("peer {}: {}", peer.name, PeerError::NoRandomness(e));
                     return;
                 }
             }
             Ok(false) => {}
         }
-        let id = peer.pending.insert(PendingOp::Probe, now + timeout);
-        peer.out.push_request(
-            &Request {
-                id,
-                kind: RequestKind::Ping(b"probe"),
-            },
-            None,
-        );
-        peer.probe = Some(id);
+        peer.send_probe(now + timeout);
         if !peer.dirty {
             peer.dirty = true;
             self.peer_dirty.push(idx);
@@ -520,9 +338,10 @@ impl Core {
 
     /// Switches to a new ring; connections to members that left are closed and
     /// their requests failed (fetches fall back to local loads).
-    pub(super) fn set_topology(&mut self, topology: Arc<Topology>) {
-        // Queued actions name members by index into the current ring: send them first.
-        self.run_peer_actions();
+    pub(super) fn set_topology(&mut self, topology: Arc<crate::topology::Topology>) {
+        // Queued peer requests name members by index into the current ring: they
+        // are encoded before it changes (the queue is empty here; this is the guard).
+        self.run_effects(None);
         let keep: Vec<(String, Option<std::net::SocketAddr>)> = topology
             .ring
             .members()
@@ -575,10 +394,11 @@ impl Core {
             let mut failed = Vec::new();
             peer.close(self.poll.registry(), &mut failed);
             for op in failed {
-                self.ctx.fail_peer_op(op, "the member left the ring");
+                self.ctx.fail_peer_op(op, NoAnswer::Left);
             }
         }
         self.publish_peer_count();
+        self.run_effects(None);
     }
 
     fn publish_peer_count(&self) {

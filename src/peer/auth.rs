@@ -23,6 +23,8 @@ use groupcached_protocol::{NONCE_LEN, PROOF_LEN};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::error::NonceError;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// The label that starts the initiator's HMAC input (followed by a 0x00 byte).
@@ -60,9 +62,9 @@ impl fmt::Debug for ClusterSecret {
 impl ClusterSecret {
     /// A secret given directly (for a server embedded as a library). Fails on an
     /// empty secret.
-    pub fn from_bytes(key: &[u8]) -> Result<ClusterSecret, String> {
+    pub fn from_bytes(key: &[u8]) -> Result<ClusterSecret, SecretError> {
         if key.is_empty() {
-            return Err("the cluster secret is empty".into());
+            return Err(SecretError::Empty { path: None });
         }
         let mut warnings = Vec::new();
         if key.len() < RECOMMENDED_MIN_LEN {
@@ -84,25 +86,27 @@ impl ClusterSecret {
     /// names the file, if it cannot be read, is empty or is larger than 64 KiB. A
     /// file that every user may read, or a short secret, is accepted with a warning
     /// (see [`ClusterSecret::warnings`]).
-    pub fn from_file(path: &Path) -> Result<ClusterSecret, String> {
+    pub fn from_file(path: &Path) -> Result<ClusterSecret, SecretError> {
         let shown = path.display();
-        let file = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let unreadable = |source| SecretError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
         if !meta.is_file() {
-            return Err(format!("{shown} is not a regular file"));
+            return Err(SecretError::NotAFile(path.to_path_buf()));
         }
         if meta.len() > MAX_SECRET_FILE {
-            return Err(format!(
-                "{shown} is {} bytes; a cluster secret file holds one secret of at most {MAX_SECRET_FILE} bytes",
-                meta.len()
-            ));
+            return Err(SecretError::TooLarge {
+                path: path.to_path_buf(),
+                len: meta.len(),
+            });
         }
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         file.take(MAX_SECRET_FILE + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+            .map_err(unreadable)?;
         if bytes.ends_with(b"\n") {
             bytes.pop();
             if bytes.ends_with(b"\r") {
@@ -110,10 +114,9 @@ impl ClusterSecret {
             }
         }
         if bytes.is_empty() {
-            return Err(format!(
-                "{shown} is empty: put the cluster's shared secret in it (the same on every \
-                 member, e.g. from `openssl rand -hex 32`)"
-            ));
+            return Err(SecretError::Empty {
+                path: Some(path.to_path_buf()),
+            });
         }
         let mut secret = ClusterSecret::from_bytes(&bytes)?;
         secret.path = Some(path.to_path_buf());
@@ -207,10 +210,76 @@ impl ClusterSecret {
     }
 }
 
+/// Why a cluster secret cannot be used. `Display` names the file and says what to do.
+#[derive(Debug)]
+pub enum SecretError {
+    /// The secret (or the file, `path`, without its line end) is empty.
+    Empty {
+        /// The file it came from, if any.
+        path: Option<PathBuf>,
+    },
+    /// The file cannot be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The path is not a regular file.
+    NotAFile(PathBuf),
+    /// The file is larger than a secret file may be (64 KiB).
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+    },
+}
+
+impl fmt::Display for SecretError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretError::Empty { path: None } => f.write_str("the cluster secret is empty"),
+            SecretError::Empty { path: Some(p) } => write!(
+                f,
+                "{} is empty: put the cluster's shared secret in it (the same on every \
+                 member, e.g. from `openssl rand -hex 32`)",
+                p.display()
+            ),
+            SecretError::Read { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+            SecretError::NotAFile(p) => write!(f, "{} is not a regular file", p.display()),
+            SecretError::TooLarge { path, len } => write!(
+                f,
+                "{} is {len} bytes; a cluster secret file holds one secret of at most \
+                 {MAX_SECRET_FILE} bytes",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SecretError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SecretError::Read { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// For callers that report configuration errors as text (`ConfigError`'s message).
+impl From<SecretError> for String {
+    fn from(e: SecretError) -> String {
+        e.to_string()
+    }
+}
+
 /// A fresh random nonce from the operating system.
-pub fn fresh_nonce() -> Result<Nonce, String> {
+pub fn fresh_nonce() -> Result<Nonce, NonceError> {
     let mut n = [0u8; NONCE_LEN];
-    getrandom::fill(&mut n).map_err(|e| format!("no randomness for a nonce: {e}"))?;
+    getrandom::fill(&mut n).map_err(NonceError)?;
     Ok(n)
 }
 
@@ -289,10 +358,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let empty = dir.join("empty");
         std::fs::write(&empty, b"\n").unwrap();
-        let e = ClusterSecret::from_file(&empty).unwrap_err();
+        let e = ClusterSecret::from_file(&empty).unwrap_err().to_string();
         assert!(e.contains("is empty"), "{e}");
         let e = ClusterSecret::from_file(&dir.join("missing")).unwrap_err();
-        assert!(e.contains("cannot read"), "{e}");
+        assert!(matches!(e, SecretError::Read { .. }));
+        assert!(e.to_string().contains("cannot read"), "{e}");
         let ok = dir.join("ok");
         std::fs::write(&ok, b"0123456789abcdef0123\r\n").unwrap();
         let s = ClusterSecret::from_file(&ok).unwrap();

@@ -1,24 +1,33 @@
 //! Connections from one core to other members: at most one per member, opened on
 //! first use, HELLO first, many requests multiplexed by id, reconnect with backoff.
-//! The core drives them (it owns the poll); this module keeps their state.
+//! This module keeps their state and speaks their protocol: it encodes requests
+//! ([`PeerRequest`]), runs the initiator's side of the cluster-secret handshake
+//! (`handshake.rs`), remembers what waits for an answer (`pending.rs`) and says what
+//! went wrong ([`PeerError`], [`NoAnswer`]). The core drives the connections (it
+//! owns the poll and decides what an answer means); their I/O is `crate::net`'s.
 
 pub mod auth;
+mod error;
+mod handshake;
 pub mod health;
 pub mod pending;
+mod request;
 
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groupcached_protocol::{FrameBuffer, Limits};
+use groupcached_protocol::{FrameBuffer, Limits, Request, RequestKind};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::core::conn::{Flushed, OutQueue};
-use auth::Nonce;
+use crate::net::{read_into, Flushed, OutQueue, ReadStep};
+pub use error::{HandshakeError, NoAnswer, PeerError};
+pub use handshake::{Handshake, HandshakeAnswer, HandshakeStep};
 use health::PeerHealth;
 use pending::{Pending, PendingOp};
+pub use request::PeerRequest;
 
 /// First wait before reconnecting to a peer that failed.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -37,26 +46,6 @@ pub enum PeerState {
     Connecting,
     /// Connected.
     Up,
-}
-
-/// Where the initiator's side of the cluster-secret handshake stands on one
-/// connection (docs/protocol.md, "Proving the cluster secret").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handshake {
-    /// Nothing to prove (no cluster secret), or proved: peer operations flow.
-    Open,
-    /// CHALLENGE sent with our nonce; waiting for the member's nonce.
-    Challenged {
-        /// Our nonce.
-        ours: Nonce,
-    },
-    /// AUTH sent; waiting for the member's own proof.
-    Proving {
-        /// Our nonce.
-        ours: Nonce,
-        /// The member's nonce.
-        theirs: Nonce,
-    },
 }
 
 /// How often a suspect member is probed: every `--peer-timeout`, within 100 ms..1 s.
@@ -114,7 +103,7 @@ pub enum ReadOutcome {
     /// Nothing more to read now.
     Idle,
     /// The connection is gone.
-    Failed(String),
+    Failed(PeerError),
 }
 
 impl PeerConn {
@@ -159,20 +148,20 @@ impl PeerConn {
         now: Instant,
         registry: &Registry,
         token: Token,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, PeerError> {
         match self.state {
             PeerState::Up | PeerState::Connecting => Ok(false),
             PeerState::Down { retry_at } if now < retry_at && !self.health.is_up() => {
-                Err(format!("peer {} is down (retrying shortly)", self.name))
+                Err(PeerError::Backoff)
             }
             PeerState::Down { .. } => {
-                let mut stream = TcpStream::connect(self.addr).map_err(|e| {
-                    format!("cannot connect to peer {} ({}): {e}", self.name, self.addr)
-                })?;
+                let addr = self.addr;
+                let mut stream = TcpStream::connect(addr)
+                    .map_err(|source| PeerError::Connect { addr, source })?;
                 let _ = stream.set_nodelay(true);
                 registry
                     .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-                    .map_err(|e| format!("cannot register peer socket: {e}"))?;
+                    .map_err(PeerError::Register)?;
                 self.stream = Some(stream);
                 self.state = PeerState::Connecting;
                 Ok(true)
@@ -181,15 +170,16 @@ impl PeerConn {
     }
 
     /// On a writable event while connecting: whether the connection is now up.
-    pub fn check_connected(&mut self) -> Result<bool, String> {
+    pub fn check_connected(&mut self) -> Result<bool, PeerError> {
         if self.state != PeerState::Connecting {
             return Ok(self.state == PeerState::Up);
         }
         let Some(stream) = &self.stream else {
-            return Err("no socket".into());
+            return Err(PeerError::Closed);
         };
-        if let Ok(Some(e)) | Err(e) = stream.take_error() {
-            return Err(format!("connect to {} failed: {e}", self.addr));
+        let addr = self.addr;
+        if let Ok(Some(source)) | Err(source) = stream.take_error() {
+            return Err(PeerError::ConnectFailed { addr, source });
         }
         match stream.peer_addr() {
             Ok(_) => {
@@ -198,13 +188,13 @@ impl PeerConn {
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-            Err(e) => Err(format!("connect to {} failed: {e}", self.addr)),
+            Err(source) => Err(PeerError::ConnectFailed { addr, source }),
         }
     }
 
     /// Writes queued requests (only once connected); once the handshake succeeded,
     /// the requests held back for it follow what was queued before.
-    pub fn flush(&mut self) -> Result<(), String> {
+    pub fn flush(&mut self) -> Result<(), PeerError> {
         if self.state != PeerState::Up {
             return Ok(());
         }
@@ -221,7 +211,7 @@ impl PeerConn {
                     return Ok(());
                 }
                 Ok(Flushed::Blocked) => return Ok(()),
-                Err(e) => return Err(format!("write to peer {} failed: {e}", self.name)),
+                Err(e) => return Err(PeerError::Write(e)),
             }
         }
     }
@@ -231,16 +221,39 @@ impl PeerConn {
         let Some(stream) = &mut self.stream else {
             return ReadOutcome::Idle;
         };
-        match stream.read(self.rbuf.read_space()) {
-            Ok(0) => ReadOutcome::Failed(format!("peer {} closed the connection", self.name)),
-            Ok(n) => {
-                self.rbuf.commit(n);
-                ReadOutcome::Data
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::Idle,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => ReadOutcome::Data,
-            Err(e) => ReadOutcome::Failed(format!("read from peer {} failed: {e}", self.name)),
+        match read_into(stream, &mut self.rbuf) {
+            ReadStep::Closed => ReadOutcome::Failed(PeerError::Closed),
+            ReadStep::Data { .. } => ReadOutcome::Data,
+            ReadStep::WouldBlock => ReadOutcome::Idle,
+            ReadStep::Failed(e) => ReadOutcome::Failed(PeerError::Read(e)),
         }
+    }
+
+    /// Queues `req` under a fresh request id, due by `due`: on the wire queue once
+    /// the member proved the cluster secret (or none is needed), held back until
+    /// then, its deadline running meanwhile.
+    pub fn enqueue(&mut self, req: PeerRequest, group_name: &[u8], now: Instant, due: Instant) {
+        let id = self.pending.reserve_id();
+        let out = if self.handshake == Handshake::Open {
+            &mut self.out
+        } else {
+            &mut self.held
+        };
+        let op = req.encode(id, group_name, out, now);
+        self.pending.insert_at(id, op, due);
+    }
+
+    /// Queues a PING probing a suspect member, due by `deadline`.
+    pub fn send_probe(&mut self, deadline: Instant) {
+        let id = self.pending.insert(PendingOp::Probe, deadline);
+        self.out.push_request(
+            &Request {
+                id,
+                kind: RequestKind::Ping(b"probe"),
+            },
+            None,
+        );
+        self.probe = Some(id);
     }
 
     /// Closes the socket, schedules a reconnect with backoff, and hands back every

@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::Instant;
 
-use crate::mailbox::Waiter;
+use crate::net::Waiter;
 use crate::shard::inflight::LoadId;
 
 /// What a request to a peer was for.

@@ -10,29 +10,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 
-use crate::core::conn::Conn;
+use super::conn::Conn;
 use crate::origin::LoadResult;
 use crate::shard::inflight::LoadId;
 use crate::shard::Reply;
 use crate::topology::Topology;
 use crate::value::ByteView;
 
-/// Who gets a reply: a request on a connection of some core. Plain data, so it can
-/// sit in an in-flight table on another core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Waiter {
-    /// Core that owns the connection.
-    pub core: u16,
-    /// The connection's slab key on that core.
-    pub token: u32,
-    /// The connection's generation, so a reply never reaches a later connection that
-    /// reused the slot.
-    pub conn_gen: u32,
-    /// Request id to answer.
-    pub req_id: u32,
-    /// Opcode to echo.
-    pub opcode: u8,
-}
+/// Who gets a reply; defined in `net` (below `peer`, which keeps waiters too).
+pub use crate::net::Waiter;
 
 /// An operation on one key, performed by the core whose shard holds the key.
 #[derive(Debug)]
@@ -91,11 +77,6 @@ impl KeyBatch {
             op,
             waiter,
         });
-    }
-
-    /// Number of requests.
-    pub fn len(&self) -> usize {
-        self.ops.len()
     }
 
     /// Whether there is none.
@@ -274,7 +255,7 @@ mod tests {
         b.push(0, b"alpha", KeyOp::Get, waiter(1));
         b.push(1, b"", KeyOp::Delete, waiter(2));
         b.push(0, b"gamma-longer-key", KeyOp::Get, waiter(3));
-        assert_eq!(b.len(), 3);
+        assert_eq!(b.ops.len(), 3);
         let taken = b.take();
         assert!(b.is_empty());
         assert!(b.keys.capacity() >= 21 && b.ops.capacity() >= 3);

@@ -1,0 +1,264 @@
+//! The core's one effect queue: everything a request, an answer, a mailbox message or
+//! a timer makes the core do beyond its own state (answer a waiter, start a load,
+//! fetch from an owner, send a request to a member) is queued here as an
+//! [`Effect`] and carried out by [`Core::run_effects`], the only code that drains
+//! the queue.
+//!
+//! # Ordering rules
+//!
+//! 1. **FIFO.** Effects are carried out in the order they were queued. What carrying
+//!    one out queues (a failed peer request falling back to a load, a write whose
+//!    last INVALIDATE settled answering its writer) goes behind what is already
+//!    there, and is carried out in the same drain.
+//! 2. **Empty at every step's end.** Each entry point runs the queue before it
+//!    returns to the loop: after each request frame of a client connection, each
+//!    mailbox message, each answer or failure on a peer connection, and the turn's
+//!    expiry pass. The queue is therefore empty whenever the core polls, and
+//!    whenever it switches rings: a [`PeerRequest`] names its member by index into
+//!    the ring current when it was queued, and is encoded before any other ring is
+//!    installed (`set_topology` runs the queue first, as a guard).
+//! 3. **Replies land at once; writes wait for the end of the turn.** A reply to one
+//!    of this core's connections goes into that connection's output queue when it
+//!    is carried out (so the connection's backpressure sees it before the next
+//!    frame is decoded); sockets are written before the core sleeps. A reply for
+//!    another core's connection waits in that core's outbox, and a keyed request for
+//!    another core's shard in its key batch, until the end of the turn, so hops are
+//!    batched (one channel message, at most one wake-up per core per turn).
+//! 4. **Peer requests are encoded at once; written before sleeping.** A request to a
+//!    member goes onto its connection's queue (its deadline starts) when carried
+//!    out, or is failed at once if the member is down or suspect; the connection
+//!    is written before the core sleeps.
+//! 5. **Not re-entrant.** Carrying out an effect never reads a socket or decodes a
+//!    frame, so a drain never starts another. The shard's effects arrive through
+//!    `Ctx::shard_out`, a scratch vector the shard's API writes into, emptied onto
+//!    the queue right after each shard call (it holds nothing between calls).
+//!
+//! The connections with output to write (`Core::dirty`) are not an effect queue:
+//! they are the turn's write set, written once before the core sleeps.
+
+use groupcached_protocol::Status;
+
+use super::conn::Conn;
+use super::mailbox::{Msg, Waiter};
+use super::Core;
+use crate::origin::LoadJob;
+use crate::peer::{NoAnswer, PeerError, PeerRequest};
+use crate::shard::inflight::LoadId;
+use crate::shard::{self, Reply};
+use crate::topology::Owner;
+use mio::Token;
+
+/// Something the core must do, queued in `Ctx::queue` (see the module docs for the
+/// ordering rules).
+#[derive(Debug)]
+pub enum Effect {
+    /// Answer a request: on one of this core's connections, or through the outbox
+    /// of the core that holds it.
+    Reply(Waiter, Reply),
+    /// Hand a load to the origin loader threads; its result comes back as a
+    /// `Msg::LoadDone`.
+    Load {
+        /// Group index.
+        group: usize,
+        /// The load.
+        id: LoadId,
+        /// The key.
+        key: Box<[u8]>,
+    },
+    /// Fetch a key from its owner for a load of this shard; the owner is looked up
+    /// in the ring current when this is carried out (it may be us by then: the load
+    /// falls back to the origin).
+    Fetch {
+        /// Group index.
+        group: usize,
+        /// The load waiting for it.
+        id: LoadId,
+        /// The key.
+        key: Box<[u8]>,
+    },
+    /// Send a request to another member.
+    Peer(PeerRequest),
+}
+
+impl From<shard::Effect<Waiter>> for Effect {
+    fn from(e: shard::Effect<Waiter>) -> Effect {
+        match e {
+            shard::Effect::Reply(w, r) => Effect::Reply(w, r),
+            shard::Effect::Load { group, id, key } => Effect::Load { group, id, key },
+            shard::Effect::Fetch { group, id, key } => Effect::Fetch { group, id, key },
+        }
+    }
+}
+
+impl Core {
+    /// Carries out every queued effect, and what they queue in turn, until the queue
+    /// is empty. `decoding` is the connection whose frames are being handled, if
+    /// any: replies to it are not checked against `--max-conn-output` (its decoding
+    /// stops at the backpressure mark instead, as the next frame is looked at).
+    pub(super) fn run_effects(&mut self, decoding: Option<usize>) {
+        while let Some(effect) = self.ctx.queue.pop_front() {
+            match effect {
+                Effect::Reply(w, reply) => {
+                    if w.core as usize == self.ctx.id {
+                        self.deliver_local(w, &reply, decoding);
+                    } else {
+                        self.ctx.outboxes[w.core as usize].push_reply(w, reply);
+                    }
+                }
+                Effect::Load { group, id, key } => self.start_load(group, id, key),
+                Effect::Fetch { group, id, key } => match self.ctx.topology.owner(&key) {
+                    Owner::Remote(member) => self.send_to_peer(PeerRequest::Fetch {
+                        member,
+                        group: group as u32,
+                        load_id: id,
+                        key,
+                    }),
+                    // The ring changed since the miss: this node owns the key now.
+                    Owner::Local => self.ctx.fallback_local(group, id),
+                },
+                Effect::Peer(req) => self.send_to_peer(req),
+            }
+        }
+    }
+
+    /// Queues a reply on one of this core's connections, if it is still the one
+    /// that asked.
+    fn deliver_local(&mut self, w: Waiter, reply: &Reply, decoding: Option<usize>) {
+        let token = w.token as usize;
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        if conn.gen != w.conn_gen {
+            return;
+        }
+        write_reply(conn, &w, reply);
+        if decoding != Some(token) && conn.out.len() > self.limits.max_output {
+            self.close_overflow(token);
+            return;
+        }
+        super::limits::account(&mut self.buffered, conn);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(token);
+        }
+    }
+
+    /// Hands a load to the loader pool; its result comes back through our mailbox.
+    fn start_load(&mut self, group: usize, id: LoadId, key: Box<[u8]>) {
+        let ctx = &self.ctx;
+        let me = ctx.me.clone();
+        let started = ctx.now;
+        let done = Box::new(move |result| {
+            me.send(Msg::LoadDone {
+                group: group as u32,
+                id,
+                result,
+                started,
+            })
+        });
+        match &ctx.shared.groups[group].origin {
+            Some(origin) => ctx.loader.submit(LoadJob {
+                group,
+                origin: origin.clone(),
+                key,
+                ctx: ctx.shared.load_ctx,
+                done,
+            }),
+            None => done(Ok(None)),
+        }
+    }
+
+    /// Encodes `req` onto this core's connection to its member (opening it, HELLO
+    /// first, if needed), or fails it at once when the member cannot be reached or
+    /// is suspect.
+    fn send_to_peer(&mut self, req: PeerRequest) {
+        let now = self.ctx.now;
+        let timeout = self.ctx.shared.peer_timeout;
+        let topology = self.ctx.topology.clone();
+        let member = req.member();
+        let name = topology.name(member);
+        let Some(addr) = topology.addrs[member] else {
+            return self.ctx.fail_peer_op(req.into_op(), NoAnswer::NoAddress);
+        };
+        let idx = self.peer_index(name, addr);
+        let shared = &self.ctx.shared;
+        let peer = &mut self.peers[idx];
+        if peer.suspect {
+            // The breaker is open: do not wait a peer timeout for a member that
+            // stopped answering; a probe tells when it is back.
+            return self.ctx.fail_peer_op(req.into_op(), NoAnswer::Suspect);
+        }
+        match peer.ensure_open(now, self.poll.registry(), Token(super::PEER_BASE + idx)) {
+            Err(why) => {
+                if peer.health.disconnected(false) {
+                    log::warn!("peer {name} is down: {why}");
+                }
+                return self.ctx.fail_peer_op(req.into_op(), why.no_answer());
+            }
+            Ok(true) => {
+                let started = peer.start_handshake(
+                    topology.self_name(),
+                    topology.ring.fingerprint(),
+                    shared.cluster_secret.is_some(),
+                    now + timeout,
+                );
+                if let Err(e) = started {
+                    let why = PeerError::NoRandomness(e);
+                    log::error!("peer {name}: {why}");
+                    let mut ops = Vec::new();
+                    peer.fail(now, self.poll.registry(), &mut ops);
+                    for op in ops {
+                        self.ctx.fail_peer_op(op, why.no_answer());
+                    }
+                    return self.ctx.fail_peer_op(req.into_op(), why.no_answer());
+                }
+            }
+            Ok(false) => {}
+        }
+        // A forwarded write is answered only after the owner's own round of
+        // INVALIDATEs, each of which may take up to the peer timeout.
+        let due = if req.is_forwarded_write() {
+            now + 2 * timeout
+        } else {
+            now + timeout
+        };
+        let group_name = shared.groups[req.group()].name.as_bytes();
+        peer.enqueue(req, group_name, now, due);
+        if !peer.dirty {
+            peer.dirty = true;
+            self.peer_dirty.push(idx);
+        }
+    }
+}
+
+/// Encodes `reply` for waiter `w` onto `conn`'s output and counts the request
+/// answered.
+pub(super) fn write_reply(conn: &mut Conn, w: &Waiter, reply: &Reply) {
+    use groupcached_protocol::{Response, ResponseBody};
+    let (status, body, value) = match reply {
+        Reply::Value { value, ttl_ms } => (
+            Status::Ok,
+            ResponseBody::Value {
+                ttl_ms: *ttl_ms,
+                value,
+            },
+            Some(value),
+        ),
+        Reply::NotFound => (Status::NotFound, ResponseBody::Empty, None),
+        Reply::Stored | Reply::Invalidated => (Status::Ok, ResponseBody::Empty, None),
+        Reply::Deleted(removed) => (Status::Ok, ResponseBody::Deleted(*removed), None),
+        Reply::Error { status, message } => {
+            (*status, ResponseBody::Message(message.as_bytes()), None)
+        }
+    };
+    conn.out.push_response(
+        &Response {
+            id: w.req_id,
+            opcode: w.opcode,
+            status,
+            body,
+        },
+        value,
+    );
+    conn.pending = conn.pending.saturating_sub(1);
+}

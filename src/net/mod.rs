@@ -1,0 +1,15 @@
+//! One way to do I/O on a connection, for client connections (`crate::core`) and
+//! peer connections (`crate::peer`) alike: [`read_into`] reads a non-blocking socket
+//! into a frame buffer, [`OutQueue`] queues frames and writes them with vectored
+//! writes, and a [`Waiter`] addresses the request an answer is for.
+//!
+//! Below `peer` and `core` in the module layers (see the crate docs): it knows
+//! sockets and frames, nothing of shards, peers or the event loop.
+
+mod io;
+mod out_queue;
+mod waiter;
+
+pub use io::{read_into, ReadStep};
+pub use out_queue::{Flushed, OutQueue};
+pub use waiter::Waiter;

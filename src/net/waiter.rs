@@ -1,0 +1,20 @@
+//! How an answer finds the request it answers, across cores: a [`Waiter`] names the
+//! core, the connection (slab slot and generation) and the request id. Plain data,
+//! so it can wait in a shard's in-flight table on another core or in a peer
+//! connection's table of requests sent.
+
+/// Who gets a reply: a request on a connection of some core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiter {
+    /// Core that owns the connection.
+    pub core: u16,
+    /// The connection's slab key on that core.
+    pub token: u32,
+    /// The connection's generation, so a reply never reaches a later connection that
+    /// reused the slot.
+    pub conn_gen: u32,
+    /// Request id to answer.
+    pub req_id: u32,
+    /// Opcode to echo.
+    pub opcode: u8,
+}
