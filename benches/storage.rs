@@ -1,6 +1,6 @@
 //! Micro-benchmarks of one shard's item store: a GET hit, a SET that evicts the
 //! oldest entry, and a SET that replaces a value, each for the compact store
-//! (`groupcached::shard::lru::Lru`, "after") and for the store it replaced
+//! (`groupcached::internals::Lru`, "after") and for the store it replaced
 //! (`baseline/lru_before.rs`, "before"), in the same run, one after the other.
 //! Results: docs/benchmarks.md ("Item store").
 //!
@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use groupcached::shard::lru::{Hit, Lru};
+use groupcached::internals::{Hit, Lru};
 use groupcached::ByteView;
 
 #[path = "baseline/lru_before.rs"]

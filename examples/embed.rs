@@ -2,6 +2,11 @@
 //!
 //! Run: `cargo run --example embed`, then in another shell
 //! `cargo run -q -p groupcached-client --bin groupcached-cli -- --server 127.0.0.1:7100 get squares 12`.
+//! Ctrl-C stops it.
+//!
+//! The library does not need the `cli` feature (clap, env_logger, signal-hook):
+//! `cargo run --example embed --no-default-features` builds it without them
+//! (env_logger and ctrlc here are the example's own dev-dependencies).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +43,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::bind(cfg)?;
     println!("serving group `squares` on {}", server.local_addr());
     let handle = server.run()?;
+    // Ctrl-C (or SIGTERM) stops the server gracefully: in-flight requests are
+    // answered and the cores exit, then `join` returns. The library installs no
+    // signal handler of its own: an embedding program decides what signals mean.
+    let trigger = handle.trigger();
+    ctrlc::set_handler(move || trigger.shutdown())?;
     handle.join();
+    println!("stopped");
     Ok(())
 }

@@ -51,23 +51,32 @@ pub mod config;
 mod core;
 pub mod error;
 mod listener;
-pub mod membership;
-pub mod metrics;
+mod membership;
+mod metrics;
 mod net;
 pub mod origin;
 mod peer;
 mod server;
-pub mod shard;
+mod shard;
 mod shared;
-pub mod stats;
-pub mod storage;
-pub mod topology;
-pub mod units;
-pub mod value;
+mod stats;
+mod storage;
+mod topology;
+mod units;
+mod value;
 
 pub use config::{Args, Config, GroupConfig, OriginSpec};
 pub use error::{ConfigError, StartError};
 pub use origin::{LoadContext, Loaded, Origin, OriginError};
 pub use peer::auth::{ClusterSecret, SecretError};
 pub use server::{BoundServer, Server, ServerHandle, ShutdownTrigger};
+pub use membership::PeerSource;
 pub use value::ByteView;
+
+/// Not part of the API, and without any stability promise: the item store, for the
+/// benchmarks (`benches/storage.rs`) and the memory test (`tests/storage_memory.rs`)
+/// that measure it from outside the crate.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::shard::lru::{Hit, Lru};
+}

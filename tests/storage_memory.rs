@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use groupcached::shard::lru::Lru;
+use groupcached::internals::Lru;
 use groupcached::ByteView;
 
 struct Counting;

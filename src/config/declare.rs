@@ -91,7 +91,7 @@ macro_rules! settings {
             $($before)*
             $(
                 $(#[$doc])*
-                #[arg(long, env = $env, value_name = $value_name)]
+                #[cfg_attr(feature = "cli", arg(long, env = $env, value_name = $value_name))]
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 pub $field: Option<$Raw>,
             )*
@@ -182,7 +182,7 @@ macro_rules! group_settings {
             pub name: Option<String>,
             $(
                 $(#[$doc])*
-                #[$arg]
+                #[cfg_attr(feature = "cli", $arg)]
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 pub $key: Option<$Raw>,
             )*

@@ -11,6 +11,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "cli")]
 use clap::Parser;
 
 use super::settings::{Args, GroupSettings};
@@ -117,7 +118,8 @@ pub(crate) fn read_file_text(path: &Path, text: &str) -> Result<Args, FileError>
 impl Config {
     /// Builds the configuration from command-line arguments (the first is the program
     /// name), the environment and the file they name. `--help`/`--version` and usage
-    /// errors come back as clap errors for the caller to print.
+    /// errors come back as clap errors for the caller to print. (Feature `cli`.)
+    #[cfg(feature = "cli")]
     pub fn from_args<I, T>(args: I) -> Result<Result<Config, ConfigError>, clap::Error>
     where
         I: IntoIterator<Item = T>,

@@ -97,5 +97,6 @@ impl Default for Config {
     }
 }
 
-#[cfg(test)]
+// The tests drive the layers through clap, as the binary does.
+#[cfg(all(test, feature = "cli"))]
 mod tests;

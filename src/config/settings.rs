@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+#[cfg(feature = "cli")]
 use clap::Parser;
 use groupcached_protocol::{DEFAULT_MAX_FRAME, DEFAULT_VNODES};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -65,8 +66,9 @@ settings! {
         /// `GROUPCACHED_*` variable), or the TOML file (also what `--print-config`
         /// writes). Every setting is optional: an absent one leaves the layer below in
         /// force (flags > environment > file > defaults).
-        #[derive(Debug, Default, Clone, Parser, Deserialize, Serialize)]
-        #[command(
+        #[derive(Debug, Default, Clone, Deserialize, Serialize)]
+        #[cfg_attr(feature = "cli", derive(Parser))]
+        #[cfg_attr(feature = "cli", command(
             name = "groupcached",
             version,
             about = "A distributed cache-filling server: groupcache as a standalone, thread-per-core server.",
@@ -75,46 +77,46 @@ settings! {
                           Metrics: --metrics-listen 127.0.0.1:9100 serves GET /metrics (Prometheus) and GET /healthz.\n\
                           --print-config shows the effective settings as a file for --config.\n\
                           Example: groupcached --origin dir:/srv/files --cache-size 256MiB"
-        )]
+        ))]
         #[serde(deny_unknown_fields)]
         pub struct Args {
             before {
                 /// TOML configuration file (see docs/operations.md); flags override it.
-                #[arg(long, env = "GROUPCACHED_CONFIG", value_name = "FILE")]
+                #[cfg_attr(feature = "cli", arg(long, env = "GROUPCACHED_CONFIG", value_name = "FILE"))]
                 #[serde(skip)]
                 pub config: Option<PathBuf>,
                 /// The quick-start flags of one group (`--group`, `--cache-size`,
                 /// `--origin`, `--ttl`); the file has `[[group]]` tables instead.
-                #[command(flatten)]
+                #[cfg_attr(feature = "cli", command(flatten))]
                 #[serde(skip)]
                 pub quick_group: GroupSettings,
             }
             after {
                 /// Cluster members, comma-separated host:port (this node included or added).
-                #[arg(long, env = "GROUPCACHED_PEERS", value_name = "A,B,C", value_delimiter = ',')]
+                #[cfg_attr(feature = "cli", arg(long, env = "GROUPCACHED_PEERS", value_name = "A,B,C", value_delimiter = ','))]
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 pub peers: Option<Vec<String>>,
                 /// File with one member per line; re-read when it changes and on SIGHUP.
-                #[arg(long, env = "GROUPCACHED_PEERS_FILE", value_name = "PATH")]
+                #[cfg_attr(feature = "cli", arg(long, env = "GROUPCACHED_PEERS_FILE", value_name = "PATH"))]
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 pub peers_file: Option<PathBuf>,
                 /// DNS name whose every A/AAAA record is a member, with the members' port.
-                #[arg(long, env = "GROUPCACHED_PEERS_DNS", value_name = "NAME:PORT")]
+                #[cfg_attr(feature = "cli", arg(long, env = "GROUPCACHED_PEERS_DNS", value_name = "NAME:PORT"))]
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 pub peers_dns: Option<String>,
                 /// File holding the cluster's shared secret; members prove it in their
                 /// handshake, and peer operations from connections that did not are refused
                 /// [default: none, peer operations unauthenticated].
-                #[arg(long, env = "GROUPCACHED_CLUSTER_SECRET_FILE", value_name = "PATH")]
+                #[cfg_attr(feature = "cli", arg(long, env = "GROUPCACHED_CLUSTER_SECRET_FILE", value_name = "PATH"))]
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 pub cluster_secret_file: Option<PathBuf>,
                 /// The file's groups (`[[group]]` tables); not a flag.
-                #[arg(skip)]
+                #[cfg_attr(feature = "cli", arg(skip))]
                 #[serde(default, skip_serializing_if = "Vec::is_empty")]
                 pub group: Vec<GroupSettings>,
                 /// Print the effective configuration (flags, environment, file and defaults
                 /// combined) as a TOML file for --config, then exit.
-                #[arg(long)]
+                #[cfg_attr(feature = "cli", arg(long))]
                 #[serde(skip)]
                 pub print_config: bool,
             }
@@ -226,11 +228,12 @@ group_settings! {
         /// One group's settings as a layer gives them: a `[[group]]` table in the
         /// file, or the quick-start flags (`--group`, `--cache-size`, `--origin`,
         /// `--ttl`) that configure one group from the command line.
-        #[derive(Debug, Default, Clone, PartialEq, clap::Args, Deserialize, Serialize)]
+        #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+        #[cfg_attr(feature = "cli", derive(clap::Args))]
         #[serde(deny_unknown_fields)]
         pub struct GroupSettings {
             /// Group the --cache-size/--origin/--ttl flags configure [default: default].
-            #[arg(long = "group", env = "GROUPCACHED_GROUP", value_name = "NAME")]
+            #[cfg_attr(feature = "cli", arg(long = "group", env = "GROUPCACHED_GROUP", value_name = "NAME"))]
             #[serde(deserialize_with = "required")]
             pub name: Option<String>,
         }

@@ -25,7 +25,7 @@ use groupcached_protocol::PROTOCOL_VERSION;
 
 use crate::stats::{GroupCounters, StatsRegistry};
 use catalog::{CACHE, GROUP, HISTOGRAMS, LOADER, NODE};
-pub use exposition::{escape_help, escape_label, format_f64, Exposition, Kind, CONTENT_TYPE};
+pub use exposition::{Exposition, Kind};
 
 /// Renders every metric of `reg` in the text exposition format.
 pub fn render(reg: &StatsRegistry) -> String {

@@ -26,8 +26,6 @@ pub struct Load<W> {
     /// False once a SET or DELETE of the key has happened since the load began: its
     /// result still answers the waiters but must not be cached (it may be older).
     pub current: bool,
-    /// When the waiters stop waiting and get TIMEOUT.
-    pub deadline: Instant,
 }
 
 /// Loads in progress, by key and by id.
@@ -77,7 +75,6 @@ impl<W> InflightTable<W> {
                 key: key.into(),
                 waiters: vec![waiter],
                 current: true,
-                deadline,
             },
         );
         self.deadlines.push(Reverse((deadline, id)));
@@ -139,13 +136,9 @@ impl<W> InflightTable<W> {
     }
 
     /// Number of loads running.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.loads.len()
-    }
-
-    /// Whether no load is running.
-    pub fn is_empty(&self) -> bool {
-        self.loads.is_empty()
     }
 }
 

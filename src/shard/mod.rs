@@ -471,6 +471,7 @@ impl<W: Clone> Shard<W> {
     }
 
     /// Number of loads running in all groups.
+    #[cfg(test)]
     pub fn loads_in_flight(&self) -> usize {
         self.groups
             .iter()
@@ -479,11 +480,13 @@ impl<W: Clone> Shard<W> {
     }
 
     /// Bytes charged by the main and hot cache of group `g`.
+    #[cfg(test)]
     pub fn cache_bytes(&self, g: usize) -> (usize, usize) {
         (self.groups[g].main.bytes(), self.groups[g].hot.bytes())
     }
 
     /// Main-cache keys of group `g` from most to least recently used.
+    #[cfg(test)]
     pub fn main_keys(&self, g: usize) -> Vec<Vec<u8>> {
         self.groups[g].main.keys()
     }

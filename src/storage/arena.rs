@@ -200,11 +200,13 @@ impl Arena {
     }
 
     /// Live chunks of `class`.
+    #[cfg(test)]
     pub fn class_len(&self, class: usize) -> u32 {
         self.classes[class].len
     }
 
     /// Bytes of the live chunks: what the items occupy.
+    #[cfg(test)]
     pub fn chunk_bytes(&self) -> usize {
         self.classes.iter().map(|c| c.len as usize * c.chunk).sum()
     }
