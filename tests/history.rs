@@ -24,6 +24,9 @@
 //! Longer: `GROUPCACHED_HISTORY_SECS=600 GROUPCACHED_HISTORY_SEED=7 cargo test
 //! --release --test history -- --nocapture` (a fault every few seconds: a pause, a
 //! kill, the growth, then random pauses and kills).
+//!
+//! One file (about 650 lines) on purpose: the recorder, the fault thread and the
+//! checker share the history types, and the checker reads best next to what it checks.
 
 mod common;
 

@@ -10,6 +10,9 @@
 //!
 //! `cargo test --release --test limits -- --ignored --nocapture` measures the figures
 //! quoted in docs/operations.md ("Limits and failure behaviour").
+//!
+//! One file (about 700 lines): every test here measures the same two quantities
+//! (buffer bytes, RSS) with the same helpers.
 
 mod common;
 

@@ -1,6 +1,10 @@
 //! Shared harness of the integration tests: the real `groupcached` binary on a free
 //! loopback port, the real client, raw sockets for bad input, a local HTTP origin,
 //! unique temp dirs and polling with deadlines (never bare sleeps).
+//!
+//! One file over 500 lines on purpose: every test binary includes it, and each piece
+//! (server process, client helpers, origin) is small; the cluster harness lives in
+//! `cluster.rs` beside it.
 #![allow(dead_code)]
 
 pub mod cluster;
