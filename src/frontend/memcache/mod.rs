@@ -51,9 +51,6 @@
 //! digits, no overflow); client flags must fit 32 bits (memcached 1.6.18 silently
 //! truncates larger ones; this codec refuses them). Exptimes: see [`Ttl`].
 
-// Until the listener step uses them, the re-exports below are unused in the crate.
-#![cfg_attr(not(test), allow(unused_imports))]
-
 mod command;
 mod group;
 mod lex;
@@ -64,11 +61,16 @@ pub mod reply;
 #[cfg(test)]
 mod tests;
 
+#[allow(unused_imports)] // until the listener step uses them
 pub use command::{
     Arith, ArithMode, Command, Delete, ErrorReply, Get, Key, KeyIter, KeyList, MetaReply, Reply,
     Store, StoreMode, Touch, Ttl, MAX_RET_FLAGS, RELATIVE_MAX,
 };
+#[allow(unused_imports)] // until the listener step uses them
 pub use group::{split_group, GroupKey};
+#[allow(unused_imports)] // until the listener step uses them
 pub use lex::{Tokens, KEY_MAX};
+#[allow(unused_imports)] // until the listener step uses them
 pub use parse::{discard, parse, FatalError, Limits, Parsed, Request};
+#[allow(unused_imports)] // until the listener step uses them
 pub use reply::{ArithOutcome, DeleteOutcome, ItemInfo, StoreOutcome};

@@ -19,7 +19,7 @@ use super::meta;
 pub struct Limits {
     /// Longest command line (including `\r\n`) of any command but the classic
     /// retrievals. memcached closes a connection whose line passes 2048 bytes without a
-    /// newline; so does this codec.
+    /// newline; so does this codec. Values below 108 count as 108.
     pub max_line: usize,
     /// Longest `get`/`gets`/`gat`/`gats` line: multi-key gets are long (memcached lets
     /// them grow without bound; this caps the read buffer). At least `max_line`.
@@ -56,6 +56,9 @@ pub struct Request<'a> {
 }
 
 /// What [`parse`] found at the start of the buffer.
+// `Request` is ~300 bytes (a decoded base64 key is held inline so parsing never
+// allocates); it is returned once per request, so boxing would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parsed<'a> {
     /// A complete request.
@@ -133,10 +136,11 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits, now_unix: u64) -> Result<Parsed
     if first == 0x80 {
         return Err(FatalError::BinaryProtocol);
     }
+    let max_line = limits.max_line.max(MIN_LINE);
     let limit = if is_retrieval(buf) {
-        limits.max_get_line.max(limits.max_line)
+        limits.max_get_line.max(max_line)
     } else {
-        limits.max_line
+        max_line
     };
     let Some(nl) = find_newline(buf, limit) else {
         if buf.len() >= limit {
@@ -209,11 +213,26 @@ fn client(reason: &'static str, noreply: bool) -> Command<'static> {
     error(ErrorReply::Client(reason), noreply)
 }
 
-/// True if the buffer starts (after spaces) with a classic retrieval command name,
-/// whose lines may be long.
+/// Leading spaces a line may have and still count as a retrieval (memcached's 100).
+const LEAD_MAX: usize = 100;
+
+/// Shortest line limit honoured: the retrieval test must be decidable within the
+/// limit (up to 100 spaces and `gats `), or feeding a line byte by byte could fail
+/// where feeding it whole succeeds.
+const MIN_LINE: usize = LEAD_MAX + 8;
+
+/// True if the buffer starts (after up to 100 spaces) with a classic retrieval command
+/// name, whose lines may be long.
 fn is_retrieval(buf: &[u8]) -> bool {
-    let start = buf.iter().position(|&b| b != b' ').unwrap_or(buf.len());
-    let b = &buf[start..];
+    let spaces = buf
+        .iter()
+        .take(LEAD_MAX + 1)
+        .take_while(|&&b| b == b' ')
+        .count();
+    if spaces > LEAD_MAX {
+        return false;
+    }
+    let b = &buf[spaces..];
     b.starts_with(b"get ")
         || b.starts_with(b"gets ")
         || b.starts_with(b"gat ")
