@@ -6,6 +6,7 @@
 //! difference.
 
 mod fuzz;
+mod live;
 mod meta;
 mod replies;
 mod text;
