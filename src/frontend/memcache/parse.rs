@@ -360,7 +360,9 @@ fn delete(toks: Tokens<'_>) -> Command<'_> {
     if !(1..=3).contains(&n) {
         return error(ErrorReply::UnknownCommand, false);
     }
-    let noreply = ends_noreply(toks);
+    // memcached only looks for `noreply` after the key: `delete noreply` deletes the
+    // key "noreply" and answers.
+    let noreply = n > 1 && ends_noreply(toks);
     let mut t = toks;
     let key = t.next().unwrap_or_default();
     if n > 1 {

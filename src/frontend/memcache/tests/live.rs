@@ -49,6 +49,7 @@ const INPUTS: &[&[u8]] = &[
     b"ms str 3\r\nabc\r\nma str\r\nma str q\r\nma c D18446744073709551616\r\nma c Nx\r\nma c Jx\r\n",
     b"mg dGVzdA== b v k\r\nms dGVzdA== 2 b\r\nhi\r\nmg dGVzdA== b v k\r\nget test\r\nmg !!! b\r\nmg dGVzdA== b v\r\n",
     b"mn\r\nmn x\r\nmn q\r\nme\r\n",
+    b"set noreply 0 0 1\r\nx\r\ndelete noreply\r\nincr k noreply\r\ntouch k noreply\r\nset k 0 0 noreply\r\nverbosity noreply\r\nflush_all noreply noreply\r\nget noreply\r\ngat noreply k\r\nstats noreply\r\nversion noreply\r\nmn noreply\r\nmg k noreply\r\n",
 ];
 
 fn memcached(addr: &str, input: &[u8]) -> Vec<u8> {

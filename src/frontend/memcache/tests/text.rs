@@ -279,6 +279,11 @@ fn delete_forms() {
         b"delete a noreply\r\ndelete a 0 noreply\r\ndelete a 1 noreply\r\nmn\r\n",
         b"MN\r\n",
     );
+    // `noreply` only counts after the key.
+    transcript(
+        b"set noreply 0 0 1\r\nx\r\ndelete noreply\r\n",
+        b"STORED\r\nDELETED\r\n",
+    );
 }
 
 #[test]
