@@ -77,7 +77,12 @@ pub(crate) fn parse<'a>(cx: &Cx<'a, '_>, name: &[u8], toks: Tokens<'a>) -> Parse
         skip = len as u64 + 2;
     }
     if 1 + toks.count() > MAX_TOKENS {
-        return done(client("options flags are too long"), line, skip);
+        // memcached's wording differs between mg/md/ma and ms.
+        let reason = match kind {
+            Kind::Set => "options flags too long",
+            _ => "options flags are too long",
+        };
+        return done(client(reason), line, skip);
     }
     let flags = match flags(kind, key, t, cx.now) {
         Ok(f) => f,

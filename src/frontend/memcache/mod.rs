@@ -34,7 +34,7 @@
 //!   whatever follows is the next command (memcached does the same, so a client that
 //!   sent too much data sees one more error for the leftover).
 //! - A refused store line whose `<bytes>` is readable (bad key, bad flags or exptime,
-//!   too many tokens, bad meta flags): its data block is skipped through
+//!   a wrong token count, bad meta flags): its data block is skipped through
 //!   [`Request::skip`], so a value is never executed as commands. memcached does this
 //!   for `ms` and for too-large values, but reads a refused classic store's data block
 //!   as a command line (answering an extra `ERROR`); groupcached's answer is one error

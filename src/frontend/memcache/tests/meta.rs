@@ -131,6 +131,18 @@ fn ms_answers_like_memcached() {
 
 #[test]
 fn ms_errors_skip_the_data_block() {
+    // 16 flags are allowed on ms (its length takes a token), 17 are not.
+    let flags = "c k O1 T0 F1 I P L N1 R1 h l u s t f v";
+    let line = |n: usize| {
+        let f: Vec<&str> = flags.split(' ').take(n).collect();
+        format!("ms m 1 {}\r\nx\r\nmn\r\n", f.join(" "))
+    };
+    transcript(line(16).as_bytes(), b"HD c1 km O1\r\nMN\r\n");
+    // memcached then reads "x" as a command; the codec skips the data block.
+    transcript(
+        line(17).as_bytes(),
+        b"CLIENT_ERROR options flags too long\r\nMN\r\n",
+    );
     transcript(
         b"ms m 3 MX\r\nabc\r\nmn\r\n",
         b"CLIENT_ERROR invalid mode for ms M token\r\nMN\r\n",
