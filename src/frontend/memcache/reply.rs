@@ -11,7 +11,7 @@
 //!
 //! Quiet mode (`q`) hides the nominal answer, as memcached 1.6.18 does (checked
 //! against it): `mg` hides `EN`; `ms` hides `HD`; `md` hides `HD`; `ma` hides its
-//! success (`HD`, or `VA` with `v`). `NS`, `EX`, `NF` and every error are always sent.
+//! success (`HD`, or `VA` with `v`) unless `N` just created the item. `NS`, `EX`, `NF` and every error are always sent.
 //! Classic `noreply` hides everything, errors included, as memcached does once it has
 //! read the `noreply` token.
 
@@ -70,6 +70,9 @@ pub enum DeleteOutcome {
 pub enum ArithOutcome {
     /// The new value.
     Value(u64),
+    /// `ma N`: the key was missing and was created holding this initial value.
+    /// Answered like `Value`, except that `q` does not hide it (memcached 1.6.18).
+    Created(u64),
     /// `NOT_FOUND` / `NF`.
     NotFound,
     /// `NS`: vivify on miss failed.
@@ -249,43 +252,45 @@ const NON_NUMERIC: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-nume
 /// Answers an [`Arith`]. `item` supplies the `t` and `c` meta return flags after the
 /// update.
 pub fn arith(out: &mut Vec<u8>, arith: &Arith<'_>, outcome: ArithOutcome, item: &ItemInfo) {
-    match &arith.reply {
-        Reply::Classic { noreply: true } => {}
-        Reply::Classic { noreply: false } => match outcome {
-            ArithOutcome::Value(n) => {
-                push_u64(out, n);
-                out.extend_from_slice(b"\r\n");
-            }
-            ArithOutcome::NotFound => out.extend_from_slice(b"NOT_FOUND\r\n"),
-            ArithOutcome::NotStored => out.extend_from_slice(b"NOT_STORED\r\n"),
-            ArithOutcome::Exists => out.extend_from_slice(b"EXISTS\r\n"),
-            ArithOutcome::NonNumeric => out.extend_from_slice(NON_NUMERIC),
-        },
-        Reply::Meta(m) => {
-            let code: &[u8] = match outcome {
-                ArithOutcome::Value(_) if m.quiet => return,
-                ArithOutcome::Value(_) => b"HD",
-                ArithOutcome::NotFound => b"NF",
-                ArithOutcome::NotStored => b"NS",
-                ArithOutcome::Exists => b"EX",
-                ArithOutcome::NonNumeric => return out.extend_from_slice(NON_NUMERIC),
-            };
+    let m = match &arith.reply {
+        Reply::Classic { noreply: true } => return,
+        Reply::Classic { noreply: false } => {
             match outcome {
-                ArithOutcome::Value(n) if arith.want_value => {
-                    let len = decimal_len(n);
-                    out.extend_from_slice(b"VA ");
-                    push_u64(out, len as u64);
-                    meta_flags(out, m, &arith.key, item, len);
-                    out.extend_from_slice(b"\r\n");
+                ArithOutcome::Value(n) | ArithOutcome::Created(n) => {
                     push_u64(out, n);
                     out.extend_from_slice(b"\r\n");
                 }
-                _ => {
-                    out.extend_from_slice(code);
-                    meta_flags(out, m, &arith.key, item, 0);
-                    out.extend_from_slice(b"\r\n");
-                }
+                ArithOutcome::NotFound => out.extend_from_slice(b"NOT_FOUND\r\n"),
+                ArithOutcome::NotStored => out.extend_from_slice(b"NOT_STORED\r\n"),
+                ArithOutcome::Exists => out.extend_from_slice(b"EXISTS\r\n"),
+                ArithOutcome::NonNumeric => out.extend_from_slice(NON_NUMERIC),
             }
+            return;
+        }
+        Reply::Meta(m) => m,
+    };
+    let code: &[u8] = match outcome {
+        ArithOutcome::Value(_) if m.quiet => return,
+        ArithOutcome::Value(_) | ArithOutcome::Created(_) => b"HD",
+        ArithOutcome::NotFound => b"NF",
+        ArithOutcome::NotStored => b"NS",
+        ArithOutcome::Exists => b"EX",
+        ArithOutcome::NonNumeric => return out.extend_from_slice(NON_NUMERIC),
+    };
+    match outcome {
+        ArithOutcome::Value(n) | ArithOutcome::Created(n) if arith.want_value => {
+            let len = decimal_len(n);
+            out.extend_from_slice(b"VA ");
+            push_u64(out, len as u64);
+            meta_flags(out, m, &arith.key, item, len);
+            out.extend_from_slice(b"\r\n");
+            push_u64(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        _ => {
+            out.extend_from_slice(code);
+            meta_flags(out, m, &arith.key, item, 0);
+            out.extend_from_slice(b"\r\n");
         }
     }
 }

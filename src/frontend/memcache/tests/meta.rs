@@ -241,6 +241,8 @@ fn ma_answers_like_memcached() {
         b"ma ctr N0 J5 k O2 t v\r\nma ctr k O2 t\r\nma ctr q O3 v\r\nma none O4 q k\r\nmn\r\n",
         b"VA 1 kctr O2 t-1\r\n5\r\nHD kctr O2 t-1\r\nNF O4 knone\r\nMN\r\n",
     );
+    // q does not hide the answer of a creation by N, in memcached 1.6.18.
+    transcript(b"ma a N0 J3 q\r\nma a q\r\nmn\r\n", b"HD\r\nMN\r\n");
     transcript(
         b"ma ctr MD D100 v\r\nma ctr M- v\r\nma ctr M+ v\r\nma ctr Mi v\r\n",
         b"NF\r\nNF\r\nNF\r\nCLIENT_ERROR invalid mode for ma M token\r\n",

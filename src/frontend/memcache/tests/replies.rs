@@ -219,6 +219,11 @@ fn meta_status_lines_and_quiet() {
         "q hides the success"
     );
     assert_eq!(
+        out(|o| reply::arith(o, &a, ArithOutcome::Created(3), &item)),
+        "VA 1\r\n3\r\n",
+        "but not a creation by N (memcached 1.6.18)"
+    );
+    assert_eq!(
         out(|o| reply::arith(o, &a, ArithOutcome::NotFound, &item)),
         "NF\r\n"
     );

@@ -65,7 +65,7 @@ impl Toy {
         ItemInfo {
             flags: item.flags,
             cas: item.cas,
-            ttl: item.expires.map(|e| (e - now) as u32),
+            ttl: item.expires.map(|e| e.saturating_sub(now) as u32),
             ..ItemInfo::default()
         }
     }
@@ -220,19 +220,22 @@ impl Toy {
                         };
                         let info = Self::info(&item, now);
                         self.items.insert(a.key.bytes().to_vec(), item);
-                        (ArithOutcome::Value(init), info)
+                        (ArithOutcome::Created(init), info)
                     }
-                    (Some(i), _) => match std::str::from_utf8(&i.value)
-                        .ok()
-                        .and_then(|v| v.trim_end().parse::<u64>().ok())
-                    {
+                    (Some(i), _) => match leading_u64(&i.value) {
                         None => (ArithOutcome::NonNumeric, ItemInfo::default()),
                         Some(v) => {
                             let n = match a.mode {
                                 ArithMode::Incr => v.wrapping_add(a.delta),
                                 ArithMode::Decr => v.saturating_sub(a.delta),
                             };
-                            i.value = n.to_string().into_bytes();
+                            // memcached rewrites in place when the number fits,
+                            // padding with spaces.
+                            let mut digits = n.to_string().into_bytes();
+                            if digits.len() <= i.value.len() {
+                                digits.resize(i.value.len(), b' ');
+                            }
+                            i.value = digits;
                             i.cas = cas;
                             (ArithOutcome::Value(n), Self::info(i, now))
                         }
@@ -282,6 +285,17 @@ impl Toy {
             Command::Error { error, noreply } => reply::error(out, &error, noreply),
         }
     }
+}
+
+/// memcached's `safe_strtoull` on item data: leading digits, then the end or
+/// whitespace ("8 7" is 8, as after an in-place decrement and an append).
+fn leading_u64(data: &[u8]) -> Option<u64> {
+    let digits = data.iter().take_while(|b| b.is_ascii_digit()).count();
+    let rest = &data[digits..];
+    if digits == 0 || rest.first().is_some_and(|b| !b.is_ascii_whitespace()) {
+        return None;
+    }
+    std::str::from_utf8(&data[..digits]).ok()?.parse().ok()
 }
 
 /// One fresh toy, one read, the answer.
