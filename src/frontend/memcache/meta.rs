@@ -16,7 +16,7 @@ use super::lex::{
 };
 use super::parse::{data_block, done, error, Cx, Parsed, BAD_FORMAT};
 
-/// Most tokens on a meta line (command, key, [datalen,] flags), as memcached allows.
+/// Most tokens on a meta line (command, key, `ms` datalen, flags), as memcached allows.
 const MAX_TOKENS: usize = 19;
 /// Longest `O` token, the `O` included.
 const MAX_OPAQUE_TOKEN: usize = 32;

@@ -11,7 +11,7 @@
 //!   output     <--reply::*--  outcome (+ ItemInfo), value bytes appended by caller
 //! ```
 //!
-//! - [`parse`] is incremental and zero-copy: a command borrows keys and values from the
+//! - [`parse()`] is incremental and zero-copy: a command borrows keys and values from the
 //!   buffer. Call it at the start of the unconsumed input until it says
 //!   [`Parsed::Incomplete`]; answer requests strictly in order.
 //! - [`Command`] is the intermediate form: one operation type per server action
@@ -19,6 +19,34 @@
 //!   classic and meta spellings, each with the [`Reply`] dialect to answer in.
 //! - [`reply`] appends exact memcached answers, applying `noreply` and meta `q`.
 //! - [`split_group`] resolves `group:key` addressing.
+//!
+//! # Wiring
+//!
+//! One connection's read loop, in outline (`rbuf` is the read buffer, `out` the output
+//! queue, `skip` a `u64` kept with the connection):
+//!
+//! ```text
+//! loop {
+//!     rbuf.consume(discard(&mut skip, rbuf.len()));   // rest of a refused data block
+//!     if skip > 0 { break }                            // wait for more of it
+//!     match parse(&rbuf, &limits, now_unix) {
+//!         Ok(Parsed::Request(req)) => {
+//!             perform(req.command, &mut out);          // per key; reply::* in order
+//!             skip = req.skip;
+//!             rbuf.consume(req.consumed);               // after: the command borrows rbuf
+//!         }
+//!         Ok(Parsed::Incomplete { need }) => { rbuf.reserve_total(need); break }
+//!         Err(fatal) => { out.push(fatal.reply()); close_after_flush(); break }
+//!     }
+//! }
+//! ```
+//!
+//! A `Get` answers each key of `get.keys.iter()` with [`reply::get_hit`] (then the
+//! value, then [`reply::value_end`]) or [`reply::get_miss`], then [`reply::get_end`].
+//! Key lookups use [`Key::bytes`] (the decoded form of a base64 key); replies echo
+//! [`Key::wire`]. `Command::Quit` closes after earlier answers are flushed. A reply that
+//! waits for an origin load keeps its place in the output order; nothing in the codec
+//! assumes answers are produced synchronously.
 //!
 //! # Errors and resynchronisation
 //!
