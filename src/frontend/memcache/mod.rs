@@ -17,7 +17,8 @@
 //! - [`Command`] is the intermediate form: one operation type per server action
 //!   ([`Get`], [`Store`], [`Delete`], [`Touch`], [`Arith`], flush, stats...), shared by the
 //!   classic and meta spellings, each with the [`Reply`] dialect to answer in.
-//! - [`reply`] appends exact memcached answers, applying `noreply` and meta `q`.
+//! - [`reply`] appends exact memcached answers, applying `noreply` and meta `q`, given
+//!   the request's [`Target`] (or an [`OwnedTarget`] kept while an answer is pending).
 //! - [`split_group`] resolves `group:key` addressing.
 //!
 //! # Wiring
@@ -42,7 +43,10 @@
 //! ```
 //!
 //! A `Get` answers each key of `get.keys.iter()` with [`reply::get_hit`] (then the
-//! value, then [`reply::value_end`]) or [`reply::get_miss`], then [`reply::get_end`].
+//! value, then [`reply::value_end`]) or [`reply::get_miss`], passing `get.target(&key)`,
+//! then [`reply::get_end`]. Other operations answer through `op.target()`. An answer
+//! that waits (origin load, a store at the key's owner) keeps an [`OwnedTarget`], no
+//! allocation, and encodes through its `target()` when the outcome arrives.
 //! Key lookups use [`Key::bytes`] (the decoded form of a base64 key); replies echo
 //! [`Key::wire`]. `Command::Quit` closes after earlier answers are flushed. A reply that
 //! waits for an origin load keeps its place in the output order; nothing in the codec
@@ -85,6 +89,7 @@ mod lex;
 mod meta;
 mod parse;
 pub mod reply;
+mod target;
 
 #[cfg(test)]
 mod tests;
@@ -102,3 +107,5 @@ pub use lex::{Tokens, KEY_MAX};
 pub use parse::{discard, parse, FatalError, Limits, Parsed, Request};
 #[allow(unused_imports)] // until the listener step uses them
 pub use reply::{ArithOutcome, DeleteOutcome, ItemInfo, StoreOutcome};
+#[allow(unused_imports)] // until the listener step uses them
+pub use target::{OwnedTarget, Target, OPAQUE_MAX};

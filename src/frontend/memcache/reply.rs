@@ -1,9 +1,10 @@
 //! The reply encoder: appends answers to a connection's output buffer.
 //!
-//! Each function takes the parsed operation (which knows its dialect, `noreply` and
-//! meta return flags) and the outcome the server computed, and appends the exact bytes
-//! memcached would send, or nothing where `noreply` / `q` suppress them. Nothing here
-//! allocates beyond growing `out`.
+//! Each function takes the request's [`Target`] (its dialect, `noreply` or meta return
+//! flags, the key as sent; borrowed from the parsed command or kept as an
+//! [`super::OwnedTarget`] while the outcome is pending) and the outcome the server
+//! computed, and appends the exact bytes memcached would send, or nothing where
+//! `noreply` / `q` suppress them. Nothing here allocates beyond growing `out`.
 //!
 //! Values are never copied by the encoder: [`get_hit`] writes the header and returns
 //! whether a value must follow; the caller then appends the value however it likes (a
@@ -15,7 +16,8 @@
 //! Classic `noreply` hides everything, errors included, as memcached does once it has
 //! read the `noreply` token.
 
-use super::command::{Arith, Delete, ErrorReply, Get, Key, MetaReply, Reply, Store, Touch};
+use super::command::{ErrorReply, Key, MetaReply, Reply};
+use super::target::Target;
 
 /// What the server knows about an item, for `VALUE` lines and meta return flags.
 /// Fields a request did not ask for are not read, so the server may leave them at
@@ -111,27 +113,21 @@ pub fn value_end(out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Answers a hit for `key` of `get` whose value is `value_len` bytes: `VALUE <key>
-/// <flags> <bytes> [<cas>]` for classic retrievals, `VA <bytes> <flags>*` or `HD
-/// <flags>*` for `mg`. Returns true if the value must follow: append it, then
-/// [`value_end`].
+/// Answers a hit for one key of a retrieval (`get.target(&key)`) whose value is
+/// `value_len` bytes: `VALUE <key> <flags> <bytes> [<cas>]` for classic retrievals,
+/// `VA <bytes> <flags>*` or `HD <flags>*` for `mg`. Returns true if the value must
+/// follow: append it (a copy or a separate zero-copy chunk), then [`value_end`].
 #[inline]
-pub fn get_hit(
-    out: &mut Vec<u8>,
-    get: &Get<'_>,
-    key: &Key<'_>,
-    item: &ItemInfo,
-    value_len: usize,
-) -> bool {
-    match &get.reply {
+pub fn get_hit(out: &mut Vec<u8>, t: &Target<'_>, item: &ItemInfo, value_len: usize) -> bool {
+    match &t.reply {
         Reply::Classic { .. } => {
             out.extend_from_slice(b"VALUE ");
-            out.extend_from_slice(key.wire());
+            out.extend_from_slice(t.key);
             out.push(b' ');
             push_u64(out, u64::from(item.flags));
             out.push(b' ');
             push_u64(out, value_len as u64);
-            if get.want_cas {
+            if t.want_cas {
                 out.push(b' ');
                 push_u64(out, item.cas);
             }
@@ -139,13 +135,13 @@ pub fn get_hit(
             true
         }
         Reply::Meta(m) => {
-            if get.want_value {
+            if t.want_value {
                 out.extend_from_slice(b"VA ");
                 push_u64(out, value_len as u64);
             } else {
                 out.extend_from_slice(b"HD");
             }
-            meta_flags(out, m, key, item, value_len);
+            meta_flags(out, m, t, item, value_len);
             if item.win_taken {
                 out.extend_from_slice(b" Z");
             }
@@ -156,34 +152,35 @@ pub fn get_hit(
                 out.extend_from_slice(b" W");
             }
             out.extend_from_slice(b"\r\n");
-            get.want_value
+            t.want_value
         }
     }
 }
 
-/// Answers a miss for `key`: nothing for classic retrievals (the key is just absent
-/// before `END`), `EN` for `mg` unless `q`.
+/// Answers a miss for one key of a retrieval: nothing for classic retrievals (the key
+/// is just absent before `END`), `EN` for `mg` unless `q`.
 #[inline]
-pub fn get_miss(out: &mut Vec<u8>, get: &Get<'_>, key: &Key<'_>) {
-    if let Reply::Meta(m) = &get.reply {
+pub fn get_miss(out: &mut Vec<u8>, t: &Target<'_>) {
+    if let Reply::Meta(m) = &t.reply {
         if !m.quiet {
-            meta_line(out, b"EN", m, key);
+            meta_line(out, b"EN", m, t);
         }
     }
 }
 
-/// Closes a retrieval after its keys: `END` for classic ones, nothing for `mg`.
+/// Closes a retrieval after its keys (`get.reply`): `END` for classic ones, nothing
+/// for `mg`.
 #[inline]
-pub fn get_end(out: &mut Vec<u8>, get: &Get<'_>) {
-    if matches!(get.reply, Reply::Classic { .. }) {
+pub fn get_end(out: &mut Vec<u8>, reply: &Reply<'_>) {
+    if matches!(reply, Reply::Classic { .. }) {
         end(out);
     }
 }
 
-/// Answers a [`Store`]. `cas` is the stored item's new CAS for the meta `c` flag
-/// (memcached sends `c0` when nothing was stored).
-pub fn store(out: &mut Vec<u8>, store: &Store<'_>, outcome: StoreOutcome, cas: u64) {
-    match &store.reply {
+/// Answers a store (`store.target()`). `cas` is the stored item's new CAS for the meta
+/// `c` flag (memcached sends `c0` when nothing was stored).
+pub fn store(out: &mut Vec<u8>, t: &Target<'_>, outcome: StoreOutcome, cas: u64) {
+    match &t.reply {
         Reply::Classic { noreply: true } => {}
         Reply::Classic { noreply: false } => out.extend_from_slice(match outcome {
             StoreOutcome::Stored => b"STORED\r\n",
@@ -206,15 +203,15 @@ pub fn store(out: &mut Vec<u8>, store: &Store<'_>, outcome: StoreOutcome, cas: u
                 ..ItemInfo::default()
             };
             out.extend_from_slice(code);
-            meta_flags(out, m, &store.key, &item, store.value.len());
+            meta_flags(out, m, t, &item, 0);
             out.extend_from_slice(b"\r\n");
         }
     }
 }
 
-/// Answers a [`Delete`].
-pub fn delete(out: &mut Vec<u8>, del: &Delete<'_>, outcome: DeleteOutcome) {
-    match &del.reply {
+/// Answers a delete (`delete.target()`).
+pub fn delete(out: &mut Vec<u8>, t: &Target<'_>, outcome: DeleteOutcome) {
+    match &t.reply {
         Reply::Classic { noreply: true } => {}
         Reply::Classic { noreply: false } => out.extend_from_slice(match outcome {
             DeleteOutcome::Deleted => b"DELETED\r\n",
@@ -230,14 +227,14 @@ pub fn delete(out: &mut Vec<u8>, del: &Delete<'_>, outcome: DeleteOutcome) {
                 DeleteOutcome::NotFound => b"NF",
                 DeleteOutcome::Exists => b"EX",
             };
-            meta_line(out, code, m, &del.key);
+            meta_line(out, code, m, t);
         }
     }
 }
 
-/// Answers a [`Touch`]: `TOUCHED` or `NOT_FOUND`.
-pub fn touch(out: &mut Vec<u8>, touch: &Touch<'_>, found: bool) {
-    if touch.reply.silent() {
+/// Answers a touch (`touch.target()`): `TOUCHED` or `NOT_FOUND`.
+pub fn touch(out: &mut Vec<u8>, t: &Target<'_>, found: bool) {
+    if t.reply.silent() {
         return;
     }
     out.extend_from_slice(if found {
@@ -249,10 +246,10 @@ pub fn touch(out: &mut Vec<u8>, touch: &Touch<'_>, found: bool) {
 
 const NON_NUMERIC: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
 
-/// Answers an [`Arith`]. `item` supplies the `t` and `c` meta return flags after the
-/// update.
-pub fn arith(out: &mut Vec<u8>, arith: &Arith<'_>, outcome: ArithOutcome, item: &ItemInfo) {
-    let m = match &arith.reply {
+/// Answers an arithmetic update (`arith.target()`). `item` supplies the `t` and `c`
+/// meta return flags after the update.
+pub fn arith(out: &mut Vec<u8>, t: &Target<'_>, outcome: ArithOutcome, item: &ItemInfo) {
+    let m = match &t.reply {
         Reply::Classic { noreply: true } => return,
         Reply::Classic { noreply: false } => {
             match outcome {
@@ -278,18 +275,18 @@ pub fn arith(out: &mut Vec<u8>, arith: &Arith<'_>, outcome: ArithOutcome, item: 
         ArithOutcome::NonNumeric => return out.extend_from_slice(NON_NUMERIC),
     };
     match outcome {
-        ArithOutcome::Value(n) | ArithOutcome::Created(n) if arith.want_value => {
+        ArithOutcome::Value(n) | ArithOutcome::Created(n) if t.want_value => {
             let len = decimal_len(n);
             out.extend_from_slice(b"VA ");
             push_u64(out, len as u64);
-            meta_flags(out, m, &arith.key, item, len);
+            meta_flags(out, m, t, item, len);
             out.extend_from_slice(b"\r\n");
             push_u64(out, n);
             out.extend_from_slice(b"\r\n");
         }
         _ => {
             out.extend_from_slice(code);
-            meta_flags(out, m, &arith.key, item, 0);
+            meta_flags(out, m, t, item, 0);
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -404,11 +401,11 @@ pub fn meta_debug_miss(out: &mut Vec<u8>) {
 
 /// `<code>` followed by the flags a reply without item data echoes (`k`, `O`, `b`),
 /// then `\r\n`.
-fn meta_line(out: &mut Vec<u8>, code: &[u8], m: &MetaReply<'_>, key: &Key<'_>) {
+fn meta_line(out: &mut Vec<u8>, code: &[u8], m: &MetaReply<'_>, t: &Target<'_>) {
     out.extend_from_slice(code);
     for &f in m.flags() {
         match f {
-            b'k' => push_key(out, key),
+            b'k' => push_key(out, t),
             b'O' => push_opaque(out, m),
             _ => {}
         }
@@ -417,10 +414,10 @@ fn meta_line(out: &mut Vec<u8>, code: &[u8], m: &MetaReply<'_>, key: &Key<'_>) {
 }
 
 /// The requested return flags, in request order, with their values.
-fn meta_flags(out: &mut Vec<u8>, m: &MetaReply<'_>, key: &Key<'_>, item: &ItemInfo, size: usize) {
+fn meta_flags(out: &mut Vec<u8>, m: &MetaReply<'_>, t: &Target<'_>, item: &ItemInfo, size: usize) {
     for &f in m.flags() {
         match f {
-            b'k' => push_key(out, key),
+            b'k' => push_key(out, t),
             b'O' => push_opaque(out, m),
             b'c' => {
                 out.extend_from_slice(b" c");
@@ -452,10 +449,10 @@ fn meta_flags(out: &mut Vec<u8>, m: &MetaReply<'_>, key: &Key<'_>, item: &ItemIn
 }
 
 /// ` k<key>`, and ` b` after a base64 key (memcached's order).
-fn push_key(out: &mut Vec<u8>, key: &Key<'_>) {
+fn push_key(out: &mut Vec<u8>, t: &Target<'_>) {
     out.extend_from_slice(b" k");
-    out.extend_from_slice(key.wire());
-    if key.is_base64() {
+    out.extend_from_slice(t.key);
+    if t.base64 {
         out.extend_from_slice(b" b");
     }
 }

@@ -122,7 +122,7 @@ impl Toy {
                             }
                             let info = Self::info(item, now);
                             let value = item.value.clone();
-                            if reply::get_hit(out, &get, &key, &info, value.len()) {
+                            if reply::get_hit(out, &get.target(&key), &info, value.len()) {
                                 out.extend_from_slice(&value);
                                 reply::value_end(out);
                             }
@@ -140,15 +140,15 @@ impl Toy {
                                 let mut info = Self::info(&item, now);
                                 info.won = true;
                                 self.items.insert(key.bytes().to_vec(), item);
-                                if reply::get_hit(out, &get, &key, &info, 0) {
+                                if reply::get_hit(out, &get.target(&key), &info, 0) {
                                     reply::value_end(out);
                                 }
                             }
-                            None => reply::get_miss(out, &get, &key),
+                            None => reply::get_miss(out, &get.target(&key)),
                         },
                     }
                 }
-                reply::get_end(out, &get);
+                reply::get_end(out, &get.reply);
             }
             Command::Store(s) => {
                 let exp = self.expiry(s.ttl).unwrap_or(Some(0));
@@ -186,7 +186,7 @@ impl Toy {
                 } else {
                     0
                 };
-                reply::store(out, &s, outcome, cas);
+                reply::store(out, &s.target(), outcome, cas);
             }
             Command::Delete(d) => {
                 let outcome = match self.live(d.key.bytes()) {
@@ -197,12 +197,12 @@ impl Toy {
                         DeleteOutcome::Deleted
                     }
                 };
-                reply::delete(out, &d, outcome);
+                reply::delete(out, &d.target(), outcome);
             }
             Command::Touch(t) => {
                 let exp = self.expiry(t.ttl).unwrap_or(Some(0));
                 let found = self.live(t.key.bytes()).map(|i| i.expires = exp).is_some();
-                reply::touch(out, &t, found);
+                reply::touch(out, &t.target(), found);
             }
             Command::Arith(a) => {
                 let cas = self.bump_cas();
@@ -241,7 +241,7 @@ impl Toy {
                         }
                     },
                 };
-                reply::arith(out, &a, outcome, &info);
+                reply::arith(out, &a.target(), outcome, &info);
             }
             Command::FlushAll { delay, noreply } => {
                 if delay == 0 {
