@@ -1,0 +1,3 @@
+//! Client-facing protocol front ends other than groupcached's own binary protocol.
+
+pub mod memcache;
