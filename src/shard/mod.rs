@@ -414,10 +414,15 @@ impl<W: Clone> Shard<W> {
             let moved = gs.main.take_where(|key| !owns(key));
             demoted += moved.len();
             let latest = now + gs.spec.hot_ttl;
-            for (key, value, expires) in moved {
-                let expires = expires.map_or(latest, |e| e.min(latest));
+            for t in moved {
+                let expires = t.expires.map_or(latest, |e| e.min(latest));
                 if expires > now {
-                    gs.hot.insert(&key, value, Some(expires));
+                    // A hot copy keeps the item's flags and CAS: a memcached GET
+                    // answered from it must return the flags it was stored with.
+                    match t.meta {
+                        Some(m) => gs.hot.insert_meta(&t.key, t.value, Some(expires), m),
+                        None => gs.hot.insert(&t.key, t.value, Some(expires)),
+                    }
                 }
             }
             enforce_budget(gs, &self.stats.groups[g]);

@@ -35,12 +35,22 @@
 //! items keep their key in a `Box` and their value as the reference-counted
 //! `ByteView` they arrived as ([`class::External`]), so a hit is an `Arc` clone and
 //! the connection writes the bytes straight from it with a vectored write.
+//!
+//! # Metadata
+//!
+//! A memcached item also has 32-bit client flags and a 64-bit CAS unique
+//! ([`Meta`]). An item stored with [`Store::insert_meta`] carries them in 12 bytes
+//! after its header, marked by a header bit ([`item`]); one stored with
+//! [`Store::insert`] has none and costs what it did before. [`Store::get`] never
+//! reads them; [`Store::get_meta`] returns them with the value. The store does not
+//! issue CAS values: the shard does, because it knows its core ([`crate::shard`]).
 
 pub mod arena;
 pub mod class;
 pub mod expiry;
 pub mod index;
 pub mod item;
+mod meta;
 pub mod order;
 
 use std::time::Instant;
@@ -50,10 +60,12 @@ use slab::Slab;
 use crate::value::ByteView;
 use arena::Arena;
 pub use class::charge;
-use class::{class_of, external_charge, external_class, is_inline, External};
+pub use class::item_charge;
+use class::{class_of, external_charge, external_class, fits_inline, External};
 use expiry::Clock;
 use index::Index;
-use item::{Layout, HEADER, NIL};
+pub use item::Meta;
+use item::{body_at, Layout, NIL};
 use order::Order;
 
 /// A value found in the store, with its expiry.
@@ -66,7 +78,17 @@ pub struct Hit {
 }
 
 /// An item taken out of a store by [`Store::take_where`].
-pub type Taken = (Box<[u8]>, ByteView, Option<Instant>);
+#[derive(Debug)]
+pub struct Taken {
+    /// The key.
+    pub key: Box<[u8]>,
+    /// The value.
+    pub value: ByteView,
+    /// When it stops being served, if ever.
+    pub expires: Option<Instant>,
+    /// Its metadata, if it was stored with some.
+    pub meta: Option<Meta>,
+}
 
 /// A least-recently-used store of items. It counts bytes but does not enforce a
 /// budget: its owner decides what to evict, because the main and hot caches share
@@ -91,7 +113,10 @@ impl Default for Store {
 fn key_of<'a>(arena: &'a Arena, externals: &'a Slab<External>, h: u32) -> &'a [u8] {
     let c = arena.chunk(h);
     match item::layout(c) {
-        Layout::Inline { key_len, .. } => &c[HEADER..HEADER + key_len],
+        Layout::Inline { key_len, .. } => {
+            let at = item::body(c);
+            &c[at..at + key_len]
+        }
         Layout::External => &externals[item::external_index(c) as usize].key,
     }
 }
@@ -139,9 +164,18 @@ impl Store {
     /// recently used. An expired entry is removed and reported as absent.
     #[inline]
     pub fn get(&mut self, key: &[u8], now: Instant) -> Option<Hit> {
+        self.lookup::<false>(key, now).map(|(hit, _)| hit)
+    }
+
+    /// [`Store::get`] that also returns the item's metadata ([`Meta::NONE`] if it
+    /// was stored without). `WITH_META` is a constant so that `get` compiles to
+    /// exactly the lookup it was, without reading the metadata.
+    #[inline(always)]
+    fn lookup<const WITH_META: bool>(&mut self, key: &[u8], now: Instant) -> Option<(Hit, Meta)> {
         let hash = self.index.hash(key);
         let h = self.find(hash, key)?;
         let c = self.arena.chunk(h);
+        let meta = if WITH_META { item::meta(c) } else { Meta::NONE };
         let hit = match item::layout(c) {
             Layout::Inline { key_len, value_len } => {
                 let code = item::expires(c);
@@ -149,7 +183,7 @@ impl Store {
                     self.remove_handle(h, hash);
                     return None;
                 }
-                let at = HEADER + key_len;
+                let at = item::body(c) + key_len;
                 Hit {
                     value: ByteView::copy_from_slice(&c[at..at + value_len]),
                     expires: self.clock.decode(code),
@@ -168,7 +202,7 @@ impl Store {
             }
         };
         self.order.move_to_front(&mut self.arena, h);
-        Some(hit)
+        Some((hit, meta))
     }
 
     /// Whether `key` is present (expired or not), without touching recency.
@@ -180,7 +214,9 @@ impl Store {
     fn charge_of(&self, h: u32) -> usize {
         let c = self.arena.chunk(h);
         match item::layout(c) {
-            Layout::Inline { key_len, value_len } => charge(key_len, value_len),
+            Layout::Inline { key_len, value_len } => {
+                item_charge(key_len, value_len, item::has_meta(c))
+            }
             Layout::External => {
                 let e = &self.externals[item::external_index(c) as usize];
                 external_charge(e.key.len(), e.value.len())
@@ -188,21 +224,35 @@ impl Store {
         }
     }
 
-    /// The value and expiry of item `h` (the value copied out if it is inline).
-    fn value_of(&self, h: u32) -> (ByteView, Option<Instant>) {
+    /// The value, expiry and metadata of item `h` (the value copied out if it is
+    /// inline).
+    fn value_of(&self, h: u32) -> (ByteView, Option<Instant>, Option<Meta>) {
         let c = self.arena.chunk(h);
+        let meta = item::has_meta(c).then(|| item::meta(c));
         match item::layout(c) {
             Layout::Inline { key_len, value_len } => {
-                let at = HEADER + key_len;
+                let at = item::body(c) + key_len;
                 (
                     ByteView::copy_from_slice(&c[at..at + value_len]),
                     self.clock.decode(item::expires(c)),
+                    meta,
                 )
             }
             Layout::External => {
                 let e = &self.externals[item::external_index(c) as usize];
-                (e.value.clone(), e.expires)
+                (e.value.clone(), e.expires, meta)
             }
+        }
+    }
+
+    /// Whether item `h` is expired at `now`.
+    fn expired(&self, h: u32, now: Instant) -> bool {
+        let c = self.arena.chunk(h);
+        match item::layout(c) {
+            Layout::Inline { .. } => self.clock.expired(item::expires(c), now),
+            Layout::External => self.externals[item::external_index(c) as usize]
+                .expires
+                .is_some_and(|t| t <= now),
         }
     }
 
@@ -213,14 +263,22 @@ impl Store {
     /// If the item's size class already holds 2^26 items (only possible past 2 GiB
     /// of items of one size in one store), the key is left absent: a cache may
     /// always miss.
+    ///
+    /// The item has no metadata (see [`Store::insert_meta`]), whatever it had.
     pub fn insert(&mut self, key: &[u8], value: ByteView, expires: Option<Instant>) {
+        self.put(key, value, expires, None)
+    }
+
+    /// Inserts or replaces `key` (as [`Store::insert`]), with or without metadata.
+    fn put(&mut self, key: &[u8], value: ByteView, expires: Option<Instant>, meta: Option<Meta>) {
         let hash = self.index.hash(key);
+        let with = meta.is_some();
         let code = self
             .clock
             .encode(expires)
-            .filter(|_| is_inline(key.len(), value.len()));
+            .filter(|_| fits_inline(key.len(), value.len(), with));
         let class = match code {
-            Some(_) => class_of(HEADER + key.len() + value.len()),
+            Some(_) => class_of(body_at(with) + key.len() + value.len()),
             None => external_class(),
         };
         if let Some(h) = self.find(hash, key) {
@@ -228,29 +286,32 @@ impl Store {
             match (item::layout(self.arena.chunk(h)), code) {
                 (Layout::Inline { .. }, Some(code)) if same_class => {
                     self.bytes -= self.charge_of(h);
-                    write_inline(self.arena.chunk_mut(h), key, &value, code);
+                    write_inline(self.arena.chunk_mut(h), key, &value, code, meta);
                 }
                 (Layout::External, None) => {
                     self.bytes -= self.charge_of(h);
-                    let i = item::external_index(self.arena.chunk(h)) as usize;
-                    let e = &mut self.externals[i];
+                    let c = self.arena.chunk_mut(h);
+                    let i = item::external_index(c);
+                    write_external(c, i, meta);
+                    let e = &mut self.externals[i as usize];
                     e.value = rehome(value);
                     e.expires = expires;
                 }
                 _ => {
                     self.remove_handle(h, hash);
-                    return self.insert_new(hash, class, key, value, code, expires);
+                    return self.insert_new(hash, class, key, value, code, expires, meta);
                 }
             }
             self.bytes += self.charge_of(h);
             self.order.move_to_front(&mut self.arena, h);
             return;
         }
-        self.insert_new(hash, class, key, value, code, expires);
+        self.insert_new(hash, class, key, value, code, expires, meta);
     }
 
     /// Adds an absent key: inline with expiry `code`, or out of line if `code` is
     /// `None`.
+    #[allow(clippy::too_many_arguments)] // One private call path; a struct would only rename them.
     fn insert_new(
         &mut self,
         hash: u64,
@@ -259,6 +320,7 @@ impl Store {
         value: ByteView,
         code: Option<u64>,
         expires: Option<Instant>,
+        meta: Option<Meta>,
     ) {
         let Some(h) = self.arena.alloc(class) else {
             return;
@@ -266,8 +328,8 @@ impl Store {
         let c = self.arena.chunk_mut(h);
         match code {
             Some(code) => {
-                self.bytes += charge(key.len(), value.len());
-                write_inline(c, key, &value, code);
+                self.bytes += item_charge(key.len(), value.len(), meta.is_some());
+                write_inline(c, key, &value, code, meta);
             }
             None => {
                 self.bytes += external_charge(key.len(), value.len());
@@ -276,9 +338,7 @@ impl Store {
                     value: rehome(value),
                     expires,
                 });
-                item::set_expires(c, 0);
-                item::set_layout(c, Layout::External);
-                item::set_external_index(c, i as u32);
+                write_external(c, i as u32, meta);
             }
         }
         self.order.push_front(&mut self.arena, h);
@@ -311,7 +371,8 @@ impl Store {
     }
 
     /// Removes every entry whose key matches `pred` and hands them back (key, value,
-    /// expiry), oldest first, so re-inserting them elsewhere keeps their order.
+    /// expiry, metadata), oldest first, so re-inserting them elsewhere keeps their
+    /// order.
     pub fn take_where(&mut self, mut pred: impl FnMut(&[u8]) -> bool) -> Vec<Taken> {
         let mut out = Vec::new();
         let mut h = self.order.tail();
@@ -321,8 +382,13 @@ impl Store {
             if pred(key) {
                 let hash = self.index.hash(key);
                 let key: Box<[u8]> = key.into();
-                let (value, expires) = self.value_of(h);
-                out.push((key, value, expires));
+                let (value, expires, meta) = self.value_of(h);
+                out.push(Taken {
+                    key,
+                    value,
+                    expires,
+                    meta,
+                });
                 // The newer neighbour may be the chunk that moves into `h`.
                 if self.remove_handle(h, hash) == Some(prev) {
                     prev = h;
@@ -401,9 +467,9 @@ fn rehome(value: ByteView) -> ByteView {
     }
 }
 
-/// Writes an inline item's header fields (links excepted), key and value.
+/// Writes an inline item's header fields (links excepted), metadata, key and value.
 #[inline]
-fn write_inline(c: &mut [u8], key: &[u8], value: &[u8], code: u64) {
+fn write_inline(c: &mut [u8], key: &[u8], value: &[u8], code: u64, meta: Option<Meta>) {
     item::set_expires(c, code);
     item::set_layout(
         c,
@@ -411,11 +477,29 @@ fn write_inline(c: &mut [u8], key: &[u8], value: &[u8], code: u64) {
             key_len: key.len(),
             value_len: value.len(),
         },
+        meta.is_some(),
     );
-    c[HEADER..HEADER + key.len()].copy_from_slice(key);
-    let at = HEADER + key.len();
+    if let Some(m) = meta {
+        item::set_meta(c, m);
+    }
+    let at = body_at(meta.is_some());
+    c[at..at + key.len()].copy_from_slice(key);
+    let at = at + key.len();
     c[at..at + value.len()].copy_from_slice(value);
 }
 
+/// Writes an out-of-line item's header fields (links excepted), metadata and
+/// external index `i`.
+fn write_external(c: &mut [u8], i: u32, meta: Option<Meta>) {
+    item::set_expires(c, 0);
+    item::set_layout(c, Layout::External, meta.is_some());
+    if let Some(m) = meta {
+        item::set_meta(c, m);
+    }
+    item::set_external_index(c, i);
+}
+
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;
