@@ -1,6 +1,8 @@
 //! Shard rules, driven with an explicit clock and plain-number waiters.
 
+use super::inflight::LoadId;
 use super::*;
+use crate::origin::LoadResult;
 use crate::origin::Loaded;
 use crate::stats::StatsRegistry;
 

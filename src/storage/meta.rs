@@ -22,6 +22,17 @@ impl Store {
         self.put(key, value, expires, Some(meta))
     }
 
+    /// [`Store::insert_meta`] if `meta` is given, else [`Store::insert`].
+    pub fn insert_with(
+        &mut self,
+        key: &[u8],
+        value: ByteView,
+        expires: Option<Instant>,
+        meta: Option<Meta>,
+    ) {
+        self.put(key, value, expires, meta)
+    }
+
     /// [`Store::get`] that also returns the item's metadata ([`Meta::NONE`] for an
     /// item stored without). A separate function so that a plain `get` never reads
     /// the metadata.

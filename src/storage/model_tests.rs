@@ -193,7 +193,7 @@ proptest! {
             prop_assert_eq!(l.bytes(), m.iter().map(|e| e.charge).sum::<usize>());
             for e in &m {
                 prop_assert!(l.contains(&e.key));
-                let live = !e.expires.is_some_and(|x| x <= now);
+                let live = e.expires.is_none_or(|x| x > now);
                 let meta = live.then(|| e.meta.unwrap_or(Meta::NONE));
                 prop_assert_eq!(l.peek_meta(&e.key, now), meta);
             }
