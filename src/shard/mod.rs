@@ -6,7 +6,7 @@
 //!
 //! The memcached front end's writes (add, replace, append, prepend, cas, incr,
 //! decr, touch) are applied here too, at the key's owner, as plain functions of the
-//! shard's state: see [`write`]. Items they write carry flags and a CAS unique
+//! shard's state: see [`mod@write`]. Items they write carry flags and a CAS unique
 //! issued by the shard's [`CasSource`].
 
 pub mod arith;
@@ -79,7 +79,7 @@ impl<W: Clone> Shard<W> {
     /// Turns on memcached metadata for every write of this shard: from now on a
     /// native SET and a load into the cache give their item flags 0 and a CAS, so
     /// that `gets` has one to return for every key. The memcached writes of
-    /// [`write`] carry metadata whether this is on or not; without it, a key written
+    /// [`mod@write`] carry metadata whether this is on or not; without it, a key written
     /// natively or loaded reports CAS 0, which no `cas` command matches. Called once,
     /// when the memcached front end is configured; its cost is 12 bytes per item
     /// ([`crate::storage`]).

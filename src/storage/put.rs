@@ -106,7 +106,7 @@ impl Store {
     }
 }
 
-/// Out-of-line values up to this size are copied when stored (see [`rehome`]).
+/// Out-of-line values up to this size are copied when stored (see `rehome`).
 pub const REHOME_MAX: usize = 128 * 1024;
 
 /// The value an out-of-line item keeps: for values up to [`REHOME_MAX`], a copy made
