@@ -1,8 +1,10 @@
 //! memcached's owner-side writes ([`super::write`]): every outcome and edge, with an
 //! explicit clock and plain-number waiters. Storage commands here; counters, touch
-//! and delete in `counters.rs`; the rules every write follows in `rules.rs`.
+//! and delete in `counters.rs`; the rules every write follows in `rules.rs`; a
+//! property test against a model in `model.rs`.
 
 mod counters;
+mod model;
 mod rules;
 
 use super::*;
