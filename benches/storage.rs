@@ -2,8 +2,6 @@
 //! oldest entry, and a SET that replaces a value, each for the compact store
 //! (`groupcached::shard::lru::Lru`, "after") and for the store it replaced
 //! (`baseline/lru_before.rs`, "before"), in the same run, one after the other.
-//! "after, metadata" is the compact store with memcached flags and CAS on every
-//! item, written with `insert_meta` and read with `get_meta`.
 //! Results: docs/benchmarks.md ("Item store").
 //!
 //! `cargo bench --bench storage -- --warm-up-time 1 --measurement-time 3`
@@ -16,7 +14,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use groupcached::shard::lru::{Hit, Lru, Meta};
+use groupcached::shard::lru::{Hit, Lru};
 use groupcached::ByteView;
 
 #[path = "baseline/lru_before.rs"]
@@ -45,38 +43,6 @@ impl Store for Lru {
     }
     fn pop_oldest(&mut self) -> Option<usize> {
         Lru::pop_oldest(self)
-    }
-}
-
-/// The compact store holding memcached metadata with every item.
-struct MetaLru {
-    lru: Lru,
-    cas: u64,
-}
-
-impl Store for MetaLru {
-    fn new() -> Self {
-        MetaLru {
-            lru: Lru::new(),
-            cas: 0,
-        }
-    }
-    fn insert(&mut self, key: &[u8], value: ByteView) {
-        self.cas += 1;
-        let meta = Meta {
-            flags: 0,
-            cas: self.cas,
-        };
-        self.lru.insert_meta(key, value, None, meta)
-    }
-    fn get(&mut self, key: &[u8], now: Instant) -> Option<ByteView> {
-        self.lru.get_meta(key, now).map(|(h, m)| {
-            black_box(m);
-            h.value
-        })
-    }
-    fn pop_oldest(&mut self) -> Option<usize> {
-        self.lru.pop_oldest()
     }
 }
 
@@ -187,16 +153,12 @@ fn stores(c: &mut Criterion) {
     type Before = lru_before::Lru;
     get_hit::<Before>(c, "before");
     get_hit::<Lru>(c, "after");
-    get_hit::<MetaLru>(c, "after, metadata");
     get_hit_copied::<Before>(c, "before");
     get_hit_copied::<Lru>(c, "after");
-    get_hit_copied::<MetaLru>(c, "after, metadata");
     set_evict::<Before>(c, "before");
     set_evict::<Lru>(c, "after");
-    set_evict::<MetaLru>(c, "after, metadata");
     set_replace::<Before>(c, "before");
     set_replace::<Lru>(c, "after");
-    set_replace::<MetaLru>(c, "after, metadata");
 }
 
 criterion_group!(benches, stores);

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::value::ByteView;
 
-use super::item::{body_at, HEADER, META};
+use super::item::{external_size, inline_size};
 
 /// Largest chunk; bigger items keep their key and value out of the arena.
 pub const MAX_CHUNK: usize = 2048;
@@ -84,14 +84,14 @@ pub fn class_of(size: usize) -> usize {
     CLASS_OF[size.div_ceil(16)] as usize
 }
 
-/// The class of an item stored out of line: its chunk holds the header, the
-/// metadata if any, and a 4-byte index into the external table. With or without
+/// The class of an item stored out of line: its chunk holds the header, a 4-byte
+/// index into the external table, and the metadata if any. With or without
 /// metadata that is the smallest class, so metadata costs such an item nothing.
 pub fn external_class() -> usize {
-    class_of(HEADER + META + 4)
+    class_of(external_size(true))
 }
 
-const _: () = assert!(HEADER + META + 4 <= CLASS_SIZES[0] as usize);
+const _: () = assert!(external_size(true) <= CLASS_SIZES[0] as usize);
 
 /// Index bytes charged per item. The hash index is a table of 4-byte slot numbers
 /// plus one control byte per bucket; hashbrown keeps it between 7/16 and 7/8 full,
@@ -134,7 +134,7 @@ pub fn is_inline(key_len: usize, value_len: usize) -> bool {
 /// inline, in one chunk.
 #[inline]
 pub fn fits_inline(key_len: usize, value_len: usize, meta: bool) -> bool {
-    body_at(meta) + key_len + value_len <= MAX_CHUNK
+    inline_size(key_len, value_len, meta) <= MAX_CHUNK
 }
 
 /// What an entry costs against a budget: its chunk (with its share of the page's
@@ -151,7 +151,7 @@ pub fn charge(key_len: usize, value_len: usize) -> usize {
 /// in an inline item's chunk) or without: [`charge`] is `item_charge(.., false)`.
 pub fn item_charge(key_len: usize, value_len: usize, meta: bool) -> usize {
     if fits_inline(key_len, value_len, meta) {
-        CHUNK_CHARGE[class_of(body_at(meta) + key_len + value_len)] as usize + INDEX_CHARGE
+        CHUNK_CHARGE[class_of(inline_size(key_len, value_len, meta))] as usize + INDEX_CHARGE
     } else {
         external_charge(key_len, value_len)
     }
@@ -195,6 +195,7 @@ pub fn largest_value_with(key_len: usize, budget: usize, meta: bool) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::item::{HEADER, META};
     use super::*;
 
     #[test]

@@ -5,27 +5,31 @@
 //! bytes 4..8   next    u32  handle of the next less recently used item (NIL at the tail)
 //! bytes 8..13  expires u40  expiry::Clock code: 0 = never, else ms since the epoch + 1
 //!                            (inline items; an external entry holds its own expiry)
-//! bytes 13..16 lengths u24  bit 23: stored out of line; bit 22: metadata follows;
-//!                            bits 0..11 key length; bits 11..22 value length
-//!                            (inline items only)
-//! if bit 22 is set (memcached metadata, 12 bytes):
-//! bytes 16..20 flags   u32  the client's opaque flags
-//! bytes 20..28 cas     u64  the item's CAS unique (never 0)
-//! then the key, then the value (inline), or a u32 index into the external table.
+//! bytes 13..16 lengths u24  bit 23: stored out of line; bit 22: metadata follows
+//!                            the body; bits 0..11 key length; bits 11..22 value
+//!                            length (inline items only)
+//! then the body: the key, then the value (inline), or a u32 index into the
+//! external table (out of line);
+//! then, if bit 22 is set, memcached's metadata (12 bytes, [`META`]):
+//!   flags u32  the client's opaque flags
+//!   cas   u64  the item's CAS unique (never 0)
 //! ```
 //!
 //! Little-endian throughout. Lengths of 11 bits suffice because an inline item's
-//! header, metadata, key and value fit in a 2,048-byte chunk.
+//! header, key, value and metadata fit in a 2,048-byte chunk.
 //!
 //! Why a bit per item and not a store-wide switch: an item pays for metadata only
 //! if it has some. Items written through groupcached's own protocol, and every item
 //! of a node without the memcached front end, keep the 16-byte header and the charge
 //! issue 11 measured; an item written by a memcached client (or any item, once the
-//! shard gives every write a CAS) takes 12 bytes more. The bit costs nothing to
-//! read: the lengths word is read anyway to find the key, and the key's offset is
-//! `16 + 12 * bit`, a shift and a multiply-add with no branch. An out-of-line item
-//! keeps its metadata in its chunk too: header, metadata and index take 32 bytes,
-//! the smallest chunk, so metadata costs such an item nothing.
+//! shard gives every write a CAS) takes 12 bytes more.
+//!
+//! Why after the body and not after the header: key and value stay at the offsets
+//! they have without metadata, so a plain GET runs exactly the code it ran before
+//! (the length masks already leave bit 22 out), and only a reader that asks for
+//! the metadata computes where it is (header + key + value, or header + index). An
+//! out-of-line item keeps its metadata in its chunk too: header, index and metadata
+//! take 32 bytes, the smallest chunk, so metadata costs such an item nothing.
 
 /// Bytes of the header.
 pub const HEADER: usize = 16;
@@ -40,7 +44,7 @@ pub const INDEX_BITS: u32 = 26;
 /// exact, slightly lower, figure of each class).
 pub const MAX_PER_CLASS: u32 = 1 << INDEX_BITS;
 
-/// Bytes of the optional metadata (flags u32, cas u64) after the header.
+/// Bytes of the optional metadata (flags u32, cas u64) after the key and value (or the external index).
 pub const META: usize = 12;
 
 const EXTERNAL_FLAG: u32 = 1 << 23;
@@ -163,33 +167,42 @@ pub fn layout(c: &[u8]) -> Layout {
     }
 }
 
-/// Whether the item carries metadata (12 bytes after the header).
+/// Whether the item carries metadata (12 bytes after its body).
 #[inline]
 pub fn has_meta(c: &[u8]) -> bool {
     lengths(c) & META_FLAG != 0
 }
 
-/// Where the item's body (key, or external index) starts: after the header and
-/// the metadata, if any. No branch: `HEADER + META * bit`.
+/// Bytes of an inline item of this key and value, with metadata or without.
 #[inline]
-pub fn body(c: &[u8]) -> usize {
-    HEADER + META * ((lengths(c) >> 22) & 1) as usize
+pub fn inline_size(key_len: usize, value_len: usize, meta: bool) -> usize {
+    HEADER + key_len + value_len + if meta { META } else { 0 }
 }
 
-/// Bytes before the body of an item with or without metadata.
+/// Bytes of an out-of-line item's chunk: header, external index, and metadata if
+/// any.
+pub const fn external_size(meta: bool) -> usize {
+    HEADER + 4 + if meta { META } else { 0 }
+}
+
+/// Where the metadata of an item of layout `l` starts: after its body.
 #[inline]
-pub fn body_at(meta: bool) -> usize {
-    HEADER + if meta { META } else { 0 }
+fn meta_at(l: Layout) -> usize {
+    match l {
+        Layout::Inline { key_len, value_len } => HEADER + key_len + value_len,
+        Layout::External => HEADER + 4,
+    }
 }
 
 /// The item's metadata, or [`Meta::NONE`] if it has none.
 #[inline]
 pub fn meta(c: &[u8]) -> Meta {
     if has_meta(c) {
+        let at = meta_at(layout(c));
         let mut cas = [0u8; 8];
-        cas.copy_from_slice(&c[HEADER + 4..HEADER + META]);
+        cas.copy_from_slice(&c[at + 4..at + META]);
         Meta {
-            flags: u32_at(c, HEADER),
+            flags: u32_at(c, at),
             cas: u64::from_le_bytes(cas),
         }
     } else {
@@ -197,7 +210,7 @@ pub fn meta(c: &[u8]) -> Meta {
     }
 }
 
-/// Records the layout, and whether metadata follows the header (written with
+/// Records the layout, and whether metadata follows the body (written with
 /// [`set_meta`]).
 #[inline]
 pub fn set_layout(c: &mut [u8], l: Layout, meta: bool) {
@@ -211,24 +224,25 @@ pub fn set_layout(c: &mut [u8], l: Layout, meta: bool) {
     c[13..16].copy_from_slice(&w.to_le_bytes()[..3]);
 }
 
-/// Writes the metadata bytes (the layout must say they are there).
+/// Writes the metadata bytes after the body (the layout must be recorded, and
+/// say they are there).
 #[inline]
 pub fn set_meta(c: &mut [u8], m: Meta) {
-    put_u32(c, HEADER, m.flags);
-    c[HEADER + 4..HEADER + META].copy_from_slice(&m.cas.to_le_bytes());
+    let at = meta_at(layout(c));
+    put_u32(c, at, m.flags);
+    c[at + 4..at + META].copy_from_slice(&m.cas.to_le_bytes());
 }
 
 /// The external-table index of an out-of-line item.
 #[inline]
 pub fn external_index(c: &[u8]) -> u32 {
-    u32_at(c, body(c))
+    u32_at(c, HEADER)
 }
 
-/// Sets the external-table index (after the layout is recorded).
+/// Sets the external-table index.
 #[inline]
 pub fn set_external_index(c: &mut [u8], i: u32) {
-    let at = body(c);
-    put_u32(c, at, i)
+    put_u32(c, HEADER, i)
 }
 
 #[cfg(test)]
@@ -262,7 +276,6 @@ mod tests {
         assert!(c[HEADER..].iter().all(|&b| b == 0));
         assert!(!has_meta(&c));
         assert_eq!(meta(&c), Meta::NONE);
-        assert_eq!(body(&c), HEADER);
         set_layout(&mut c, Layout::External, false);
         set_external_index(&mut c, 7);
         assert_eq!(layout(&c), Layout::External);
@@ -271,31 +284,44 @@ mod tests {
     }
 
     #[test]
-    fn metadata_sits_between_header_and_body() {
+    fn metadata_follows_the_body_and_leaves_key_and_value_in_place() {
         let mut c = [0u8; 64];
         set_expires(&mut c, 12345);
         let l = Layout::Inline {
-            key_len: 2047,
-            value_len: 2047,
+            key_len: 3,
+            value_len: 5,
         };
         set_layout(&mut c, l, true);
+        c[HEADER..HEADER + 8].copy_from_slice(b"keyvalue");
         let m = Meta {
             flags: u32::MAX,
             cas: u64::MAX - 1,
         };
         set_meta(&mut c, m);
+        // The plain layout is read as if there were no metadata.
         assert_eq!(layout(&c), l);
         assert!(has_meta(&c));
         assert_eq!(meta(&c), m);
-        assert_eq!(body(&c), HEADER + META);
-        assert_eq!(body_at(true), HEADER + META);
+        assert_eq!(&c[HEADER..HEADER + 8], b"keyvalue");
+        assert_eq!(u32_at(&c, HEADER + 8), u32::MAX);
+        assert_eq!(inline_size(3, 5, true), HEADER + 8 + META);
         assert_eq!(expires(&c), 12345);
-        // Out of line: the index follows the metadata.
+        // The largest lengths still read back with the bit set.
+        let big = Layout::Inline {
+            key_len: 2047,
+            value_len: 2047,
+        };
+        set_layout(&mut c, big, true);
+        assert_eq!(layout(&c), big);
+        assert!(has_meta(&c));
+        // Out of line: the metadata follows the index.
         set_layout(&mut c, Layout::External, true);
         set_external_index(&mut c, 9);
+        set_meta(&mut c, m);
         assert_eq!(meta(&c), m);
         assert_eq!(external_index(&c), 9);
-        assert_eq!(u32_at(&c, HEADER + META), 9);
+        assert_eq!(u32_at(&c, HEADER + 4), u32::MAX);
+        assert_eq!(external_size(true), 32);
         assert_eq!(expires(&c), 12345);
     }
 

@@ -10,7 +10,7 @@ use crate::value::ByteView;
 
 impl Store {
     /// Inserts or replaces `key` as most recently used, with metadata `meta` kept
-    /// in the 12 bytes after the item's header (see [`item`]). Otherwise as
+    /// in the 12 bytes after the item's key and value (see [`item`]). Otherwise as
     /// [`Store::insert`]: inline if it fits a chunk, out of line if not.
     pub fn insert_meta(
         &mut self,

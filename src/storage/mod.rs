@@ -41,9 +41,10 @@
 //!
 //! A memcached item also has 32-bit client flags and a 64-bit CAS unique
 //! ([`Meta`]). An item stored with [`Store::insert_meta`] carries them in 12 bytes
-//! after its header, marked by a header bit ([`item`]); one stored with
+//! after its key and value, marked by a header bit ([`item`]); one stored with
 //! [`Store::insert`] has none and costs what it did before. [`Store::get`] never
-//! reads them; [`Store::get_meta`] returns them with the value. The store does not
+//! reads them (key and value are where they are without metadata, so a plain GET
+//! runs the code it ran before); [`Store::get_meta`] returns them with the value. The store does not
 //! issue CAS values: the shard does, because it knows its core ([`crate::shard`]).
 //!
 //! With metadata the item above takes a 144-byte chunk (140 bytes rounded up),
@@ -73,7 +74,7 @@ use class::{external_charge, External};
 use expiry::Clock;
 use index::Index;
 pub use item::Meta;
-use item::{Layout, NIL};
+use item::{Layout, HEADER, NIL};
 use order::Order;
 pub use put::REHOME_MAX;
 
@@ -122,10 +123,7 @@ impl Default for Store {
 fn key_of<'a>(arena: &'a Arena, externals: &'a Slab<External>, h: u32) -> &'a [u8] {
     let c = arena.chunk(h);
     match item::layout(c) {
-        Layout::Inline { key_len, .. } => {
-            let at = item::body(c);
-            &c[at..at + key_len]
-        }
+        Layout::Inline { key_len, .. } => &c[HEADER..HEADER + key_len],
         Layout::External => &externals[item::external_index(c) as usize].key,
     }
 }
@@ -192,7 +190,7 @@ impl Store {
                     self.remove_handle(h, hash);
                     return None;
                 }
-                let at = item::body(c) + key_len;
+                let at = HEADER + key_len;
                 Hit {
                     value: ByteView::copy_from_slice(&c[at..at + value_len]),
                     expires: self.clock.decode(code),
@@ -240,7 +238,7 @@ impl Store {
         let meta = item::has_meta(c).then(|| item::meta(c));
         match item::layout(c) {
             Layout::Inline { key_len, value_len } => {
-                let at = item::body(c) + key_len;
+                let at = HEADER + key_len;
                 (
                     ByteView::copy_from_slice(&c[at..at + value_len]),
                     self.clock.decode(item::expires(c)),

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::class::{class_of, external_charge, external_class, fits_inline, External};
-use super::item::{self, body_at, Layout, Meta};
+use super::item::{self, inline_size, Layout, Meta, HEADER};
 use super::{item_charge, key_of, Store};
 use crate::value::ByteView;
 
@@ -37,7 +37,7 @@ impl Store {
             .encode(expires)
             .filter(|_| fits_inline(key.len(), value.len(), with));
         let class = match code {
-            Some(_) => class_of(body_at(with) + key.len() + value.len()),
+            Some(_) => class_of(inline_size(key.len(), value.len(), with)),
             None => external_class(),
         };
         if let Some(h) = self.find(hash, key) {
@@ -129,7 +129,7 @@ fn rehome(value: ByteView) -> ByteView {
     }
 }
 
-/// Writes an inline item's header fields (links excepted), metadata, key and value.
+/// Writes an inline item's header fields (links excepted), key, value and metadata.
 #[inline]
 fn write_inline(c: &mut [u8], key: &[u8], value: &[u8], code: u64, meta: Option<Meta>) {
     item::set_expires(c, code);
@@ -141,22 +141,21 @@ fn write_inline(c: &mut [u8], key: &[u8], value: &[u8], code: u64, meta: Option<
         },
         meta.is_some(),
     );
+    c[HEADER..HEADER + key.len()].copy_from_slice(key);
+    let at = HEADER + key.len();
+    c[at..at + value.len()].copy_from_slice(value);
     if let Some(m) = meta {
         item::set_meta(c, m);
     }
-    let at = body_at(meta.is_some());
-    c[at..at + key.len()].copy_from_slice(key);
-    let at = at + key.len();
-    c[at..at + value.len()].copy_from_slice(value);
 }
 
-/// Writes an out-of-line item's header fields (links excepted), metadata and
-/// external index `i`.
+/// Writes an out-of-line item's header fields (links excepted), external index `i`
+/// and metadata.
 fn write_external(c: &mut [u8], i: u32, meta: Option<Meta>) {
     item::set_expires(c, 0);
     item::set_layout(c, Layout::External, meta.is_some());
+    item::set_external_index(c, i);
     if let Some(m) = meta {
         item::set_meta(c, m);
     }
-    item::set_external_index(c, i);
 }
