@@ -29,7 +29,7 @@ pub use cas::CasSource;
 use inflight::{InflightTable, Join};
 use lru::{item_charge, Hit, Lru, Meta};
 pub use types::{Effect, FetchOutcome, GroupSpec, MetaHit, Reply};
-pub use write::{Arith, Delta, StoreMode, Vivify, Write, WriteOutcome};
+pub use write::{Arith, Delta, StoreCommand, StoreMode, Vivify, WriteOutcome};
 
 struct GroupShard<W> {
     spec: GroupSpec,

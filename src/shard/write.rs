@@ -56,7 +56,7 @@ pub enum StoreMode {
 
 /// One storage command: `set`, `add`, `replace`, `append`, `prepend`, `cas`, `ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Write {
+pub struct StoreCommand {
     /// What to do with the current item.
     pub mode: StoreMode,
     /// The client's flags (ignored by append and prepend, which keep the item's).
@@ -68,10 +68,10 @@ pub struct Write {
     pub cas: Option<u64>,
 }
 
-impl Write {
+impl StoreCommand {
     /// A command of `mode` with `flags` and `ttl`, without a CAS to compare.
-    pub fn new(mode: StoreMode, flags: u32, ttl: Option<Duration>) -> Write {
-        Write {
+    pub fn new(mode: StoreMode, flags: u32, ttl: Option<Duration>) -> StoreCommand {
+        StoreCommand {
             mode,
             flags,
             ttl,
@@ -105,7 +105,7 @@ pub struct Arith {
     pub delta: Delta,
     /// Create the counter if absent.
     pub vivify: Option<Vivify>,
-    /// `ma C`: apply only if the item has this CAS (as [`Write::cas`]).
+    /// `ma C`: apply only if the item has this CAS (as [`StoreCommand::cas`]).
     pub cas: Option<u64>,
 }
 
@@ -162,7 +162,7 @@ pub enum WriteOutcome {
 }
 
 impl<W: Clone> Shard<W> {
-    /// A storage command ([`Write`]) on group `g`'s main cache; see the module
+    /// A storage command ([`StoreCommand`]) on group `g`'s main cache; see the module
     /// comment for read-through and TTLs. `value` is the command's data block.
     pub fn store(
         &mut self,
@@ -170,7 +170,7 @@ impl<W: Clone> Shard<W> {
         g: usize,
         key: &[u8],
         value: ByteView,
-        w: Write,
+        w: StoreCommand,
     ) -> WriteOutcome {
         let stats = &self.stats.groups[g];
         let gs = &mut self.groups[g];

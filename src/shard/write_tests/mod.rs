@@ -38,13 +38,13 @@ fn v(s: &str) -> ByteView {
 const SECOND: Duration = Duration::from_secs(1);
 
 /// A storage command without a CAS.
-fn w(mode: StoreMode, flags: u32, ttl: Option<Duration>) -> Write {
-    Write::new(mode, flags, ttl)
+fn w(mode: StoreMode, flags: u32, ttl: Option<Duration>) -> StoreCommand {
+    StoreCommand::new(mode, flags, ttl)
 }
 
 /// A `cas` command.
-fn cas(flags: u32, cas: u64) -> Write {
-    Write {
+fn cas(flags: u32, cas: u64) -> StoreCommand {
+    StoreCommand {
         cas: Some(cas),
         ..w(StoreMode::Set, flags, None)
     }

@@ -157,9 +157,9 @@ proptest! {
                         let c = old.as_ref().map_or(1, |i| i.cas);
                         if right { c } else { c.wrapping_add(7) }
                     });
-                    let w = Write {
+                    let w = StoreCommand {
                         cas: expect_cas,
-                        ..Write::new(mode, flags, ttl.map(Duration::from_millis))
+                        ..StoreCommand::new(mode, flags, ttl.map(Duration::from_millis))
                     };
                     let got = s.store(now, 0, &[key], v(&data), w);
                     let refused = match (cas.and_then(|right| compare(old.as_ref(), right)), mode, &old) {
