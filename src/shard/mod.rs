@@ -79,10 +79,10 @@ impl<W: Clone> Shard<W> {
     /// Turns on memcached metadata for every write of this shard: from now on a
     /// native SET and a load into the cache give their item flags 0 and a CAS, so
     /// that `gets` has one to return for every key. The memcached writes of
-    /// [`mod@write`] carry metadata whether this is on or not; without it, a key written
-    /// natively or loaded reports CAS 0, which no `cas` command matches. Called once,
-    /// when the memcached front end is configured; its cost is 12 bytes per item
-    /// ([`crate::storage`]).
+    /// [`mod@write`] carry metadata whether this is on or not; without it, a key
+    /// written natively or loaded reports CAS 0, which no `cas` command matches.
+    /// Called once, when the memcached front end is configured; its cost is 12
+    /// bytes per inline item ([`crate::storage`]).
     ///
     /// `core` and `seed` make the CAS values unique and increasing:
     /// see [`CasSource::new`].
