@@ -44,10 +44,9 @@
 //! after its key and value, marked by a header bit ([`item`]); one stored with
 //! [`Store::insert`] has none and costs what it did before. [`Store::get`] never
 //! reads them (key and value are where they are without metadata, so a plain GET
-//! runs the code it ran before: 550 instructions per hit under callgrind against
-//! 547 before metadata existed, the difference within run-to-run variation of
-//! the allocator); [`Store::get_meta`] returns them with the value, for about 25
-//! more. The store does not issue CAS values: the shard does, because it knows its
+//! runs the code it ran before: 550 instructions per hit of benches/storage.rs
+//! under callgrind, against 547 before metadata existed); [`Store::get_meta`]
+//! returns them with the value, for about 25 instructions more. The store does not issue CAS values: the shard does, because it knows its
 //! core ([`crate::shard`]).
 //!
 //! With metadata the item above takes a 144-byte chunk (140 bytes rounded up),
