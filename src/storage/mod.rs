@@ -46,8 +46,9 @@
 //! reads them (key and value are where they are without metadata, so a plain GET
 //! runs the code it ran before: 550 instructions per hit of benches/storage.rs
 //! under callgrind, against 547 before metadata existed); [`Store::get_meta`]
-//! returns them with the value, for about 25 instructions more. The store does not issue CAS values: the shard does, because it knows its
-//! core ([`crate::shard`]).
+//! returns them with the value, for about 25 instructions more. The store does
+//! not issue CAS values: the shard does, because it knows its core
+//! ([`crate::shard`]).
 //!
 //! With metadata the item above takes a 144-byte chunk (140 bytes rounded up),
 //! charged 145 + 12 = 157 bytes: 45 beyond key and value where the plain item has
