@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use groupcached::internals::Lru;
+use groupcached::internals::{Lru, Meta};
 use groupcached::ByteView;
 
 struct Counting;
@@ -49,10 +49,11 @@ static ALLOC: Counting = Counting;
 /// Tests in this file run one at a time: the counter is process-wide.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Fills a store with `n` items of `key_len`-byte keys and `value_len`-byte values
-/// and returns (heap bytes the process gained, bytes charged). Values are created
-/// as a SET creates them, so their allocation is part of what is counted.
-fn fill(n: u32, key_len: usize, value_len: usize) -> (usize, usize) {
+/// Fills a store with `n` items of `key_len`-byte keys and `value_len`-byte values,
+/// with memcached metadata (flags and CAS) or without, and returns (heap bytes the
+/// process gained, bytes charged). Values are created as a SET creates them, so
+/// their allocation is part of what is counted.
+fn fill(n: u32, key_len: usize, value_len: usize, meta: bool) -> (usize, usize) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let src = vec![b'v'; value_len];
     let before = LIVE.load(Ordering::Relaxed);
@@ -60,7 +61,16 @@ fn fill(n: u32, key_len: usize, value_len: usize) -> (usize, usize) {
     for i in 0..n {
         let mut key = vec![b'k'; key_len];
         key[..4].copy_from_slice(&i.to_be_bytes());
-        lru.insert(&key, ByteView::copy_from_slice(&src), None);
+        let value = ByteView::copy_from_slice(&src);
+        if meta {
+            let m = Meta {
+                flags: i,
+                cas: u64::from(i) + 1,
+            };
+            lru.insert_meta(&key, value, None, m);
+        } else {
+            lru.insert(&key, value, None);
+        }
     }
     let grown = (LIVE.load(Ordering::Relaxed) - before) as usize;
     let charged = lru.bytes();
@@ -71,10 +81,16 @@ fn fill(n: u32, key_len: usize, value_len: usize) -> (usize, usize) {
 }
 
 fn check(n: u32, key_len: usize, value_len: usize, at_least: f64) {
-    let (grown, charged) = fill(n, key_len, value_len);
+    check_with(n, key_len, value_len, false, at_least);
+}
+
+fn check_with(n: u32, key_len: usize, value_len: usize, meta: bool, at_least: f64) {
+    let (grown, charged) = fill(n, key_len, value_len, meta);
     let ratio = grown as f64 / charged as f64;
+    let per_item = grown as f64 / f64::from(n) - (key_len + value_len) as f64;
     println!(
-        "{n} items of {key_len}+{value_len} bytes: heap {grown}, charged {charged}, {ratio:.3}"
+        "{n} items of {key_len}+{value_len} bytes, metadata {meta}: heap {grown}, \
+         charged {charged}, {ratio:.3}; {per_item:.1} bytes per item beyond key + value"
     );
     assert!(
         grown <= charged,
@@ -104,4 +120,12 @@ fn out_of_line_items_cost_what_they_are_charged() {
     // does not see, so the ratio is lower; the charge still never undercounts.
     check(20_000, 16, 5000, 0.95);
     check(2_000, 16, 200_000, 0.95);
+}
+
+#[test]
+fn items_with_metadata_cost_what_they_are_charged() {
+    // Flags and CAS: 12 bytes more per inline item; nothing more out of line.
+    check_with(300_000, 12, 100, true, 0.93);
+    check_with(20_000, 24, 2000, true, 0.95);
+    check_with(20_000, 16, 5000, true, 0.95);
 }

@@ -96,6 +96,15 @@ impl<W> InflightTable<W> {
         }
     }
 
+    /// Every key was written (`flush_all`): [`InflightTable::supersede`] of every
+    /// running load.
+    pub fn supersede_all(&mut self) {
+        for load in self.loads.values_mut() {
+            load.current = false;
+        }
+        self.by_key.clear();
+    }
+
     /// The key of running load `id`.
     pub fn key_of(&self, id: LoadId) -> Option<&[u8]> {
         self.loads.get(&id).map(|l| &l.key[..])

@@ -2,5 +2,5 @@
 //! itself, its layout and its charge live in [`crate::storage`]; this module keeps
 //! the names the shard uses.
 
-pub use crate::storage::class::largest_value;
-pub use crate::storage::{charge, Hit, Store as Lru};
+pub use crate::storage::class::largest_value_with;
+pub use crate::storage::{charge, item_charge, Hit, Meta, Store as Lru};

@@ -3,120 +3,33 @@
 //! A pure state machine in the style of quinn-proto: requests go in with an explicit
 //! `now`, [`Effect`]s come out (answer this waiter, start that load). No sockets, no
 //! threads, no clock, so every rule here is unit-tested directly.
+//!
+//! The memcached front end's writes (add, replace, append, prepend, cas, incr,
+//! decr, touch) are applied here too, at the key's owner, as plain functions of the
+//! shard's state: see [`mod@write`]. Items they write carry flags and a CAS unique
+//! issued by the shard's [`CasSource`].
 
+pub mod arith;
+pub mod cas;
 pub mod inflight;
+mod loads;
 pub mod lru;
+mod types;
+pub mod write;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use groupcached_protocol::Status;
 
-use crate::origin::{LoadResult, OriginError};
+use crate::origin::OriginError;
 use crate::stats::{CacheCounters, CoreStats, GroupCounters};
 use crate::value::ByteView;
-use inflight::{InflightTable, Join, LoadId};
-use lru::{charge, Lru};
-
-/// The answer to one request.
-#[derive(Debug, Clone)]
-pub enum Reply {
-    /// A value and its remaining TTL in milliseconds (0 = no expiry).
-    Value {
-        /// The value.
-        value: ByteView,
-        /// Remaining time to live in ms; 0 = none.
-        ttl_ms: u64,
-    },
-    /// No such key.
-    NotFound,
-    /// SET done.
-    Stored,
-    /// DELETE done; whether an entry was removed.
-    Deleted(bool),
-    /// INVALIDATE done.
-    Invalidated,
-    /// Failure, with the status and a message for the client.
-    Error {
-        /// The status.
-        status: Status,
-        /// Human-readable detail.
-        message: Cow<'static, str>,
-    },
-}
-
-impl Reply {
-    /// An error reply.
-    pub fn error(status: Status, message: impl Into<Cow<'static, str>>) -> Reply {
-        Reply::Error {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-/// What the shard asks its core to do.
-#[derive(Debug)]
-pub enum Effect<W> {
-    /// Send `reply` to `waiter`.
-    Reply(W, Reply),
-    /// Fetch `key` of group `group` from its owner; report back with `id` through
-    /// [`Shard::on_fetch_done`] or [`Shard::fallback_local`].
-    Fetch {
-        /// Group index.
-        group: usize,
-        /// Load id to report the result under.
-        id: LoadId,
-        /// The key.
-        key: Box<[u8]>,
-    },
-    /// Start loading `key` of group `group` from its origin; report back with `id`.
-    Load {
-        /// Group index.
-        group: usize,
-        /// Load id to report the result under.
-        id: LoadId,
-        /// The key.
-        key: Box<[u8]>,
-    },
-}
-
-/// Per-group settings a shard needs.
-#[derive(Debug, Clone)]
-pub struct GroupSpec {
-    /// This shard's share of the group's budget (main + hot), in bytes.
-    pub budget: usize,
-    /// Largest value kept.
-    pub max_item: usize,
-    /// TTL of loaded values and of SETs without one.
-    pub ttl: Option<Duration>,
-    /// Whether misses can be loaded (false for `none`: a miss is NOT_FOUND).
-    pub has_origin: bool,
-    /// Longest a hot-cache copy of another node's value is kept.
-    pub hot_ttl: Duration,
-}
-
-/// What the owner answered to a FETCH.
-#[derive(Debug, Clone)]
-pub enum FetchOutcome {
-    /// The value and its remaining TTL at the owner (0 = none).
-    Value {
-        /// The value.
-        value: ByteView,
-        /// Remaining TTL in milliseconds.
-        ttl_ms: u64,
-    },
-    /// The owner (and its origin) has no value: final, not retried locally.
-    NotFound,
-    /// The owner answered an error (e.g. its origin failed): passed on as is.
-    Error {
-        /// The owner's status.
-        status: Status,
-        /// The owner's message.
-        message: String,
-    },
-}
+pub use cas::CasSource;
+use inflight::{InflightTable, Join};
+use lru::{item_charge, Hit, Lru, Meta};
+pub use types::{Effect, FetchOutcome, GroupSpec, MetaHit, Reply};
+pub use write::{Arith, Delta, StoreCommand, StoreMode, Vivify, WriteOutcome};
 
 struct GroupShard<W> {
     spec: GroupSpec,
@@ -135,6 +48,11 @@ pub struct Shard<W> {
     groups: Vec<GroupShard<W>>,
     load_timeout: Duration,
     stats: Arc<CoreStats>,
+    /// Issues the CAS of every item written with metadata.
+    cas: CasSource,
+    /// Whether native SETs and loads give their items metadata too (flags 0 and a
+    /// CAS), so that a memcached `gets` of any key has a CAS to return.
+    meta_writes: bool,
 }
 
 impl<W: Clone> Shard<W> {
@@ -153,7 +71,24 @@ impl<W: Clone> Shard<W> {
                 .collect(),
             load_timeout,
             stats,
+            cas: CasSource::default(),
+            meta_writes: false,
         }
+    }
+
+    /// Turns on memcached metadata for every write of this shard: from now on a
+    /// native SET and a load into the cache give their item flags 0 and a CAS, so
+    /// that `gets` has one to return for every key. The memcached writes of
+    /// [`mod@write`] carry metadata whether this is on or not; without it, a key
+    /// written natively or loaded reports CAS 0, which no `cas` command matches.
+    /// Called once, when the memcached front end is configured; its cost is 12
+    /// bytes per inline item ([`crate::storage`]).
+    ///
+    /// `core` and `seed` make the CAS values unique and increasing:
+    /// see [`CasSource::new`].
+    pub fn enable_meta(&mut self, core: u16, seed: u64) {
+        self.cas = CasSource::new(core, seed);
+        self.meta_writes = true;
     }
 
     /// Answers a GET (or a peer's FETCH) from cache, or joins/starts the key's load:
@@ -168,33 +103,92 @@ impl<W: Clone> Shard<W> {
         via_peer: impl FnOnce() -> bool,
         out: &mut Vec<Effect<W>>,
     ) {
+        if let Some((hit, _)) = self.lookup::<false>(now, g, key) {
+            out.push(Effect::Reply(
+                waiter,
+                value_reply(hit.value, hit.expires, now),
+            ));
+            return;
+        }
+        self.miss(now, g, key, waiter, via_peer, out);
+    }
+
+    /// A memcached GET/GETS/`mg`: as [`Shard::get`], but a hit is *returned*, with
+    /// the item's flags and CAS ([`Reply`] has no room for them), instead of
+    /// answered through an effect. A miss joins or starts the key's load exactly as
+    /// `get` does and returns `None`: its waiters get a [`Reply::Value`] without
+    /// metadata, and the caller may then ask [`Shard::peek_meta`] for the flags and
+    /// CAS of the value just loaded (flags 0; a CAS if [`Shard::enable_meta`] is on).
+    /// On a hit `waiter` is dropped.
+    pub fn get_meta(
+        &mut self,
+        now: Instant,
+        g: usize,
+        key: &[u8],
+        waiter: W,
+        via_peer: impl FnOnce() -> bool,
+        out: &mut Vec<Effect<W>>,
+    ) -> Option<MetaHit> {
+        if let Some((hit, meta)) = self.lookup::<true>(now, g, key) {
+            return Some(MetaHit::new(hit, meta, now));
+        }
+        self.miss(now, g, key, waiter, via_peer, out);
+        None
+    }
+
+    /// The flags and CAS of `key` if group `g` holds it (main cache first, then hot),
+    /// unexpired at `now`; without touching recency or counters.
+    pub fn peek_meta(&self, now: Instant, g: usize, key: &[u8]) -> Option<Meta> {
+        let gs = &self.groups[g];
+        gs.main
+            .peek_meta(key, now)
+            .or_else(|| gs.hot.peek_meta(key, now))
+    }
+
+    /// A GET's cache lookup: main cache, then hot, counted as a GET. `WITH_META`
+    /// is a constant so that the native GET never reads an item's metadata.
+    #[inline(always)]
+    fn lookup<const WITH_META: bool>(
+        &mut self,
+        now: Instant,
+        g: usize,
+        key: &[u8],
+    ) -> Option<(Hit, Meta)> {
         let stats = &self.stats.groups[g];
         let gs = &mut self.groups[g];
         stats.gets.inc();
         stats.main.gets.inc();
-        if let Some(hit) = gs.main.get(key, now) {
+        if let Some(found) = find::<WITH_META>(&mut gs.main, key, now) {
             stats.main.hits.inc();
             stats.cache_hits.inc();
             publish(&stats.main, &gs.main);
-            out.push(Effect::Reply(
-                waiter,
-                value_reply(hit.value, hit.expires, now),
-            ));
-            return;
+            return Some(found);
         }
         stats.hot.gets.inc();
-        if let Some(hit) = gs.hot.get(key, now) {
+        if let Some(found) = find::<WITH_META>(&mut gs.hot, key, now) {
             stats.hot.hits.inc();
             stats.cache_hits.inc();
-            out.push(Effect::Reply(
-                waiter,
-                value_reply(hit.value, hit.expires, now),
-            ));
-            return;
+            return Some(found);
         }
         // An expired entry may have been dropped by the lookups above.
         publish(&stats.main, &gs.main);
         publish(&stats.hot, &gs.hot);
+        None
+    }
+
+    /// A GET's miss: joins or starts the key's fetch from its owner (if
+    /// `via_peer()`) or its load from the origin.
+    fn miss(
+        &mut self,
+        now: Instant,
+        g: usize,
+        key: &[u8],
+        waiter: W,
+        via_peer: impl FnOnce() -> bool,
+        out: &mut Vec<Effect<W>>,
+    ) {
+        let stats = &self.stats.groups[g];
+        let gs = &mut self.groups[g];
         stats.loads.inc();
         let deadline = now + self.load_timeout;
         if via_peer() {
@@ -222,60 +216,6 @@ impl<W: Clone> Shard<W> {
         }
     }
 
-    /// Delivers the owner's answer to fetch `id`; a value may be kept in the hot
-    /// cache (`promote`, decided by the caller's sampling), expiring no later than
-    /// the owner's copy and never after the group's hot TTL.
-    pub fn on_fetch_done(
-        &mut self,
-        now: Instant,
-        g: usize,
-        id: LoadId,
-        outcome: FetchOutcome,
-        promote: bool,
-        out: &mut Vec<Effect<W>>,
-    ) {
-        let Some(load) = self.groups[g].remote.complete(id) else {
-            return;
-        };
-        let reply = match outcome {
-            FetchOutcome::Value { value, ttl_ms } => {
-                if promote && load.current {
-                    self.insert_hot(now, g, &load.key, value.clone(), ttl_ms);
-                }
-                Reply::Value { value, ttl_ms }
-            }
-            FetchOutcome::NotFound => Reply::NotFound,
-            FetchOutcome::Error { status, message } => Reply::error(status, message),
-        };
-        answer_all(load.waiters, reply, out);
-    }
-
-    /// The owner could not be reached for fetch `id`: load the key here instead
-    /// (groupcache's fallback), joining a local load of the key if one is running.
-    pub fn fallback_local(&mut self, now: Instant, g: usize, id: LoadId, out: &mut Vec<Effect<W>>) {
-        let gs = &mut self.groups[g];
-        let Some(load) = gs.remote.complete(id) else {
-            return;
-        };
-        if !gs.spec.has_origin {
-            let reply = Reply::error(
-                Status::Unavailable,
-                "the key's owner is unreachable and this group has no origin to load from",
-            );
-            answer_all(load.waiters, reply, out);
-            return;
-        }
-        for w in load.waiters {
-            if let Join::First(id) = gs.local.join(&load.key, w, now + self.load_timeout) {
-                out.push(Effect::Load {
-                    group: g,
-                    id,
-                    key: load.key.clone(),
-                });
-            }
-        }
-    }
-
     /// Drops every local trace of a key: hot copy, main copy, and running loads
     /// (superseded: their results answer their waiters but are not kept). Used for a
     /// write forwarded to the key's owner and for a peer's INVALIDATE.
@@ -289,64 +229,8 @@ impl<W: Clone> Shard<W> {
         publish(&self.stats.groups[g].hot, &gs.hot);
     }
 
-    /// Delivers the result of load `id` to its waiters, caching a value if the load
-    /// is still current (no SET/DELETE/INVALIDATE of the key since it began).
-    ///
-    /// Where the value goes is decided now, under the ring of this moment: into the
-    /// main cache only if `owns(key)`, else (a fallback load while the owner was
-    /// unreachable, a peer's FETCH of a key we do not own, a key that moved while it
-    /// loaded) into the hot cache, where it lives at most the group's hot TTL.
-    pub fn on_load_done(
-        &mut self,
-        now: Instant,
-        g: usize,
-        id: LoadId,
-        result: LoadResult,
-        owns: impl FnOnce(&[u8]) -> bool,
-        out: &mut Vec<Effect<W>>,
-    ) {
-        let stats = &self.stats.groups[g];
-        let gs = &mut self.groups[g];
-        let Some(load) = gs.local.complete(id) else {
-            return; // Timed out already; its waiters were answered.
-        };
-        let reply = match result {
-            Ok(Some(loaded)) => {
-                stats.local_loads.inc();
-                let value = ByteView::from_vec(loaded.value);
-                let ttl = loaded.ttl.or(gs.spec.ttl).filter(|t| !t.is_zero());
-                let mut expires = expiry(now, ttl);
-                if load.current && cacheable(&gs.spec, load.key.len(), value.len()) {
-                    if owns(&load.key) {
-                        gs.main.insert(&load.key, value.clone(), expires);
-                    } else {
-                        let hot_expires =
-                            now + ttl.map_or(gs.spec.hot_ttl, |t| t.min(gs.spec.hot_ttl));
-                        expires = Some(hot_expires);
-                        gs.hot.insert(&load.key, value.clone(), expires);
-                    }
-                    enforce_budget(gs, stats);
-                }
-                value_reply(value, expires, now)
-            }
-            Ok(None) => {
-                stats.local_loads.inc();
-                Reply::NotFound
-            }
-            Err(e) => {
-                stats.local_load_errs.inc();
-                origin_error_reply(&e)
-            }
-        };
-        answer_all(load.waiters, reply, out);
-    }
-
-    /// The key of origin load `id` of group `g`, while it runs (for log lines).
-    pub fn loading_key(&self, g: usize, id: LoadId) -> Option<&[u8]> {
-        self.groups.get(g)?.local.key_of(id)
-    }
-
-    /// Stores a value. `ttl` of `None` means the group default.
+    /// Stores a value. `ttl` of `None` means the group default. The item has no
+    /// flags, and a new CAS if [`Shard::enable_meta`] is on.
     pub fn set(
         &mut self,
         now: Instant,
@@ -361,7 +245,7 @@ impl<W: Clone> Shard<W> {
         gs.local.supersede(key);
         gs.remote.supersede(key);
         gs.hot.remove(key);
-        if value.len() > gs.spec.max_item || charge(key.len(), value.len()) > gs.spec.budget {
+        if !cacheable(&gs.spec, key.len(), value.len(), self.meta_writes) {
             gs.main.remove(key);
             publish(&stats.main, &gs.main);
             publish(&stats.hot, &gs.hot);
@@ -370,13 +254,13 @@ impl<W: Clone> Shard<W> {
                 format!(
                     "value of {} bytes is over this server's item limit of {} bytes",
                     value.len(),
-                    gs.spec
-                        .max_item
-                        .min(lru::largest_value(key.len(), gs.spec.budget))
+                    largest_item(&gs.spec, key.len(), self.meta_writes)
                 ),
             );
         }
-        gs.main.insert(key, value, expiry(now, ttl.or(gs.spec.ttl)));
+        let meta = native_meta(self.meta_writes, &mut self.cas);
+        gs.main
+            .insert_with(key, value, expiry(now, ttl.or(gs.spec.ttl)), meta);
         enforce_budget(gs, stats);
         Reply::Stored
     }
@@ -414,69 +298,20 @@ impl<W: Clone> Shard<W> {
             let moved = gs.main.take_where(|key| !owns(key));
             demoted += moved.len();
             let latest = now + gs.spec.hot_ttl;
-            for (key, value, expires) in moved {
-                let expires = expires.map_or(latest, |e| e.min(latest));
+            for t in moved {
+                let expires = t.expires.map_or(latest, |e| e.min(latest));
                 if expires > now {
-                    gs.hot.insert(&key, value, Some(expires));
+                    // A hot copy keeps the item's flags and CAS: a memcached GET
+                    // answered from it must return the flags it was stored with.
+                    match t.meta {
+                        Some(m) => gs.hot.insert_meta(&t.key, t.value, Some(expires), m),
+                        None => gs.hot.insert(&t.key, t.value, Some(expires)),
+                    }
                 }
             }
             enforce_budget(gs, &self.stats.groups[g]);
         }
         demoted
-    }
-
-    /// Puts a value fetched from its owner into the hot cache, expiring when the
-    /// owner's copy would.
-    pub fn insert_hot(&mut self, now: Instant, g: usize, key: &[u8], value: ByteView, ttl_ms: u64) {
-        let stats = &self.stats.groups[g];
-        let gs = &mut self.groups[g];
-        if !cacheable(&gs.spec, key.len(), value.len()) {
-            return;
-        }
-        let owner_left = Duration::from_millis(if ttl_ms == 0 { u64::MAX } else { ttl_ms });
-        gs.hot
-            .insert(key, value, Some(now + owner_left.min(gs.spec.hot_ttl)));
-        enforce_budget(gs, stats);
-    }
-
-    /// Answers the waiters of loads that passed their deadline with TIMEOUT.
-    pub fn expire(&mut self, now: Instant, out: &mut Vec<Effect<W>>) {
-        for (g, gs) in self.groups.iter_mut().enumerate() {
-            let stats = &self.stats.groups[g];
-            gs.local.expire(now, |load| {
-                stats.local_load_errs.inc();
-                answer_all(
-                    load.waiters,
-                    Reply::error(Status::Timeout, "origin load timed out"),
-                    out,
-                );
-            });
-            gs.remote.expire(now, |load| {
-                answer_all(
-                    load.waiters,
-                    Reply::error(Status::Timeout, "load through the key's owner timed out"),
-                    out,
-                );
-            });
-        }
-    }
-
-    /// The earliest moment [`Shard::expire`] has work to do.
-    pub fn next_deadline(&mut self) -> Option<Instant> {
-        self.groups
-            .iter_mut()
-            .flat_map(|g| [g.local.next_deadline(), g.remote.next_deadline()])
-            .flatten()
-            .min()
-    }
-
-    /// Number of loads running in all groups.
-    #[cfg(test)]
-    pub fn loads_in_flight(&self) -> usize {
-        self.groups
-            .iter()
-            .map(|g| g.local.len() + g.remote.len())
-            .sum()
     }
 
     /// Bytes charged by the main and hot cache of group `g`.
@@ -492,8 +327,37 @@ impl<W: Clone> Shard<W> {
     }
 }
 
-fn cacheable(spec: &GroupSpec, key_len: usize, value_len: usize) -> bool {
-    value_len <= spec.max_item && charge(key_len, value_len) <= spec.budget
+/// Whether an item fits the group's limits: its value the item limit, its charge
+/// (with metadata or without) the budget.
+fn cacheable(spec: &GroupSpec, key_len: usize, value_len: usize, meta: bool) -> bool {
+    value_len <= spec.max_item && item_charge(key_len, value_len, meta) <= spec.budget
+}
+
+/// The largest value the group keeps under a `key_len`-byte key, for error messages.
+fn largest_item(spec: &GroupSpec, key_len: usize, meta: bool) -> usize {
+    spec.max_item
+        .min(lru::largest_value_with(key_len, spec.budget, meta))
+}
+
+/// Metadata for an item a native write or a load is about to store: flags 0 and a
+/// new CAS if every write carries metadata (`on`), else none.
+#[inline]
+fn native_meta(on: bool, cas: &mut CasSource) -> Option<Meta> {
+    on.then(|| Meta {
+        flags: 0,
+        cas: cas.issue(),
+    })
+}
+
+/// The lookup of one cache, with the item's metadata or (`WITH_META` false)
+/// without reading it.
+#[inline(always)]
+fn find<const WITH_META: bool>(store: &mut Lru, key: &[u8], now: Instant) -> Option<(Hit, Meta)> {
+    if WITH_META {
+        store.get_meta(key, now)
+    } else {
+        store.get(key, now).map(|hit| (hit, Meta::NONE))
+    }
 }
 
 fn expiry(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
@@ -501,12 +365,10 @@ fn expiry(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
 }
 
 fn value_reply(value: ByteView, expires: Option<Instant>, now: Instant) -> Reply {
-    let ttl_ms = match expires {
-        // Round up and never send 0, which would mean "no expiry".
-        Some(e) => (e.saturating_duration_since(now).as_micros().div_ceil(1000) as u64).max(1),
-        None => 0,
-    };
-    Reply::Value { value, ttl_ms }
+    Reply::Value {
+        value,
+        ttl_ms: types::ttl_ms(expires, now),
+    }
 }
 
 fn origin_error_reply(e: &OriginError) -> Reply {
@@ -543,3 +405,5 @@ fn publish(c: &CacheCounters, lru: &Lru) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_tests;

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::value::ByteView;
 
-use super::item::HEADER;
+use super::item::{external_size, inline_size};
 
 /// Largest chunk; bigger items keep their key and value out of the arena.
 pub const MAX_CHUNK: usize = 2048;
@@ -84,11 +84,14 @@ pub fn class_of(size: usize) -> usize {
     CLASS_OF[size.div_ceil(16)] as usize
 }
 
-/// The class of an item stored out of line: its chunk holds the header and a 4-byte
-/// index into the external table.
+/// The class of an item stored out of line: its chunk holds the header, a 4-byte
+/// index into the external table, and the metadata if any. With or without
+/// metadata that is the smallest class, so metadata costs such an item nothing.
 pub fn external_class() -> usize {
-    class_of(HEADER + 4)
+    class_of(external_size(true))
 }
+
+const _: () = assert!(external_size(true) <= CLASS_SIZES[0] as usize);
 
 /// Index bytes charged per item. The hash index is a table of 4-byte slot numbers
 /// plus one control byte per bucket; hashbrown keeps it between 7/16 and 7/8 full,
@@ -121,10 +124,11 @@ pub struct External {
     pub expires: Option<Instant>,
 }
 
-/// Whether an item of this key and value is stored inline, in one chunk.
+/// Whether an item of this key and value, with metadata or without, is stored
+/// inline, in one chunk.
 #[inline]
-pub fn is_inline(key_len: usize, value_len: usize) -> bool {
-    HEADER + key_len + value_len <= MAX_CHUNK
+pub fn fits_inline(key_len: usize, value_len: usize, meta: bool) -> bool {
+    inline_size(key_len, value_len, meta) <= MAX_CHUNK
 }
 
 /// What an entry costs against a budget: its chunk (with its share of the page's
@@ -134,8 +138,14 @@ pub fn is_inline(key_len: usize, value_len: usize) -> bool {
 /// The one exception: an item small enough for a chunk whose expiry lies more than
 /// about 26 years ahead is kept out of line too, and costs [`external_charge`].
 pub fn charge(key_len: usize, value_len: usize) -> usize {
-    if is_inline(key_len, value_len) {
-        CHUNK_CHARGE[class_of(HEADER + key_len + value_len)] as usize + INDEX_CHARGE
+    item_charge(key_len, value_len, false)
+}
+
+/// What an entry costs, with memcached metadata ([`super::item::META`] bytes more
+/// in an inline item's chunk) or without: [`charge`] is `item_charge(.., false)`.
+pub fn item_charge(key_len: usize, value_len: usize, meta: bool) -> usize {
+    if fits_inline(key_len, value_len, meta) {
+        CHUNK_CHARGE[class_of(inline_size(key_len, value_len, meta))] as usize + INDEX_CHARGE
     } else {
         external_charge(key_len, value_len)
     }
@@ -154,15 +164,22 @@ pub fn external_charge(key_len: usize, value_len: usize) -> usize {
 }
 
 /// The largest value a `budget` can hold under a `key_len`-byte key (0 if none).
+#[cfg(test)]
 pub fn largest_value(key_len: usize, budget: usize) -> usize {
-    // charge() grows with the value length, so search for the last length that fits.
+    largest_value_with(key_len, budget, false)
+}
+
+/// [`largest_value`] for an item with metadata (`meta`) or without.
+pub fn largest_value_with(key_len: usize, budget: usize, meta: bool) -> usize {
+    // The charge grows with the value length, so search for the last length that fits.
+    let charge = |v| item_charge(key_len, v, meta);
     let (mut lo, mut hi) = (0usize, budget);
-    if charge(key_len, 0) > budget {
+    if charge(0) > budget {
         return 0;
     }
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
-        if charge(key_len, mid) <= budget {
+        if charge(mid) <= budget {
             lo = mid;
         } else {
             hi = mid - 1;
@@ -173,6 +190,7 @@ pub fn largest_value(key_len: usize, budget: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::item::{HEADER, META};
     use super::*;
 
     #[test]
@@ -236,6 +254,27 @@ mod tests {
                 assert_eq!(v, 0);
             }
         }
+    }
+
+    #[test]
+    fn metadata_costs_12_bytes_inline_and_nothing_out_of_line() {
+        // The benchmark item: 16 + 12 + 12 + 100 = 140 bytes, a 144-byte chunk
+        // (charged 145: 455 of them fill a page but for 16 bytes).
+        assert_eq!(CHUNK_CHARGE[class_of(140)], 145);
+        assert_eq!(item_charge(12, 100, true), 145 + INDEX_CHARGE);
+        assert_eq!(item_charge(12, 100, false), charge(12, 100));
+        for v in 0..3000 {
+            let (plain, meta) = (item_charge(10, v, false), item_charge(10, v, true));
+            assert!(meta >= plain, "{v}");
+            if !fits_inline(10, v, false) {
+                assert_eq!(meta, plain, "{v}");
+            }
+        }
+        // The largest inline item with metadata fills a chunk exactly.
+        assert!(fits_inline(1, MAX_CHUNK - HEADER - META - 1, true));
+        assert!(!fits_inline(1, MAX_CHUNK - HEADER - META, true));
+        let v = largest_value_with(10, 200, true);
+        assert!(item_charge(10, v, true) <= 200 && item_charge(10, v + 1, true) > 200);
     }
 
     #[test]

@@ -1,12 +1,10 @@
-//! The store's rules, and a property test against a plain model of an LRU.
+//! The store's rules (the property test against a model is in `model_tests.rs`).
 
 use std::time::Duration;
 
-use proptest::prelude::*;
-
 use super::class::{external_charge, CHUNK_CHARGE, CLASS_SIZES, INDEX_CHARGE, MAX_CHUNK};
+use super::item::{HEADER, META};
 use super::*;
-use class::is_inline;
 
 fn v(n: usize, fill: u8) -> ByteView {
     ByteView::from_vec(vec![fill; n])
@@ -190,9 +188,16 @@ fn take_where_hands_items_back_oldest_first_while_chunks_move() {
         l.insert(&[i], v(n, i), Some(now + Duration::from_secs(60)));
     }
     let taken = l.take_where(|key| key[0] % 2 == 0);
-    let got: Vec<u8> = taken.iter().map(|t| t.0[0]).collect();
+    let got: Vec<u8> = taken.iter().map(|t| t.key[0]).collect();
     assert_eq!(got, (0..50u8).filter(|i| i % 2 == 0).collect::<Vec<_>>());
-    for (key, value, expires) in &taken {
+    for Taken {
+        key,
+        value,
+        expires,
+        meta,
+    } in &taken
+    {
+        assert_eq!(*meta, None);
         let i = key[0];
         let n = if i % 5 == 0 {
             3000
@@ -301,127 +306,129 @@ fn every_class_round_trips_its_largest_item() {
     }
 }
 
-/// One step of the property test.
-#[derive(Debug, Clone)]
-enum Op {
-    Insert {
-        key: u8,
-        len: usize,
-        ttl_ms: Option<u64>,
-    },
-    Get {
-        key: u8,
-    },
-    Remove {
-        key: u8,
-    },
-    PopOldest,
-    TakeOdd,
-    Advance {
-        ms: u64,
-    },
+#[test]
+fn metadata_round_trips_and_a_plain_insert_drops_it() {
+    let now = Instant::now();
+    let mut l = Store::new();
+    let m = Meta {
+        flags: 0xdead_beef,
+        cas: 42,
+    };
+    // Inline, out of line (too big), out of line (far expiry).
+    let far = now + Duration::from_millis(u64::MAX);
+    for (n, expires) in [(100, None), (5000, None), (1, Some(far))] {
+        l.insert_meta(b"k", v(n, 1), expires, m);
+        assert_eq!(l.bytes(), expected_charge(n, expires, true));
+        let (hit, got) = l.get_meta(b"k", now).unwrap();
+        assert_eq!((hit.value, hit.expires, got), (v(n, 1), expires, m));
+        assert_eq!(l.peek_meta(b"k", now), Some(m));
+        // A plain get returns the same value; a plain insert drops the metadata.
+        assert_eq!(l.get(b"k", now).unwrap().value, v(n, 1));
+        l.insert(b"k", v(n, 2), expires);
+        assert_eq!(l.get_meta(b"k", now).unwrap().1, Meta::NONE);
+        assert_eq!(l.peek_meta(b"k", now), Some(Meta::NONE));
+        assert_eq!(l.bytes(), expected_charge(n, expires, false));
+        l.remove(b"k");
+    }
+    assert_eq!(l.bytes(), 0);
+    assert_eq!(l.externals.len(), 0);
+    assert_eq!(l.peek_meta(b"k", now), None);
 }
 
-fn op() -> impl Strategy<Value = Op> {
-    let len = prop_oneof![0usize..120, 120usize..2100, 2100usize..5000];
-    prop_oneof![
-        4 => (0u8..24, len, proptest::option::of(prop_oneof![9 => 1u64..50, 1 => Just(u64::MAX)]))
-            .prop_map(|(key, len, ttl_ms)| Op::Insert { key, len, ttl_ms }),
-        3 => (0u8..24).prop_map(|key| Op::Get { key }),
-        1 => (0u8..24).prop_map(|key| Op::Remove { key }),
-        1 => Just(Op::PopOldest),
-        1 => Just(Op::TakeOdd),
-        1 => (0u64..30).prop_map(|ms| Op::Advance { ms }),
-    ]
+/// The charge of an `n`-byte value under a 1-byte key, with or without metadata:
+/// out of line if it has an expiry (the test's only one lies too far ahead).
+fn expected_charge(n: usize, expires: Option<Instant>, meta: bool) -> usize {
+    match expires {
+        Some(_) => external_charge(1, n),
+        None => item_charge(1, n, meta),
+    }
 }
 
-/// The model: entries most recent first, as (key, value, expiry, charge).
-type Model = Vec<(Vec<u8>, Vec<u8>, Option<Instant>, usize)>;
-
-fn key_bytes(key: u8) -> Vec<u8> {
-    // Keys of different lengths, some long enough to push items out of line.
-    let len = 1 + (key as usize % 4) * (key as usize % 4) * 200;
-    vec![key; len]
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
-
-    #[test]
-    fn store_behaves_like_a_plain_lru(ops in proptest::collection::vec(op(), 1..120)) {
-        // Times are whole milliseconds after the clock's epoch-relative rounding
-        // point would not matter: expiries are compared as the store rounds them.
-        let start = Instant::now();
-        let mut now = start;
-        let mut l = Store::new();
-        let mut m: Model = Vec::new();
-        for op in ops {
-            match op {
-                Op::Insert { key, len, ttl_ms } => {
-                    let kb = key_bytes(key);
-                    let value = vec![key.wrapping_add(len as u8); len];
-                    let expires = ttl_ms.map(|t| now + Duration::from_millis(t));
-                    l.insert(&kb, ByteView::from_vec(value.clone()), expires);
-                    // Inline items keep their expiry rounded down to the ms; items
-                    // out of line (too big, or expiring too far ahead) keep it exact.
-                    let (expires, cost) = match l.clock.encode(expires) {
-                        Some(code) if is_inline(kb.len(), len) => {
-                            (l.clock.decode(code), charge(kb.len(), len))
-                        }
-                        _ => (expires, external_charge(kb.len(), len)),
-                    };
-                    m.retain(|e| e.0 != kb);
-                    m.insert(0, (kb, value, expires, cost));
-                }
-                Op::Get { key } => {
-                    let kb = key_bytes(key);
-                    let got = l.get(&kb, now);
-                    let pos = m.iter().position(|e| e.0 == kb);
-                    match pos {
-                        Some(p) if m[p].2.is_some_and(|e| e <= now) => {
-                            m.remove(p);
-                            prop_assert!(got.is_none());
-                        }
-                        Some(p) => {
-                            let e = m.remove(p);
-                            let hit = got.expect("present");
-                            prop_assert_eq!(&hit.value[..], &e.1[..]);
-                            prop_assert_eq!(hit.expires, e.2);
-                            m.insert(0, e);
-                        }
-                        None => prop_assert!(got.is_none()),
-                    }
-                }
-                Op::Remove { key } => {
-                    let kb = key_bytes(key);
-                    let was = m.iter().any(|e| e.0 == kb);
-                    m.retain(|e| e.0 != kb);
-                    prop_assert_eq!(l.remove(&kb), was);
-                }
-                Op::PopOldest => {
-                    let expect = m.pop().map(|e| e.3);
-                    prop_assert_eq!(l.pop_oldest(), expect);
-                }
-                Op::TakeOdd => {
-                    let taken = l.take_where(|k| k[0] % 2 == 1);
-                    let expect: Vec<_> = m.iter().rev().filter(|e| e.0[0] % 2 == 1).cloned().collect();
-                    m.retain(|e| e.0[0] % 2 == 0);
-                    prop_assert_eq!(taken.len(), expect.len());
-                    for (t, e) in taken.iter().zip(&expect) {
-                        prop_assert_eq!(&t.0[..], &e.0[..]);
-                        prop_assert_eq!(&t.1[..], &e.1[..]);
-                        prop_assert_eq!(t.2, e.2);
-                    }
-                }
-                Op::Advance { ms } => now += Duration::from_millis(ms),
-            }
-            let model_keys: Vec<Vec<u8>> = m.iter().map(|e| e.0.clone()).collect();
-            prop_assert_eq!(l.keys(), model_keys);
-            prop_assert_eq!(l.len(), m.len());
-            prop_assert_eq!(l.bytes(), m.iter().map(|e| e.3).sum::<usize>());
-            for e in &m {
-                prop_assert!(l.contains(&e.0));
-            }
+#[test]
+fn metadata_takes_12_bytes_of_the_chunk_and_keeps_key_and_value_apart() {
+    let now = Instant::now();
+    let mut l = Store::new();
+    // The largest inline value with metadata fills a 2 KiB chunk exactly.
+    let fit = MAX_CHUNK - HEADER - META - 1;
+    let m = Meta { flags: 1, cas: 2 };
+    l.insert_meta(b"a", v(fit, 3), None, m);
+    assert_eq!(l.externals.len(), 0);
+    assert_eq!(l.bytes(), MAX_CHUNK + INDEX_CHARGE);
+    // One byte more goes out of line.
+    l.insert_meta(b"b", v(fit + 1, 4), None, m);
+    assert_eq!(l.externals.len(), 1);
+    // Items with and without metadata side by side in one class, with removals
+    // moving chunks around.
+    for i in 0..200u32 {
+        let key = i.to_be_bytes();
+        if i % 2 == 0 {
+            l.insert_meta(
+                &key,
+                v(80, i as u8),
+                None,
+                Meta {
+                    flags: i,
+                    cas: u64::from(i) + 1,
+                },
+            );
+        } else {
+            l.insert(&key, v(92, i as u8), None);
         }
     }
+    for i in (0..200u32).step_by(3) {
+        assert!(l.remove(&i.to_be_bytes()));
+    }
+    for i in (0..200u32).filter(|i| i % 3 != 0) {
+        let (hit, meta) = l.get_meta(&i.to_be_bytes(), now).unwrap();
+        if i % 2 == 0 {
+            assert_eq!(hit.value, v(80, i as u8));
+            assert_eq!(
+                meta,
+                Meta {
+                    flags: i,
+                    cas: u64::from(i) + 1
+                }
+            );
+        } else {
+            assert_eq!(hit.value, v(92, i as u8));
+            assert_eq!(meta, Meta::NONE);
+        }
+    }
+    assert_eq!(l.get_meta(b"a", now).unwrap().0.value, v(fit, 3));
+    assert_eq!(l.get_meta(b"b", now).unwrap().1, m);
+}
+
+#[test]
+fn touch_keeps_value_and_metadata_and_moves_between_layouts() {
+    let now = Instant::now();
+    let mut l = Store::new();
+    let m = Meta { flags: 7, cas: 9 };
+    l.insert_meta(b"k", v(10, 1), Some(now + Duration::from_secs(1)), m);
+    l.insert(b"other", v(10, 2), None);
+    // Touched: later expiry, same value and metadata, most recently used.
+    let later = now + Duration::from_secs(100);
+    assert_eq!(l.touch(b"k", Some(later), now), Some(m));
+    assert_eq!(keys(&l), vec![k("k"), k("other")]);
+    let (hit, got) = l.get_meta(b"k", now + Duration::from_secs(50)).unwrap();
+    assert_eq!((hit.value, got), (v(10, 1), m));
+    assert!(hit.expires.unwrap() > later - Duration::from_millis(1));
+    // A far expiry moves it out of line, a near one back inline.
+    let far = now + Duration::from_millis(u64::MAX);
+    assert_eq!(l.touch(b"k", Some(far), now), Some(m));
+    assert_eq!(l.externals.len(), 1);
+    assert_eq!(l.get_meta(b"k", now).unwrap().0.expires, Some(far));
+    assert_eq!(l.touch(b"k", None, now), Some(m));
+    assert_eq!(l.externals.len(), 0);
+    assert_eq!(l.bytes(), item_charge(1, 10, true) + charge(5, 10));
+    assert_eq!(l.get_meta(b"k", now).unwrap().1, m);
+    // An expired item is absent for touch, and removed.
+    l.insert_meta(b"gone", v(5000, 3), Some(now + Duration::from_secs(1)), m);
+    assert_eq!(l.touch(b"gone", None, now + Duration::from_secs(1)), None);
+    assert!(!l.contains(b"gone"));
+    assert_eq!(l.touch(b"never", None, now), None);
+    // An out-of-line item too big for a chunk stays out of line.
+    l.insert(b"big", v(5000, 4), None);
+    assert_eq!(l.touch(b"big", Some(later), now), Some(Meta::NONE));
+    assert_eq!(l.get(b"big", now).unwrap().expires, Some(later));
+    assert_eq!(l.externals.len(), 1);
 }
