@@ -67,10 +67,10 @@ mod value;
 
 pub use config::{Args, Config, GroupConfig, OriginSpec};
 pub use error::{ConfigError, StartError};
+pub use membership::PeerSource;
 pub use origin::{LoadContext, Loaded, Origin, OriginError};
 pub use peer::auth::{ClusterSecret, SecretError};
 pub use server::{BoundServer, Server, ServerHandle, ShutdownTrigger};
-pub use membership::PeerSource;
 pub use value::ByteView;
 
 /// Not part of the API, and without any stability promise: the item store, for the
