@@ -55,8 +55,17 @@ fn memcache_examples_show_their_modes_and_answers() {
             other => panic!("{name}: {other:?}"),
         }
     };
-    let response = |name: &str| -> (u32, Status, ResponseBody<'static>) {
-        let bytes: &'static [u8] = example(&all, name).leak();
+    // Every example's bytes, so that decoded responses can borrow from them.
+    let frames: Vec<(&str, Vec<u8>)> = all
+        .iter()
+        .filter(|b| b.info == "hex-frame")
+        .map(|b| (block_name(b), frame_bytes(b)))
+        .collect();
+    let response = |name: &str| -> (u32, Status, ResponseBody<'_>) {
+        let (_, bytes) = frames
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("docs/protocol.md has no frame {name:?}"));
         match decoded(bytes) {
             Frame::Response(r) => (r.id, r.status, r.body),
             other => panic!("{name}: {other:?}"),
