@@ -286,7 +286,27 @@ pub struct StatsList<'a> {
     raw: &'a [u8],
 }
 
+/// A STATS body encoded by [`StatsList::encode`]: valid by construction, so lending
+/// it as a [`StatsList`] needs no second pass over the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedStats(Vec<u8>);
+
+impl EncodedStats {
+    /// The list, for a [`ResponseBody::Stats`].
+    pub fn list(&self) -> StatsList<'_> {
+        StatsList { raw: &self.0 }
+    }
+}
+
 impl<'a> StatsList<'a> {
+    /// Encodes counters into a body a server answers STATS with (see [`EncodedStats`]).
+    pub fn encode<'n, I>(entries: I) -> EncodedStats
+    where
+        I: IntoIterator<Item = (&'n str, u64)>,
+    {
+        EncodedStats(Self::build(entries))
+    }
+
     /// Encodes counters into the wire layout. Names longer than 255 bytes are cut.
     pub fn build<'n, I>(entries: I) -> Vec<u8>
     where

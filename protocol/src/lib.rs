@@ -35,8 +35,8 @@ pub use buffer::FrameBuffer;
 pub use decode::decode;
 pub use error::{DecodeError, FrameError};
 pub use frame::{
-    Frame, HelloInfo, KeyRef, MemberList, Request, RequestKind, Response, ResponseBody, StatsList,
-    SHARD_QUERY,
+    EncodedStats, Frame, HelloInfo, KeyRef, MemberList, Request, RequestKind, Response,
+    ResponseBody, StatsList, SHARD_QUERY,
 };
 pub use hash::{key_hash, shard_hash, shard_of, SHARD_SEED};
 pub use header::{Header, FLAG_RESPONSE, HEADER_LEN, LENGTH_PREFIX_LEN, PROTOCOL_VERSION};

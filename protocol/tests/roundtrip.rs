@@ -563,3 +563,16 @@ fn frame_exactly_at_the_limit_is_accepted() {
     let err = decode(&buf, &Limits::with_max_frame(len - 1)).unwrap_err();
     assert_eq!(err.skip, Some(buf.len()));
 }
+
+#[test]
+fn an_encoded_stats_body_is_the_list_parse_reads() {
+    let entries = [("gets", 7u64), ("", 0), ("loads_deduped", u64::MAX)];
+    let encoded = groupcached_protocol::StatsList::encode(entries);
+    let raw = groupcached_protocol::StatsList::build(entries);
+    let parsed = groupcached_protocol::StatsList::parse(&raw).expect("valid");
+    assert!(encoded.list() == parsed);
+    assert_eq!(
+        encoded.list().iter().collect::<Vec<_>>(),
+        parsed.iter().collect::<Vec<_>>()
+    );
+}

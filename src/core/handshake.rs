@@ -137,21 +137,16 @@ impl Ctx {
     }
 
     /// STATS: every counter, summed over cores. (A diagnostic request: it takes a
-    /// snapshot, which allocates; the protocol crate's `StatsList` is built from
-    /// wire bytes only, so the list is encoded, then wrapped.)
+    /// snapshot, which allocates.)
     pub(super) fn stats_request(&mut self, id: u32, opcode: u8, cur: &mut Current<'_>) {
         let snapshot = self.shared.registry.snapshot();
-        let body = StatsList::build(snapshot.iter().map(|(n, v)| (n.as_str(), *v)));
-        let resp = match StatsList::parse(&body) {
-            Some(list) => Response {
-                id,
-                opcode,
-                status: Status::Ok,
-                body: ResponseBody::Stats(list),
-            },
-            None => Response::error(id, opcode, Status::Error, "stats encoding failed"),
-        };
-        cur.reply_now(&resp);
+        let body = StatsList::encode(snapshot.iter().map(|(n, v)| (n.as_str(), *v)));
+        cur.reply_now(&Response {
+            id,
+            opcode,
+            status: Status::Ok,
+            body: ResponseBody::Stats(body.list()),
+        });
     }
 
     /// Answers a CHALLENGE: a fresh nonce of ours, kept on the connection for one
