@@ -426,3 +426,56 @@ fn memcache_wire_fuzz_keeps_serving() {
         "the server panicked"
     );
 }
+
+#[test]
+fn an_unfinished_line_times_out_and_the_connection_limit_is_told_in_text() {
+    let (s, addr) = start(&["--frame-timeout", "200ms", "--max-connections", "2"]);
+    let _stats = s.stat("curr_connections"); // the stats connection is one of the two
+    let mut c = Mc::connect(addr);
+    c.ask("set a 0 0 1\r\nx\r\n", "STORED\r\n");
+    let mut refused = Mc::connect(addr);
+    assert_eq!(refused.rest(), "ERROR Too many open connections\r\n");
+    c.send(b"get a");
+    assert_eq!(
+        c.rest(),
+        "SERVER_ERROR request not received whole within --frame-timeout (200ms)\r\n"
+    );
+    s.wait_stat("frame_timeouts", "== 1", |v| v == 1);
+}
+
+/// One counter of the memcached `stats` command.
+fn mc_stat(addr: SocketAddr, name: &str) -> u64 {
+    let mut c = Mc::connect(addr);
+    c.send(b"stats\r\n");
+    loop {
+        let l = c.line();
+        assert_ne!(l, "END", "no {name}");
+        if let Some(v) = l.strip_prefix(&format!("STAT {name} ")) {
+            return v.parse().unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_client_that_does_not_read_is_paced_not_buffered_without_bound() {
+    let (s, addr) = start(&["--threads", "1", "--origin", "none"]);
+    let mut c = Mc::connect(addr);
+    let value = "v".repeat(20_000);
+    c.ask(
+        &format!("set big 0 0 {}\r\n{value}\r\n", value.len()),
+        "STORED\r\n",
+    );
+    // 40 MB of answers: far more than the 4 MiB mark and the sockets can hold.
+    c.send("get big\r\n".repeat(2000).as_bytes());
+    wait_until("some gets served", || mc_stat(addr, "cmd_get") >= 100);
+    let held = s.stat("conn_buffer_bytes");
+    assert!(held < 16 << 20, "{held} bytes buffered for one connection");
+    assert!(
+        mc_stat(addr, "cmd_get") < 2000,
+        "reading should have paused"
+    );
+    let one = format!("VALUE big 0 {}\r\n{value}\r\nEND\r\n", value.len());
+    for _ in 0..2000 {
+        c.expect(one.as_bytes());
+    }
+}
