@@ -183,7 +183,10 @@ fn a_pipelined_mix_of_loads_hits_and_writes_is_answered_in_request_order() {
           DELETED\r\n\
           END\r\n",
     );
-    assert_eq!(c.line(), format!("VERSION {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        c.line(),
+        format!("VERSION 1.6.18-groupcached-{}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]

@@ -212,7 +212,7 @@ impl Ctx {
                 }
                 self.mc_flush(noreply, cur);
             }
-            Command::Version => cur.now(|b| reply::version(b, env!("CARGO_PKG_VERSION"))),
+            Command::Version => cur.now(|b| reply::version(b, super::VERSION)),
             Command::Verbosity { noreply, .. } => cur.now(|b| reply::ok(b, noreply)),
             Command::Stats { mut args } => match args.next() {
                 None => {

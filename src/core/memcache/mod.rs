@@ -49,6 +49,11 @@ pub use cluster::{mutate_failure, NON_NUMERIC_MESSAGE};
 pub use handle::backpressured;
 pub use slots::Slots;
 
+/// What `version` (and `stats`' `version`) answers: a memcached version first,
+/// because libmemcached (memcstat, pylibmc, PHP's memcached...) refuses a server
+/// whose major version is 0, then groupcached's own.
+pub const VERSION: &str = concat!("1.6.18-groupcached-", env!("CARGO_PKG_VERSION"));
+
 /// Outstanding answers above which a memcached connection stops being read.
 pub const MAX_SLOTS: usize = 1024;
 /// Longest classic retrieval line (`get k1 k2 ...`).
