@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use groupcached_protocol::shard_of;
 
 use super::encode::SlotKind;
-use super::{McOp, Slots, MAX_SLOTS};
+use super::{McOp, Slots, MAX_GET_KEYS, MAX_SLOTS};
 use crate::core::conn::HIGH_WATER_BYTES;
 use crate::core::mailbox::{KeyOp, Waiter};
 use crate::core::routing::Ctx;
@@ -287,6 +287,10 @@ impl Ctx {
                 let reason = "mg's h and l return flags are not supported";
                 return self.unsupported(cur, &get.reply, reason);
             }
+        }
+        if get.keys.iter().nth(MAX_GET_KEYS).is_some() {
+            let reason = "a get of more than 16384 keys is not supported";
+            return self.unsupported(cur, &get.reply, reason);
         }
         for key in get.keys.iter() {
             let c = &self.stats.memcache;
