@@ -13,6 +13,7 @@ use groupcached_protocol::shard_of;
 use super::encode::SlotKind;
 use super::{McOp, Slots, MAX_GET_KEYS, MAX_SLOTS};
 use crate::core::conn::HIGH_WATER_BYTES;
+use crate::core::effects::Effect;
 use crate::core::mailbox::{KeyOp, Waiter};
 use crate::core::routing::Ctx;
 use crate::core::Core;
@@ -111,7 +112,7 @@ impl Core {
                         slots: &mut mc.slots,
                         closing,
                     };
-                    self.ctx.perform_mc(req.command, &mut cur);
+                    self.ctx.perform_mc(&req.command, &mut cur);
                     *pending = mc.slots.len();
                     (req.consumed, req.skip)
                 }
@@ -128,8 +129,8 @@ impl Core {
 
 impl Ctx {
     /// Performs one parsed request; answers go through `cur` in request order.
-    fn perform_mc(&mut self, cmd: Command<'_>, cur: &mut McCur<'_>) {
-        match cmd {
+    fn perform_mc(&mut self, cmd: &Command<'_>, cur: &mut McCur<'_>) {
+        match *cmd {
             Command::Get(get) => self.mc_get(&get, cur),
             Command::Store(st) => {
                 self.stats.memcache.cmd_set.inc();
@@ -328,7 +329,10 @@ impl Ctx {
         cur.now(|b| reply::get_end(b, &get.reply));
     }
 
-    /// Opens a slot for the answer to `t` and sends `op` on its way.
+    /// Sends `op` on its way under the next slot number. An operation this core
+    /// answered at once (a write of a key whose shard is here, on a single node)
+    /// is answered without a slot; any other gets its slot before the effect queue
+    /// runs, so the answer finds it.
     fn mc_keyed(
         &mut self,
         key: &[u8],
@@ -338,8 +342,17 @@ impl Ctx {
         cur: &mut McCur<'_>,
     ) {
         let (g, k) = self.mc_group(key);
-        let seq = cur.slots.open(t, kind, 1);
-        self.mc_route(g, k, op, cur.waiter(self.id, seq));
+        let w = cur.waiter(self.id, cur.slots.next_seq());
+        self.mc_route(g, k, op, w);
+        if let Some(Effect::Reply(rw, _)) = self.queue.back() {
+            if *rw == w {
+                if let Some(Effect::Reply(_, reply)) = self.queue.pop_back() {
+                    let c = &self.stats.memcache;
+                    return cur.slots.answer_now(kind, t, &reply, cur.out, c);
+                }
+            }
+        }
+        cur.slots.open(t, kind, 1);
     }
 
     /// Performs `op` here if this core holds the key's shard, else sends it there.
