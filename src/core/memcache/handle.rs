@@ -103,7 +103,7 @@ impl Core {
                     *closing = true;
                     return;
                 }
-                Ok(Parsed::Request(req)) => {
+                Ok(Parsed::Request(ref req)) => {
                     self.ctx.stats.node.requests.inc();
                     let mut cur = McCur {
                         token,
