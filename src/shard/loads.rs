@@ -31,7 +31,7 @@ impl<W: Clone> Shard<W> {
         self.on_fetch_done_meta(now, g, id, outcome, None, promote, out)
     }
 
-    /// [`Shard::on_fetch_done`] for an owner that sent the item's flags and CAS
+    /// `Shard::on_fetch_done` for an owner that sent the item's flags and CAS
     /// along (`meta`): a hot copy keeps them, so that a memcached GET answered from
     /// it returns the flags the item was stored with.
     #[allow(clippy::too_many_arguments)] // on_fetch_done's arguments and the metadata.
@@ -153,7 +153,7 @@ impl<W: Clone> Shard<W> {
         self.insert_hot_meta(now, g, key, value, ttl_ms, None)
     }
 
-    /// [`Shard::insert_hot`] keeping the owner's flags and CAS (`meta`) with the copy.
+    /// `Shard::insert_hot` keeping the owner's flags and CAS (`meta`) with the copy.
     pub fn insert_hot_meta(
         &mut self,
         now: Instant,

@@ -42,7 +42,7 @@ pub struct ItemInfo {
     pub win_taken: bool,
 }
 
-/// The result of a [`Store`].
+/// The result of a [`Store`](super::command::Store).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreOutcome {
     /// `STORED` / `HD`.
@@ -56,7 +56,7 @@ pub enum StoreOutcome {
     NotFound,
 }
 
-/// The result of a [`Delete`].
+/// The result of a [`Delete`](super::command::Delete).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
     /// `DELETED` / `HD`.
@@ -67,7 +67,7 @@ pub enum DeleteOutcome {
     Exists,
 }
 
-/// The result of an [`Arith`].
+/// The result of an [`Arith`](super::command::Arith).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArithOutcome {
     /// The new value.
