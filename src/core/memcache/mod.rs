@@ -25,8 +25,9 @@
 //!   and answers parked in slots together), and the connection is closed above
 //!   `--max-conn-output`;
 //! - its slots: reading stops above [`MAX_SLOTS`] outstanding answers, but one
-//!   request may open one per key of a `get` (at most [`MAX_GET_KEYS`]), so
-//!   at most `(MAX_SLOTS + MAX_GET_KEYS) * SLOT_SIZE` bytes, about 7 MiB (`SLOT_SIZE` is
+//!   request may open one per key of a `get` (at most [`MAX_GET_KEYS`]), and the
+//!   ring of slots grows by half when full, so at most
+//!   `1.5 * (MAX_SLOTS + MAX_GET_KEYS) * SLOT_SIZE` bytes, about 10.4 MiB (`SLOT_SIZE` is
 //!   at most 416 bytes: the reply target, 250-byte key included, kept inline).
 //!
 //! All of it counts towards `--max-buffer-memory` like a native connection's buffers.
