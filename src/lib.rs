@@ -31,7 +31,8 @@
 //!                   listener: binding one SO_REUSEPORT listener per core
 //!   metrics         Prometheus text and the /metrics endpoint
 //!   core            the event loop: mailbox, client connections, request routing,
-//!                   the effect queue, the peer side of the loop
+//!                   the effect queue, the peer side of the loop, and the memcached
+//!                   front end's connections (core::memcache)
 //!   shared          read-mostly state every core sees
 //!   config          settings, merged from defaults, file, environment and flags
 //!   peer            peer connections: request encoding, handshake, health
@@ -40,6 +41,7 @@
 //!   shard           the pure cache state machine (now in, effects out)
 //!   origin          where values come from, and the loader threads
 //!   storage         one cache's item store
+//!   frontend        the memcached text and meta codec (no I/O)
 //!   value, units, error, stats   plain types, parsing, counters
 //!   protocol crate  frames, encoding, the hashes (no I/O)
 //! ```
@@ -50,8 +52,7 @@
 pub mod config;
 mod core;
 pub mod error;
-// The memcached codec; the listener step wires it into the core loops (issue 12).
-#[cfg_attr(not(test), allow(dead_code))]
+// The memcached codec, served by `core::memcache` (issue 12).
 mod frontend;
 mod listener;
 mod membership;
@@ -60,13 +61,9 @@ mod net;
 pub mod origin;
 mod peer;
 mod server;
-// Until the --memcache-listen step wires in the memcached writes (shard::write,
-// storage metadata), parts of them are unused outside tests.
-#[cfg_attr(not(test), allow(dead_code, unused_imports))]
 mod shard;
 mod shared;
 mod stats;
-#[cfg_attr(not(test), allow(dead_code, unused_imports))]
 mod storage;
 mod topology;
 mod units;

@@ -27,6 +27,8 @@ pub enum KeyOp {
     Get,
     /// Peer FETCH.
     Fetch,
+    /// Peer FETCH_ITEM: FETCH answered with the item's flags and CAS.
+    FetchItem,
     /// SET with a TTL (`None` = group default).
     Set {
         /// The value, copied once out of the read buffer.
@@ -47,6 +49,8 @@ pub enum KeyOp {
     },
     /// A peer's PURGE: like DELETE, never forwarded nor fanned out.
     Purge,
+    /// A memcached front-end operation (see `core::memcache`).
+    Mc(super::memcache::McOp),
 }
 
 /// Keyed requests for one core, gathered over one loop turn of the sender: the keys

@@ -58,6 +58,8 @@ pub struct Ctx {
     pub scratch: String,
     /// The time of this loop turn.
     pub now: Instant,
+    /// How memcached keys map to groups, and the codec's limits.
+    pub mc: super::memcache::McSettings,
     /// Shutting down: no more reading.
     pub draining: bool,
     /// State of the hot-cache sampling generator.
@@ -65,6 +67,12 @@ pub struct Ctx {
     /// Writes this node applied as the key's owner, each waiting for every other
     /// member to acknowledge its INVALIDATE before the writer is answered.
     pub writes: slab::Slab<PendingWrite>,
+    /// The key of the load being completed, kept while its waiters are answered so
+    /// that memcached waiters get the cached item's flags and CAS.
+    pub mc_key: Vec<u8>,
+    /// Members' FLUSHes being applied on every core: the member's waiter and the
+    /// cores still to report (see `core::memcache::cluster`).
+    pub flushes: slab::Slab<(Waiter, usize)>,
 }
 
 /// A write applied at the owner whose answer waits for the other members.
@@ -226,16 +234,23 @@ impl Ctx {
             } => self.hello(req.id, w.opcode, node_id, ring_fingerprint, cur),
             RequestKind::Challenge { nonce } => self.challenge(req.id, w.opcode, nonce, cur),
             RequestKind::Auth { proof } => self.auth(req.id, w.opcode, proof, cur),
-            // Decoded since the protocol knows them; served once the memcached front
-            // end (issue 12) lands. Until then they are unknown operations here.
-            RequestKind::Mutate { .. } | RequestKind::FetchItem(_) | RequestKind::Flush { .. } => {
-                cur.reply_now(&Response::error(
-                    req.id,
-                    w.opcode,
-                    Status::UnknownOp,
-                    "MUTATE, FETCH_ITEM and FLUSH are not served by this node yet",
-                ))
-            }
+            // The memcached front end's peer operations (core::memcache::cluster).
+            RequestKind::Mutate {
+                key,
+                mode,
+                flags,
+                ttl_ms,
+                cas,
+                delta,
+                value,
+            } => match Ctx::mutate_op(mode, flags, ttl_ms, cas, delta, value) {
+                Ok(op) => self.key_request(key, KeyOp::Mc(op), w, cur),
+                Err(why) => {
+                    cur.reply_now(&Response::error(req.id, w.opcode, Status::BadRequest, why))
+                }
+            },
+            RequestKind::FetchItem(k) => self.key_request(k, KeyOp::FetchItem, w, cur),
+            RequestKind::Flush { group } => self.flush_request(group, w, cur),
         }
     }
 
@@ -278,6 +293,18 @@ impl Ctx {
                 let via_peer = || matches!(topology.owner(key), Owner::Remote(_));
                 self.shard
                     .get(now, g, key, w, via_peer, &mut self.shard_out);
+                return self.take_shard_effects();
+            }
+            KeyOp::FetchItem => {
+                // FETCH with the item's flags and CAS (a load's answer gets them in
+                // `mc_attach_meta`).
+                self.stats.groups[g].server_requests.inc();
+                let hit = self
+                    .shard
+                    .get_meta(now, g, key, w, || false, &mut self.shard_out);
+                if let Some(hit) = hit {
+                    self.queue.push_back(Effect::Reply(w, Reply::Item(hit)));
+                }
                 return self.take_shard_effects();
             }
             KeyOp::Fetch => {
@@ -338,6 +365,7 @@ impl Ctx {
                 Owner::Remote(owner) => self.not_owner(owner),
             },
             KeyOp::Invalidate => self.shard.invalidate(g, key),
+            KeyOp::Mc(op) => return self.apply_mc(g, key, op, w),
         };
         self.queue.push_back(Effect::Reply(w, reply));
     }
@@ -359,7 +387,7 @@ impl Ctx {
     /// The answer to a STORE or PURGE of a key that `owner`, not we, owns. It names
     /// the owner (docs/protocol.md), so it is rendered here: this happens only while
     /// two members' rings disagree, never on a request the ring routes right.
-    fn not_owner(&self, owner: usize) -> Reply {
+    pub(in crate::core) fn not_owner(&self, owner: usize) -> Reply {
         self.stats.node.peer_ops_refused.inc();
         let owner = self.topology.name(owner);
         let mut message = String::with_capacity(NOT_OWNER_MESSAGE.len() + 16 + owner.len());
@@ -374,7 +402,13 @@ impl Ctx {
     /// (or failed to). Until then a GET through a member that has not yet dropped
     /// its copy may still see the old value, which is fine: the write is not
     /// acknowledged yet.
-    fn invalidate_then_reply(&mut self, g: usize, key: &[u8], w: Waiter, reply: Reply) {
+    pub(in crate::core) fn invalidate_then_reply(
+        &mut self,
+        g: usize,
+        key: &[u8],
+        w: Waiter,
+        reply: Reply,
+    ) {
         let others = self.topology.ring.len().saturating_sub(1);
         if others == 0 {
             self.queue.push_back(Effect::Reply(w, reply));

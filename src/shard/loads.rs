@@ -18,6 +18,7 @@ impl<W: Clone> Shard<W> {
     /// Delivers the owner's answer to fetch `id`; a value may be kept in the hot
     /// cache (`promote`, decided by the caller's sampling), expiring no later than
     /// the owner's copy and never after the group's hot TTL.
+    #[cfg(test)]
     pub fn on_fetch_done(
         &mut self,
         now: Instant,
@@ -30,7 +31,7 @@ impl<W: Clone> Shard<W> {
         self.on_fetch_done_meta(now, g, id, outcome, None, promote, out)
     }
 
-    /// [`Shard::on_fetch_done`] for an owner that sent the item's flags and CAS
+    /// `Shard::on_fetch_done` for an owner that sent the item's flags and CAS
     /// along (`meta`): a hot copy keeps them, so that a memcached GET answered from
     /// it returns the flags the item was stored with.
     #[allow(clippy::too_many_arguments)] // on_fetch_done's arguments and the metadata.
@@ -147,11 +148,12 @@ impl<W: Clone> Shard<W> {
 
     /// Puts a value fetched from its owner into the hot cache, expiring when the
     /// owner's copy would.
+    #[cfg(test)]
     pub fn insert_hot(&mut self, now: Instant, g: usize, key: &[u8], value: ByteView, ttl_ms: u64) {
         self.insert_hot_meta(now, g, key, value, ttl_ms, None)
     }
 
-    /// [`Shard::insert_hot`] keeping the owner's flags and CAS (`meta`) with the copy.
+    /// `Shard::insert_hot` keeping the owner's flags and CAS (`meta`) with the copy.
     pub fn insert_hot_meta(
         &mut self,
         now: Instant,

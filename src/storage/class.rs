@@ -169,7 +169,7 @@ pub fn largest_value(key_len: usize, budget: usize) -> usize {
     largest_value_with(key_len, budget, false)
 }
 
-/// [`largest_value`] for an item with metadata (`meta`) or without.
+/// `largest_value` for an item with metadata (`meta`) or without.
 pub fn largest_value_with(key_len: usize, budget: usize, meta: bool) -> usize {
     // The charge grows with the value length, so search for the last length that fits.
     let charge = |v| item_charge(key_len, v, meta);
