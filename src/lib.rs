@@ -50,8 +50,7 @@
 pub mod config;
 mod core;
 pub mod error;
-// The memcached codec; the listener step wires it into the core loops (issue 12).
-#[cfg_attr(not(test), allow(dead_code))]
+// The memcached codec, served by `core::memcache` (issue 12).
 mod frontend;
 mod listener;
 mod membership;
@@ -60,13 +59,9 @@ mod net;
 pub mod origin;
 mod peer;
 mod server;
-// Until the --memcache-listen step wires in the memcached writes (shard::write,
-// storage metadata), parts of them are unused outside tests.
-#[cfg_attr(not(test), allow(dead_code, unused_imports))]
 mod shard;
 mod shared;
 mod stats;
-#[cfg_attr(not(test), allow(dead_code, unused_imports))]
 mod storage;
 mod topology;
 mod units;

@@ -54,11 +54,21 @@ impl Server {
             ),
             None => None,
         };
+        let memcache = match cfg.memcache_listen {
+            Some(addr) => {
+                let bind_err = |source| StartError::Bind { addr, source };
+                let ls = crate::listener::bind_reuseport(addr, cfg.threads).map_err(bind_err)?;
+                let bound = ls[0].local_addr().map_err(bind_err)?;
+                Some((ls, bound))
+            }
+            None => None,
+        };
         Ok(BoundServer {
             cfg,
             listeners,
             local_addr,
             metrics,
+            memcache,
         })
     }
 }
@@ -70,9 +80,17 @@ pub struct BoundServer {
     listeners: Vec<std::net::TcpListener>,
     local_addr: SocketAddr,
     metrics: Option<std::net::TcpListener>,
+    /// The memcached front end's listeners (one per core) and their address.
+    memcache: Option<(Vec<std::net::TcpListener>, SocketAddr)>,
 }
 
 impl BoundServer {
+    /// The memcached front end's address, if `--memcache-listen` is set (with the
+    /// real port when 0 was asked for).
+    pub fn memcache_addr(&self) -> Option<SocketAddr> {
+        self.memcache.as_ref().map(|(_, a)| *a)
+    }
+
     /// The address clients can connect to (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -197,6 +215,15 @@ impl BoundServer {
             None => None,
         };
 
+        let mut mc = crate::core::memcache::McSettings::from_config(&cfg);
+        let mut mc_listeners: Vec<Option<std::net::TcpListener>> = match self.memcache {
+            Some((ls, addr)) => {
+                log::info!("serving the memcached text and meta protocols on {addr}");
+                mc.addr = Some(addr);
+                ls.into_iter().map(Some).collect()
+            }
+            None => (0..threads).map(|_| None).collect(),
+        };
         let mut polls = Vec::with_capacity(threads);
         let mut remotes = Vec::with_capacity(threads);
         let mut inboxes = Vec::with_capacity(threads);
@@ -242,6 +269,8 @@ impl BoundServer {
                 id,
                 poll,
                 listener: mio::net::TcpListener::from_std(listener),
+                mc_listener: mc_listeners[id].take().map(mio::net::TcpListener::from_std),
+                mc,
                 shared: shared.clone(),
                 groups: specs,
                 load_timeout: cfg.load_timeout,

@@ -189,6 +189,17 @@ settings! {
         /// address [default: off].
         metrics_listen: Option<SocketAddr> = None
             => String as AddressOrOff, "ADDR", "GROUPCACHED_METRICS_LISTEN";
+        /// Also speak the memcached text and meta protocols on this address, by every
+        /// core (SO_REUSEPORT); port 0 picks a free port [default: off].
+        memcache_listen: Option<SocketAddr> = None
+            => String as AddressOrOff, "ADDR", "GROUPCACHED_MEMCACHE_LISTEN";
+        /// Group that memcached keys belong to [default: the first group].
+        memcache_group: Option<String> = None
+            => String as Optional<String>, "NAME", "GROUPCACHED_MEMCACHE_GROUP";
+        /// Read a memcached key `group:key` as key `key` of group `group` when `group`
+        /// is a configured group (true or false) [default: false].
+        memcache_group_prefix: bool = false
+            => bool as Plain<bool>, "BOOL", "GROUPCACHED_MEMCACHE_GROUP_PREFIX";
         /// Close a connection that completes no request (and takes none of its
         /// output) for this long; 0 = never [default: 0].
         idle_timeout: Option<Duration> = None

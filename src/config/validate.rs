@@ -80,6 +80,14 @@ impl Config {
         if self.groups.is_empty() {
             return Err(ConfigError::new("groups", "at least one group is needed"));
         }
+        if let Some(name) = &self.memcache_group {
+            if !self.groups.iter().any(|g| &g.name == name) {
+                return Err(ConfigError::new(
+                    "--memcache-group",
+                    format!("no group named `{name}` is configured"),
+                ));
+            }
+        }
         if !(1024..=1 << 30).contains(&self.max_frame) {
             return Err(ConfigError::new(
                 "--max-frame",

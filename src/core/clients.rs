@@ -2,7 +2,7 @@
 //! reading and decoding them (within the buffer memory limit), handing a connection
 //! to another core (SHARD) or taking one over, writing their answers, and closing.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
 
 use groupcached_protocol::{Response, Status};
@@ -17,9 +17,14 @@ use crate::net::{read_into, Flushed, OutQueue, ReadStep};
 impl Core {
     /// Accepts connections until the listener would block; past
     /// `--max-connections` each is told why and closed.
-    pub(super) fn accept(&mut self) {
+    pub(super) fn accept(&mut self, memcache: bool) {
         loop {
-            let Some(listener) = &self.listener else {
+            let listener = if memcache {
+                &self.mc_listener
+            } else {
+                &self.listener
+            };
+            let Some(listener) = listener else {
                 return;
             };
             let (mut stream, _) = match listener.accept() {
@@ -36,7 +41,7 @@ impl Core {
             if shared.connections.fetch_add(1, Ordering::Relaxed) >= shared.max_connections {
                 shared.connections.fetch_sub(1, Ordering::Relaxed);
                 self.ctx.stats.node.rejected_connections.inc();
-                refuse(stream, shared.max_connections);
+                refuse(stream, shared.max_connections, memcache);
                 continue;
             }
             let _ = stream.set_nodelay(true);
@@ -52,12 +57,8 @@ impl Core {
                 continue;
             }
             self.next_gen = self.next_gen.wrapping_add(1);
-            entry.insert(Conn::new(
-                stream,
-                shared.limits,
-                self.next_gen,
-                self.ctx.now,
-            ));
+            let conn = Conn::new(stream, shared.limits, self.next_gen, self.ctx.now);
+            entry.insert(if memcache { conn.memcache() } else { conn });
             self.ctx.stats.node.total_connections.inc();
             self.ctx
                 .stats
@@ -77,7 +78,7 @@ impl Core {
             return;
         };
         // Whole frames left buffered when backpressure stopped the decoding go first.
-        if conn.rbuf.buffered() > 0 && !conn.closing && !conn.backpressured() && !self.ctx.draining
+        if conn.input_buffered() > 0 && !conn.closing && !conn.backpressured() && !self.ctx.draining
         {
             self.decode(token, now);
         }
@@ -104,7 +105,19 @@ impl Core {
             let Some(conn) = self.conns.get_mut(token) else {
                 return;
             };
-            match read_into(&mut conn.stream, &mut conn.rbuf) {
+            if conn.mc.is_none() && conn.inputs() == 0 && conn.input_buffered() == 0 {
+                if let Some(hint) = self.text_on_binary_port(token) {
+                    return hint;
+                }
+            }
+            let Some(conn) = self.conns.get_mut(token) else {
+                return;
+            };
+            let step = match &mut conn.mc {
+                Some(mc) => read_into(&mut conn.stream, &mut mc.rbuf),
+                None => read_into(&mut conn.stream, &mut conn.rbuf),
+            };
+            match step {
                 ReadStep::Closed => conn.read_closed = true,
                 ReadStep::Data { short } => {
                     self.decode(token, now);
@@ -148,7 +161,7 @@ impl Core {
         }
         release_grant(grant, grant_freed, token, conn);
         // A drained large read buffer is not kept while the connection waits.
-        conn.rbuf.trim();
+        conn.trim_input();
         account(buffered, conn);
         if !conn.dirty {
             conn.dirty = true;
@@ -159,9 +172,14 @@ impl Core {
         }
     }
 
-    /// Handles the whole frames buffered on `token` and updates its timers.
+    /// Handles the whole frames (or memcached requests) buffered on `token` and
+    /// updates its timers.
     fn decode(&mut self, token: usize, now: std::time::Instant) {
-        self.handle_frames(token);
+        match self.conns.get(token).map(|c| c.mc.is_some()) {
+            Some(true) => self.handle_mc(token),
+            Some(false) => self.handle_frames(token),
+            None => return,
+        }
         if let Some(conn) = self.conns.get_mut(token) {
             conn.after_input(now);
         }
@@ -192,13 +210,13 @@ impl Core {
         let granted = grant.is_some_and(|(t, _)| t == token);
         if granted
             || *buffered + *others <= limits.max_buffer_memory
-            || !(conn.rbuf.needs_growth() || conn.out.mem() > fair(limits, &ctx.shared))
+            || !(conn.input_needs_growth() || conn.out.mem() > fair(limits, &ctx.shared))
         {
             return Gate::Read;
         }
-        if grant.is_none() && conn.rbuf.needs_growth() && conn.out.is_empty() {
+        if grant.is_none() && conn.input_needs_growth() && conn.out.is_empty() {
             // The core's one frame allowed to grow past the limit.
-            *grant = Some((token, conn.rbuf.frames()));
+            *grant = Some((token, conn.inputs()));
             conn.mem_paused = false;
             // It is read now. Left set (a paused connection woken by a readable
             // event), release_grant would take the grant straight back and the read
@@ -337,7 +355,7 @@ impl Core {
                         continue;
                     }
                 }
-                if conn.out.len() > self.limits.max_output {
+                if conn.output_len() > self.limits.max_output {
                     self.close_overflow(token);
                     continue;
                 }
@@ -359,6 +377,46 @@ impl Core {
     }
 }
 
+impl Core {
+    /// A native connection whose first byte is an ASCII letter is someone speaking a
+    /// text protocol (a memcached client, `nc`, an HTTP request): no frame starts
+    /// so (a frame's first byte is the top byte of its length, at most 0x40 under
+    /// the 1 GiB cap of `--max-frame`). Rather than wait for a 12-byte header, say
+    /// in one line what this port speaks (and where the memcached port is), and
+    /// close. Returns `Some` if so. Costs one `peek` on a connection's first read.
+    fn text_on_binary_port(&mut self, token: usize) -> Option<()> {
+        let conn = self.conns.get_mut(token)?;
+        let mut first = [0u8; 1];
+        match conn.stream.peek(&mut first) {
+            Ok(1) if first[0].is_ascii_alphabetic() => {}
+            _ => return None,
+        }
+        // Take what was sent, so that closing does not reset the connection before
+        // the client has read the hint.
+        let mut sink = [0u8; 4096];
+        for _ in 0..16 {
+            match conn.stream.read(&mut sink) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+        let mut line = String::from(
+            "this port speaks groupcached's binary protocol (docs/protocol.md); memcached clients: ",
+        );
+        match self.ctx.mc.addr {
+            Some(a) => line.push_str(&format!("use the memcached port {a}")),
+            None => line.push_str("start the server with --memcache-listen ADDR and use that port"),
+        }
+        line.push_str("\r\n");
+        conn.out.push_with(|b| b.extend_from_slice(line.as_bytes()));
+        conn.closing = true;
+        conn.read_closed = true;
+        self.ctx.stats.node.protocol_errors.inc();
+        self.mark_dirty(token);
+        Some(())
+    }
+}
+
 /// What the buffer memory limit says about reading a connection now.
 enum Gate {
     /// Read.
@@ -369,11 +427,16 @@ enum Gate {
     Paused,
 }
 
-/// Tells a connection over the limit why it is closed, without blocking.
-fn refuse(mut stream: TcpStream, max: usize) {
+/// Tells a connection over the limit why it is closed, without blocking (in
+/// memcached's words on the memcached port).
+fn refuse(mut stream: TcpStream, max: usize, memcache: bool) {
     let msg = format!("server is at its connection limit ({max}); try again later");
     let mut buf = Vec::new();
-    Response::error(0, 0, Status::Unavailable, &msg).encode(&mut buf);
+    if memcache {
+        buf.extend_from_slice(b"ERROR Too many open connections\r\n");
+    } else {
+        Response::error(0, 0, Status::Unavailable, &msg).encode(&mut buf);
+    }
     let _ = stream.write(&buf);
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }

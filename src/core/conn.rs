@@ -118,6 +118,9 @@ pub struct Conn {
     /// A SHARD request asked for this connection to move to that core: no more frames
     /// are decoded here, and the core hands it over after this read.
     pub handoff: Option<usize>,
+    /// A memcached front-end connection's own state (`None`: a native connection,
+    /// whose input is `rbuf`).
+    pub mc: Option<Box<super::memcache::McConn>>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -165,33 +168,101 @@ impl Conn {
             frames_seen: 0,
             accounted: 0,
             handoff: None,
+            mc: None,
         }
+    }
+
+    /// The same connection speaking memcached's protocols.
+    pub fn memcache(mut self) -> Self {
+        self.mc = Some(Box::default());
+        self
+    }
+
+    /// Bytes read and not yet decoded or parsed.
+    pub fn input_buffered(&self) -> usize {
+        match &self.mc {
+            Some(mc) => mc.rbuf.buffered(),
+            None => self.rbuf.buffered(),
+        }
+    }
+
+    /// Whether the next read would enlarge the read buffer.
+    pub fn input_needs_growth(&self) -> bool {
+        match &self.mc {
+            Some(mc) => mc.rbuf.needs_growth(),
+            None => self.rbuf.needs_growth(),
+        }
+    }
+
+    /// Requests (frames, memcached commands) taken from the input so far.
+    pub fn inputs(&self) -> u64 {
+        match &self.mc {
+            Some(mc) => mc.rbuf.requests(),
+            None => self.rbuf.frames(),
+        }
+    }
+
+    /// Whether an unfinished request is buffered.
+    pub fn in_input(&self) -> bool {
+        match &self.mc {
+            Some(mc) => mc.in_request(),
+            None => self.rbuf.in_frame(),
+        }
+    }
+
+    /// Shrinks a read buffer that holds much less than its size.
+    pub fn trim_input(&mut self) {
+        match &mut self.mc {
+            Some(mc) => mc.rbuf.trim(),
+            None => self.rbuf.trim(),
+        }
+    }
+
+    /// Frees idle buffers (read buffer, spare slots).
+    pub fn release_idle(&mut self) {
+        match &mut self.mc {
+            Some(mc) => {
+                mc.rbuf.release_if_empty();
+                mc.slots.release_spare();
+            }
+            None => self.rbuf.release_if_empty(),
+        }
+        self.out.release_spare();
     }
 
     /// Bytes of memory held in this connection's buffers (read buffer and output).
     pub fn mem(&self) -> usize {
-        self.rbuf.capacity() + self.out.mem()
+        self.rbuf.capacity() + self.out.mem() + self.mc.as_ref().map_or(0, |mc| mc.mem())
     }
 
     /// Updates the timers after bytes were read and frames decoded at `now`: a
     /// completed frame is activity, and restarts the frame clock if a next frame has
     /// begun; a frame that has begun starts the clock.
     pub fn after_input(&mut self, now: Instant) {
-        let frames = self.rbuf.frames();
+        let frames = self.inputs();
         if frames != self.frames_seen {
             self.frames_seen = frames;
             self.last_active = now;
-            self.frame_started = self.rbuf.in_frame().then_some(now);
-        } else if !self.rbuf.in_frame() {
+            self.frame_started = self.in_input().then_some(now);
+        } else if !self.in_input() {
             self.frame_started = None;
         } else if self.frame_started.is_none() {
             self.frame_started = Some(now);
         }
     }
 
+    /// Bytes of answers not yet written: the output queue, and for a memcached
+    /// connection the answers parked until earlier ones complete.
+    pub fn output_len(&self) -> usize {
+        self.out.len() + self.mc.as_ref().map_or(0, |mc| mc.slots.parked())
+    }
+
     /// Whether reading should pause until the client catches up.
     pub fn backpressured(&self) -> bool {
-        backpressured(self.out.len(), self.pending)
+        match &self.mc {
+            Some(mc) => super::memcache::backpressured(&self.out, &mc.slots),
+            None => backpressured(self.out.len(), self.pending),
+        }
     }
 
     /// Whether the connection has nothing left to do and can be closed.

@@ -131,8 +131,17 @@ impl Core {
         if conn.gen != w.conn_gen {
             return;
         }
-        write_reply(conn, &w, reply);
-        if decoding != Some(token) && conn.out.len() > self.limits.max_output {
+        match (&mut conn.mc, w.is_memcache()) {
+            (Some(mc), true) => {
+                let c = &self.ctx.stats.memcache;
+                mc.slots.complete(w.req_id, reply, &mut conn.out, c);
+                conn.pending = mc.slots.len();
+            }
+            (None, false) => write_reply(conn, &w, reply),
+            // A waiter of the other kind: a stale slot, never this connection's.
+            _ => return,
+        }
+        if decoding != Some(token) && conn.output_len() > self.limits.max_output {
             self.close_overflow(token);
             return;
         }
@@ -245,7 +254,17 @@ pub(super) fn write_reply(conn: &mut Conn, w: &Waiter, reply: &Reply) {
             Some(value),
         ),
         Reply::NotFound => (Status::NotFound, ResponseBody::Empty, None),
-        Reply::Stored | Reply::Invalidated => (Status::Ok, ResponseBody::Empty, None),
+        Reply::Item(hit) => (
+            Status::Ok,
+            ResponseBody::Value {
+                ttl_ms: hit.ttl_ms,
+                value: &hit.value,
+            },
+            Some(&hit.value),
+        ),
+        Reply::Stored | Reply::Invalidated | Reply::Flushed | Reply::Write(_) => {
+            (Status::Ok, ResponseBody::Empty, None)
+        }
         Reply::Deleted(removed) => (Status::Ok, ResponseBody::Deleted(*removed), None),
         Reply::Error { status, message } => {
             (*status, ResponseBody::Message(message.as_bytes()), None)

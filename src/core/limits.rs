@@ -90,8 +90,7 @@ impl Core {
                 }
             }
             if quiet >= RELEASE_IDLE_BUFFERS_AFTER && conn.out.is_empty() {
-                conn.rbuf.release_if_empty();
-                conn.out.release_spare();
+                conn.release_idle();
                 account(&mut self.buffered, conn);
             }
         }
@@ -131,8 +130,20 @@ impl Core {
             limit.as_millis()
         );
         log::debug!("core {}: {msg}", self.ctx.id);
-        conn.out
-            .push_response(&Response::error(id, opcode, Status::Timeout, &msg), None);
+        match &mut conn.mc {
+            // Never a binary frame on the memcached port; after the answers so far.
+            Some(mc) => {
+                let line = format!(
+                    "SERVER_ERROR request not received whole within --frame-timeout ({}ms)\r\n",
+                    limit.as_millis()
+                );
+                mc.slots
+                    .immediate(&mut conn.out, |b| b.extend_from_slice(line.as_bytes()));
+            }
+            None => conn
+                .out
+                .push_response(&Response::error(id, opcode, Status::Timeout, &msg), None),
+        }
         let _ = conn.out.write_to(&mut conn.stream);
         let _ = conn.stream.shutdown(std::net::Shutdown::Both);
         self.close(token);
@@ -171,7 +182,7 @@ pub(super) fn release_grant(
     conn: &Conn,
 ) {
     if let Some((t, frames)) = *grant {
-        let done = conn.rbuf.frames() != frames || !conn.rbuf.in_frame();
+        let done = conn.inputs() != frames || !conn.in_input();
         if t == token && (done || conn.read_paused) {
             *grant = None;
             *freed = true;

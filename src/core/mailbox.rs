@@ -47,6 +47,8 @@ pub enum KeyOp {
     },
     /// A peer's PURGE: like DELETE, never forwarded nor fanned out.
     Purge,
+    /// A memcached front-end operation (see `core::memcache`).
+    Mc(super::memcache::McOp),
 }
 
 /// Keyed requests for one core, gathered over one loop turn of the sender: the keys

@@ -32,6 +32,7 @@ mod effects;
 mod handshake;
 mod limits;
 pub mod mailbox;
+pub mod memcache;
 mod peer_replies;
 mod peers;
 mod routing;
@@ -59,6 +60,8 @@ use mailbox::{Inbox, Msg, Outbox, Remote};
 use routing::Ctx;
 
 const LISTENER: Token = Token(usize::MAX - 1);
+/// The memcached front end's listener (`--memcache-listen`).
+const MC_LISTENER: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX);
 /// Tokens at and above this are peer connections (slab index + PEER_BASE).
 const PEER_BASE: usize = 1 << (usize::BITS - 2);
@@ -73,6 +76,8 @@ pub const WAKER_TOKEN: Token = WAKER;
 pub struct Core {
     poll: Poll,
     listener: Option<TcpListener>,
+    /// The memcached front end's listener, if `--memcache-listen` is set.
+    mc_listener: Option<TcpListener>,
     conns: Slab<Conn>,
     peers: Slab<PeerConn>,
     peer_by_name: HashMap<String, usize>,
@@ -111,6 +116,11 @@ pub struct CoreParts {
     pub poll: Poll,
     /// Its listener.
     pub listener: TcpListener,
+    /// Its memcached front-end listener (`--memcache-listen`): its connections
+    /// speak memcached's protocols, and every write carries item metadata.
+    pub mc_listener: Option<TcpListener>,
+    /// How memcached keys map to groups.
+    pub mc: memcache::McSettings,
     /// Shared state.
     pub shared: Arc<Shared>,
     /// Its shard's groups (the shard itself is core-local and built on the core's thread).
@@ -144,6 +154,17 @@ impl Core {
         p.poll
             .registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut mc_listener = p.mc_listener;
+        if let Some(l) = &mut mc_listener {
+            p.poll
+                .registry()
+                .register(l, MC_LISTENER, Interest::READABLE)?;
+        }
+        let mut shard = Shard::new(p.groups, p.load_timeout, p.stats.clone());
+        if mc_listener.is_some() {
+            // Every write carries flags and a CAS, so `gets` has one for every key.
+            shard.enable_meta(p.id as u16, p.seed);
+        }
         p.stats.node.members.set(p.topology.ring.len() as u64);
         p.stats
             .node
@@ -152,6 +173,7 @@ impl Core {
         Ok(Core {
             poll: p.poll,
             listener: Some(listener),
+            mc_listener,
             conns: Slab::with_capacity(1024),
             peers: Slab::new(),
             peer_by_name: HashMap::new(),
@@ -160,7 +182,7 @@ impl Core {
             ctx: Ctx {
                 id: p.id,
                 shared: p.shared,
-                shard: Shard::new(p.groups, p.load_timeout, p.stats.clone()),
+                shard,
                 inbox: p.inbox,
                 outboxes: p.remotes.into_iter().map(Outbox::new).collect(),
                 me: p.me,
@@ -171,9 +193,11 @@ impl Core {
                 shard_out: Vec::with_capacity(64),
                 scratch: String::new(),
                 now: Instant::now(),
+                mc: p.mc,
                 draining: false,
                 rng: p.seed | 1,
                 writes: Slab::new(),
+                mc_key: Vec::new(),
             },
             sleeping: p.sleeping,
             next_gen: 0,
@@ -221,7 +245,8 @@ impl Core {
             for ev in events.iter() {
                 let hangup = ev.is_read_closed() || ev.is_error();
                 match ev.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    MC_LISTENER => self.accept(true),
                     WAKER => {} // the mailbox is drained below, every turn
                     Token(t) if t >= PEER_BASE => self.on_peer_event(
                         t - PEER_BASE,
@@ -306,6 +331,7 @@ impl Core {
                         self.log_origin_error(g, id, e);
                     }
                     let ctx = &mut self.ctx;
+                    ctx.mc_key_before_load_done(g, id);
                     let topology = &ctx.topology;
                     ctx.shard.on_load_done(
                         ctx.now,
@@ -315,6 +341,7 @@ impl Core {
                         |key| topology.owner(key) == Owner::Local,
                         &mut ctx.shard_out,
                     );
+                    ctx.mc_attach_meta(g);
                     ctx.take_shard_effects();
                 }
                 Msg::Topology(t) => self.set_topology(t),
@@ -380,6 +407,9 @@ impl Core {
             self.ctx.draining = true;
             self.drain_deadline = Some(now + shared.drain_timeout);
             if let Some(mut l) = self.listener.take() {
+                let _ = self.poll.registry().deregister(&mut l);
+            }
+            if let Some(mut l) = self.mc_listener.take() {
                 let _ = self.poll.registry().deregister(&mut l);
             }
             // Stop reading; answer what was already read, then close.

@@ -58,6 +58,8 @@ pub struct Ctx {
     pub scratch: String,
     /// The time of this loop turn.
     pub now: Instant,
+    /// How memcached keys map to groups, and the codec's limits.
+    pub mc: super::memcache::McSettings,
     /// Shutting down: no more reading.
     pub draining: bool,
     /// State of the hot-cache sampling generator.
@@ -65,6 +67,9 @@ pub struct Ctx {
     /// Writes this node applied as the key's owner, each waiting for every other
     /// member to acknowledge its INVALIDATE before the writer is answered.
     pub writes: slab::Slab<PendingWrite>,
+    /// The key of the load being completed, kept while its waiters are answered so
+    /// that memcached waiters get the cached item's flags and CAS.
+    pub mc_key: Vec<u8>,
 }
 
 /// A write applied at the owner whose answer waits for the other members.
@@ -328,6 +333,7 @@ impl Ctx {
                 Owner::Remote(owner) => self.not_owner(owner),
             },
             KeyOp::Invalidate => self.shard.invalidate(g, key),
+            KeyOp::Mc(op) => return self.apply_mc(g, key, op, w),
         };
         self.queue.push_back(Effect::Reply(w, reply));
     }
@@ -364,7 +370,13 @@ impl Ctx {
     /// (or failed to). Until then a GET through a member that has not yet dropped
     /// its copy may still see the old value, which is fine: the write is not
     /// acknowledged yet.
-    fn invalidate_then_reply(&mut self, g: usize, key: &[u8], w: Waiter, reply: Reply) {
+    pub(in crate::core) fn invalidate_then_reply(
+        &mut self,
+        g: usize,
+        key: &[u8],
+        w: Waiter,
+        reply: Reply,
+    ) {
         let others = self.topology.ring.len().saturating_sub(1);
         if others == 0 {
             self.queue.push_back(Effect::Reply(w, reply));

@@ -24,9 +24,28 @@ pub enum ReadStep {
     Failed(io::Error),
 }
 
+/// A read buffer a socket can fill: free space offered to a read, then what arrived
+/// committed. The native connections' [`FrameBuffer`] and the memcached front
+/// end's line buffer are both one.
+pub trait ReadSpace {
+    /// Free space to read into (never empty).
+    fn read_space(&mut self) -> &mut [u8];
+    /// Marks `n` bytes of that space as filled.
+    fn commit(&mut self, n: usize);
+}
+
+impl ReadSpace for FrameBuffer {
+    fn read_space(&mut self) -> &mut [u8] {
+        FrameBuffer::read_space(self)
+    }
+    fn commit(&mut self, n: usize) {
+        FrameBuffer::commit(self, n)
+    }
+}
+
 /// Reads once from `stream` into `rbuf`'s free space (retrying a read interrupted
 /// by a signal) and commits what arrived.
-pub fn read_into<R: Read>(stream: &mut R, rbuf: &mut FrameBuffer) -> ReadStep {
+pub fn read_into<R: Read, B: ReadSpace>(stream: &mut R, rbuf: &mut B) -> ReadStep {
     loop {
         let space = rbuf.read_space();
         let room = space.len();

@@ -10,6 +10,6 @@ mod io;
 mod out_queue;
 mod waiter;
 
-pub use io::{read_into, ReadStep};
+pub use io::{read_into, ReadSpace, ReadStep};
 pub use out_queue::{Flushed, OutQueue};
-pub use waiter::Waiter;
+pub use waiter::{Waiter, MEMCACHE_OPCODE};

@@ -70,6 +70,28 @@ impl OutQueue {
         self.push_frame(|buf| req.encode_head(buf), value);
     }
 
+    /// Appends what `encode` writes to the tail buffer: the memcached front end's
+    /// text replies, which are not frames.
+    pub fn push_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        let buf = self.tail_buf();
+        let (start, cap) = (buf.len(), buf.capacity());
+        encode(buf);
+        let (len, grown) = (buf.len() - start, buf.capacity() - cap);
+        self.bytes += len;
+        self.held += grown;
+    }
+
+    /// Queues a value's bytes: copied when small, else by reference (no copy).
+    pub fn push_value(&mut self, v: &ByteView) {
+        if v.len() > COPY_THRESHOLD {
+            self.bytes += v.len();
+            self.held += v.len();
+            self.chunks.push_back(Chunk::Val(v.clone()));
+        } else {
+            self.push_with(|b| b.extend_from_slice(v));
+        }
+    }
+
     /// Encodes a frame's head into the tail buffer; its trailing bytes are copied
     /// when small, or queued by reference when they are `value` and large.
     fn push_frame<'a>(

@@ -18,3 +18,16 @@ pub struct Waiter {
     /// Opcode to echo.
     pub opcode: u8,
 }
+
+/// The `opcode` of a [`Waiter`] for a memcached front-end request: no opcode of the
+/// binary protocol has it. Its `req_id` is then the request's slot in its
+/// connection's reply order (see `core::memcache`).
+pub const MEMCACHE_OPCODE: u8 = 0xff;
+
+impl Waiter {
+    /// Whether this waiter is a memcached front-end request.
+    #[inline]
+    pub fn is_memcache(&self) -> bool {
+        self.opcode == MEMCACHE_OPCODE
+    }
+}

@@ -147,6 +147,7 @@ impl<W: Clone> Shard<W> {
 
     /// Puts a value fetched from its owner into the hot cache, expiring when the
     /// owner's copy would.
+    #[cfg(test)]
     pub fn insert_hot(&mut self, now: Instant, g: usize, key: &[u8], value: ByteView, ttl_ms: u64) {
         self.insert_hot_meta(now, g, key, value, ttl_ms, None)
     }

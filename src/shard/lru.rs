@@ -2,5 +2,7 @@
 //! itself, its layout and its charge live in [`crate::storage`]; this module keeps
 //! the names the shard uses.
 
+#[cfg(test)]
+pub use crate::storage::charge;
 pub use crate::storage::class::largest_value_with;
-pub use crate::storage::{charge, item_charge, Hit, Meta, Store as Lru};
+pub use crate::storage::{item_charge, Hit, Meta, Store as Lru};

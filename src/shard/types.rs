@@ -27,6 +27,13 @@ pub enum Reply {
     Deleted(bool),
     /// INVALIDATE done.
     Invalidated,
+    /// A memcached retrieval's value with the item's flags and CAS (a hit, or a
+    /// value just loaded or fetched; flags 0 and CAS 0 when it carries none).
+    Item(MetaHit),
+    /// What a memcached write did at the key's owner.
+    Write(crate::shard::WriteOutcome),
+    /// A memcached `flush_all` emptied this core's part of the group.
+    Flushed,
     /// Failure, with the status and a message for the client.
     Error {
         /// The status.

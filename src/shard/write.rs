@@ -70,6 +70,7 @@ pub struct StoreCommand {
 
 impl StoreCommand {
     /// A command of `mode` with `flags` and `ttl`, without a CAS to compare.
+    #[cfg(test)]
     pub fn new(mode: StoreMode, flags: u32, ttl: Option<Duration>) -> StoreCommand {
         StoreCommand {
             mode,
@@ -111,6 +112,7 @@ pub struct Arith {
 
 impl Arith {
     /// A plain `incr`/`decr`.
+    #[cfg(test)]
     pub fn new(delta: Delta) -> Arith {
         Arith {
             delta,

@@ -151,6 +151,48 @@ pub struct NodeCounters {
     pub buffer_memory_pauses: Counter,
 }
 
+/// The memcached front end's command counters of one core, under memcached's
+/// `stats` names (counted on the core of the connection that sent the command).
+#[derive(Debug, Default)]
+pub struct McCounters {
+    /// Retrieval keys (`get`, `gets`, `gat`, `gats`, `mg`): memcached's `cmd_get`.
+    pub cmd_get: Counter,
+    /// Storage commands (`set`...`cas`, `ms`): `cmd_set`.
+    pub cmd_set: Counter,
+    /// `flush_all`: `cmd_flush`.
+    pub cmd_flush: Counter,
+    /// `touch`, `gat`, `gats`, `mg T`: `cmd_touch`.
+    pub cmd_touch: Counter,
+    /// Retrieval keys found: `get_hits`.
+    pub get_hits: Counter,
+    /// Retrieval keys not found (after the read-through load): `get_misses`.
+    pub get_misses: Counter,
+    /// `delete_hits`.
+    pub delete_hits: Counter,
+    /// `delete_misses`.
+    pub delete_misses: Counter,
+    /// `incr_hits`.
+    pub incr_hits: Counter,
+    /// `incr_misses`.
+    pub incr_misses: Counter,
+    /// `decr_hits`.
+    pub decr_hits: Counter,
+    /// `decr_misses`.
+    pub decr_misses: Counter,
+    /// `cas_hits`.
+    pub cas_hits: Counter,
+    /// `cas_misses`.
+    pub cas_misses: Counter,
+    /// `cas_badval`.
+    pub cas_badval: Counter,
+    /// `touch_hits`.
+    pub touch_hits: Counter,
+    /// `touch_misses`.
+    pub touch_misses: Counter,
+    /// Requests answered `SERVER_ERROR` because they cannot be served faithfully.
+    pub unsupported: Counter,
+}
+
 /// Everything one core counts, padded so cores do not share cache lines.
 #[derive(Debug)]
 #[repr(align(128))]
@@ -159,4 +201,6 @@ pub struct CoreStats {
     pub node: NodeCounters,
     /// Per-group counters, in configuration order.
     pub groups: Vec<GroupCounters>,
+    /// The memcached front end's command counters.
+    pub memcache: McCounters,
 }

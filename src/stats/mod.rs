@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use cell::{Counter, Histogram, HistogramSnapshot, LATENCY_BUCKETS};
-pub use counters::{CacheCounters, CoreStats, GroupCounters, LoaderCounters, NodeCounters};
+pub use counters::{
+    CacheCounters, CoreStats, GroupCounters, LoaderCounters, McCounters, NodeCounters,
+};
 
 /// The counters of every core, and what is needed to report them.
 #[derive(Debug)]
@@ -38,6 +40,7 @@ impl StatsRegistry {
                     Arc::new(CoreStats {
                         node: NodeCounters::default(),
                         groups: groups.iter().map(|_| GroupCounters::default()).collect(),
+                        memcache: McCounters::default(),
                     })
                 })
                 .collect(),

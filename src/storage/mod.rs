@@ -80,6 +80,7 @@ use index::Index;
 pub use item::Meta;
 use item::{Layout, HEADER, NIL};
 use order::Order;
+#[cfg(test)]
 pub use put::REHOME_MAX;
 
 /// A value found in the store, with its expiry.
