@@ -93,6 +93,18 @@ fn memcstat_memcping_and_memcflush_work() {
     let srv = servers(mc);
     let mut t = Text::connect(mc);
     assert_eq!(t.ask("set k 0 0 1\r\nv\r\n"), "STORED");
+    // libmemcached (memcstat, memcping, and the clients built on it: pylibmc, PHP's
+    // memcached) asks for `version` first and refuses a server whose major version
+    // is 0 or over 255: "strtol() failed to parse major version".
+    let version = t.ask("version\r\n");
+    let major = version
+        .strip_prefix("VERSION ")
+        .and_then(|v| v.split(['.', '-', ' ']).next())
+        .and_then(|m| m.parse::<u32>().ok());
+    assert!(
+        matches!(major, Some(1..=255)),
+        "libmemcached cannot use a server that answers {version:?}"
+    );
     let stats = success("memcstat", &run(&memcstat, &[&srv]));
     for name in ["curr_items", "get_hits", "cmd_get", "curr_connections"] {
         assert!(
