@@ -7,7 +7,9 @@
 #
 # Usage: bench/compare.sh [runs] [seconds]          (defaults: 3 runs of 5 s each)
 # Env:   THREAD_SETS="1 2"   server threads to compare (1: server on CPU 0, generator
-#                            on CPU 1; 2: both on CPUs 0-1, the generator with 2 threads)
+#                            on CPU 1; 2: both on CPUs 0-1, the generator with 2 threads);
+#                            THREAD_SETS="" skips the main table (e.g. to run only
+#                            MCPORT's: THREAD_SETS="" COLD=0 MEMORY=0 bench/compare.sh)
 #        PIPELINES="1 16"  DISTS="uniform zipf:0.99"  RATIOS="1:0 9:1"
 #        COLD=1              also the cold-cache run (synthetic origin, 5 ms loads)
 #        MCPORT=1            also the memcached-port table: groupcached's --memcache-listen
@@ -26,7 +28,7 @@ cd "$(dirname "$0")/.."
 
 runs=${1:-3}
 secs=${2:-5}
-thread_sets=${THREAD_SETS:-1 2}
+thread_sets=${THREAD_SETS-1 2}
 pipelines=${PIPELINES:-1 16}
 dists=${DISTS:-uniform zipf:0.99}
 ratios=${RATIOS:-1:0 9:1}
@@ -177,6 +179,8 @@ for f in glob.glob(os.path.join(out, "t*-r*.json")):
     d = json.load(open(f))
     key = (int(t), int(pl), dist, f"{g}:{s}")
     runs.setdefault(key, {}).setdefault(int(run), {})[srv] = d
+if not runs:
+    sys.exit(0)  # THREAD_SETS=""
 print()
 print("| server threads | groupcached client | pipeline | keys | GET:SET | groupcached ops/s (runs) | memcached ops/s (runs) | median gc | median mc | median ratio gc/mc | gc p50 / p99 µs | mc p50 / p99 µs | gc core hops per request |")
 print("|---:|---|---:|---|---|---|---|---:|---:|---:|---|---|---:|")
