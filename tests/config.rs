@@ -245,6 +245,8 @@ fn every_flag_has_an_environment_variable_and_a_file_key() {
             "7",
             "--ttl",
             "1m",
+            "--memcache-group",
+            "default",
         ],
         &[],
     );

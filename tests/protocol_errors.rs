@@ -87,16 +87,37 @@ fn oversized_frame_is_refused_from_its_header_and_skipped() {
 }
 
 #[test]
-fn http_garbage_gets_bad_version_and_is_closed_while_others_are_served() {
+fn text_first_gets_a_one_line_hint_and_is_closed_while_others_are_served() {
+    // A connection that opens with text (HTTP, a memcached client, nc) is told in one
+    // line what this port speaks, instead of waiting for a 12-byte header.
     let s = TestServer::start(&["--origin", "none"]);
     let mut other = s.client();
     other.set(G, "k", b"v", None).unwrap();
     let mut raw = s.raw();
     raw.send_bytes(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let mut text = String::new();
+    raw.stream.read_to_string(&mut text).unwrap();
+    assert!(
+        text.starts_with("this port speaks groupcached's binary protocol"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--memcache-listen") && text.ends_with("\r\n"),
+        "{text}"
+    );
+    assert_eq!(other.get(G, "k").unwrap().unwrap().as_bytes(), b"v");
+    assert_others_served(&s);
+}
+
+#[test]
+fn http_garbage_after_a_frame_gets_bad_version_and_is_closed() {
+    let s = TestServer::start(&["--origin", "none"]);
+    let mut raw = s.raw();
+    assert_usable(&mut raw, 1);
+    raw.send_bytes(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let r = raw.recv();
     assert_eq!(r.status, Status::BadVersion, "{r:?}");
     raw.expect_closed();
-    assert_eq!(other.get(G, "k").unwrap().unwrap().as_bytes(), b"v");
     assert_others_served(&s);
 }
 

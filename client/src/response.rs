@@ -109,6 +109,25 @@ pub enum OwnedBody {
         /// The core serving the connection.
         core: u16,
     },
+    /// MUTATE success (peer-internal; clients never send MUTATE): the item's flags
+    /// and CAS, and the INCR/DECR number or TOUCH value.
+    Mutated {
+        /// The item's client flags.
+        flags: u32,
+        /// The item's CAS after the write.
+        cas: u64,
+        /// INCR/DECR: the new number as decimal text; TOUCH: the value; else empty.
+        value: Vec<u8>,
+    },
+    /// FETCH_ITEM success (peer-internal): the value with the item's flags and CAS.
+    Item {
+        /// The value and its remaining time to live.
+        value: Value,
+        /// The item's client flags.
+        flags: u32,
+        /// The item's CAS at its owner.
+        cas: u64,
+    },
     /// Any error status: the server's message, lossily decoded as UTF-8.
     Message(String),
 }
@@ -151,6 +170,21 @@ impl OwnedResponse {
             ResponseBody::Nonce(n) => OwnedBody::Nonce(n.to_vec()),
             ResponseBody::Proof(p) => OwnedBody::Proof(p.to_vec()),
             ResponseBody::Shard { threads, core } => OwnedBody::Shard { threads, core },
+            ResponseBody::Mutated { flags, cas, value } => OwnedBody::Mutated {
+                flags,
+                cas,
+                value: value.to_vec(),
+            },
+            ResponseBody::Item {
+                ttl_ms,
+                flags,
+                cas,
+                value,
+            } => OwnedBody::Item {
+                value: Value::new(value.to_vec(), ttl_from_ms(ttl_ms)),
+                flags,
+                cas,
+            },
             ResponseBody::Message(m) => OwnedBody::Message(String::from_utf8_lossy(m).into_owned()),
         };
         OwnedResponse {

@@ -8,6 +8,7 @@ use crate::frame::{
 };
 use crate::header::{Header, HEADER_LEN, LENGTH_PREFIX_LEN, PROTOCOL_VERSION};
 use crate::limits::{Limits, MAX_GROUP_LEN, MAX_KEY_LEN, NONCE_LEN, PROOF_LEN};
+use crate::mutate::MutateMode;
 use crate::opcode::{Opcode, Status};
 
 /// Decodes the frame at the front of `buf`.
@@ -116,6 +117,24 @@ fn decode_request<'a>(h: &Header, body: &'a [u8]) -> Result<Request<'a>, DecodeE
         Opcode::Shard => RequestKind::Shard {
             core: c.u16("SHARD core")?,
         },
+        Opcode::Mutate => {
+            let key = c.key_ref()?;
+            // Checked as soon as it is read, like a length field: the frame is whole,
+            // so an unknown mode skips it and keeps the connection.
+            let mode = MutateMode::try_from(c.u8("MUTATE mode")?)
+                .map_err(DecodeError::UnknownMutateMode)?;
+            RequestKind::Mutate {
+                key,
+                mode,
+                flags: c.u32("MUTATE flags")?,
+                ttl_ms: c.u64("MUTATE ttl")?,
+                cas: c.u64("MUTATE cas")?,
+                delta: c.u64("MUTATE delta")?,
+                value: c.rest(),
+            }
+        }
+        Opcode::FetchItem => RequestKind::FetchItem(c.key_ref()?),
+        Opcode::Flush => RequestKind::Flush { group: c.group()? },
     };
     c.finish()?;
     Ok(Request {
@@ -142,7 +161,18 @@ fn decode_response<'a>(h: &Header, body: &'a [u8]) -> Result<Response<'a>, Decod
                     value: c.rest(),
                 }
             }
-            Opcode::Set | Opcode::Store | Opcode::Invalidate => ResponseBody::Empty,
+            Opcode::Set | Opcode::Store | Opcode::Invalidate | Opcode::Flush => ResponseBody::Empty,
+            Opcode::Mutate => ResponseBody::Mutated {
+                flags: c.u32("MUTATE flags")?,
+                cas: c.u64("MUTATE cas")?,
+                value: c.rest(),
+            },
+            Opcode::FetchItem => ResponseBody::Item {
+                ttl_ms: c.u64("value ttl")?,
+                flags: c.u32("FETCH_ITEM flags")?,
+                cas: c.u64("FETCH_ITEM cas")?,
+                value: c.rest(),
+            },
             Opcode::Delete | Opcode::Purge => match c.u8("DELETE result")? {
                 0 => ResponseBody::Deleted(false),
                 1 => ResponseBody::Deleted(true),
@@ -228,12 +258,17 @@ impl<'a> Cursor<'a> {
         b
     }
 
-    fn key_ref(&mut self) -> Result<KeyRef<'a>, DecodeError> {
+    /// `group_len` u8 (1..=64, checked before the bytes are looked for), group.
+    fn group(&mut self) -> Result<&'a [u8], DecodeError> {
         let glen = self.u8("group length")? as usize;
         if glen == 0 || glen > MAX_GROUP_LEN {
             return Err(DecodeError::BadGroupLength(glen));
         }
-        let group = self.bytes(glen, "group is truncated")?;
+        self.bytes(glen, "group is truncated")
+    }
+
+    fn key_ref(&mut self) -> Result<KeyRef<'a>, DecodeError> {
+        let group = self.group()?;
         let klen = self.u16("key length")? as usize;
         if klen == 0 || klen > MAX_KEY_LEN {
             return Err(DecodeError::BadKeyLength(klen));

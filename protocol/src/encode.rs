@@ -6,7 +6,7 @@ use crate::header::{Header, FLAG_RESPONSE, HEADER_LEN, LENGTH_PREFIX_LEN, PROTOC
 
 impl<'a> Request<'a> {
     /// Appends the frame up to (not including) its trailing value, and returns that
-    /// value (`SET` value, `PING` payload; empty for other ops). Sending the returned
+    /// value (`SET`, `STORE` and `MUTATE` value, `PING` payload; empty for other ops). Sending the returned
     /// bytes right after what was written completes the frame.
     ///
     /// # Panics
@@ -19,8 +19,32 @@ impl<'a> Request<'a> {
             | RequestKind::Delete(k)
             | RequestKind::Fetch(k)
             | RequestKind::Invalidate(k)
-            | RequestKind::Purge(k) => {
+            | RequestKind::Purge(k)
+            | RequestKind::FetchItem(k) => {
                 put_key_ref(out, k);
+                &[]
+            }
+            RequestKind::Mutate {
+                key,
+                mode,
+                flags,
+                ttl_ms,
+                cas,
+                delta,
+                value,
+            } => {
+                put_key_ref(out, key);
+                out.push(mode.to_byte());
+                out.extend_from_slice(&flags.to_be_bytes());
+                out.extend_from_slice(&ttl_ms.to_be_bytes());
+                out.extend_from_slice(&cas.to_be_bytes());
+                out.extend_from_slice(&delta.to_be_bytes());
+                value
+            }
+            RequestKind::Flush { group } => {
+                // Length validated by callers, as in put_key_ref.
+                out.push(group.len() as u8);
+                out.extend_from_slice(group);
                 &[]
             }
             RequestKind::Set { key, ttl_ms, value } | RequestKind::Store { key, ttl_ms, value } => {
@@ -72,7 +96,8 @@ impl<'a> Request<'a> {
 
 impl<'a> Response<'a> {
     /// Appends the frame up to (not including) its trailing value, and returns that
-    /// value (the GET/FETCH value, PING payload or error message; empty otherwise).
+    /// value (the GET/FETCH/FETCH_ITEM value, MUTATE result, PING payload or error
+    /// message; empty otherwise).
     ///
     /// # Panics
     /// If the frame would be 4 GiB or larger; callers check values against their limit first.
@@ -108,6 +133,22 @@ impl<'a> Response<'a> {
                 out.extend_from_slice(&threads.to_be_bytes());
                 out.extend_from_slice(&core.to_be_bytes());
                 &[]
+            }
+            ResponseBody::Mutated { flags, cas, value } => {
+                out.extend_from_slice(&flags.to_be_bytes());
+                out.extend_from_slice(&cas.to_be_bytes());
+                value
+            }
+            ResponseBody::Item {
+                ttl_ms,
+                flags,
+                cas,
+                value,
+            } => {
+                out.extend_from_slice(&ttl_ms.to_be_bytes());
+                out.extend_from_slice(&flags.to_be_bytes());
+                out.extend_from_slice(&cas.to_be_bytes());
+                value
             }
             ResponseBody::Message(m) => m,
         };

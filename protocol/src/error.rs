@@ -29,6 +29,10 @@ pub enum DecodeError {
     BadGroupLength(usize),
     /// A key is empty or longer than [`crate::MAX_KEY_LEN`].
     BadKeyLength(usize),
+    /// A MUTATE `mode` byte names no mode, sets a bit other than the low 4 and
+    /// [`crate::MUTATE_VIVIFY`], or sets VIVIFY on a mode other than INCR/DECR. The
+    /// frame is whole, so the stream goes on after it.
+    UnknownMutateMode(u8),
     /// The body does not match the layout of its op.
     Malformed(&'static str),
 }
@@ -80,6 +84,7 @@ impl fmt::Display for DecodeError {
                     crate::MAX_KEY_LEN
                 )
             }
+            DecodeError::UnknownMutateMode(m) => write!(f, "unknown MUTATE mode 0x{m:02x}"),
             DecodeError::Malformed(what) => write!(f, "malformed frame: {what}"),
         }
     }

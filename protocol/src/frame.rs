@@ -2,6 +2,7 @@
 
 use byteorder::{BigEndian, ByteOrder};
 
+use crate::mutate::MutateMode;
 use crate::opcode::{Opcode, Status};
 
 /// A group name and a key: the address of a cached item.
@@ -80,6 +81,36 @@ pub enum RequestKind<'a> {
         /// The wanted core, `0..threads`, or [`SHARD_QUERY`].
         core: u16,
     },
+    /// Peer-internal owner-side write (memcached `set` with flags, `add`, `replace`,
+    /// `append`, `prepend`, `cas`, `incr`, `decr`, `touch`), never forwarded: the
+    /// owner applies it alone, so its condition and its write are atomic.
+    Mutate {
+        /// The item written.
+        key: KeyRef<'a>,
+        /// Which write.
+        mode: MutateMode,
+        /// Client flags to store (SET, ADD, REPLACE, CAS, and an item VIVIFY
+        /// creates); the other modes keep the item's.
+        flags: u32,
+        /// Milliseconds to live; 0 = the group's default; [`crate::KEEP_TTL`] = keep
+        /// the item's current expiry.
+        ttl_ms: u64,
+        /// The CAS the item must still have (CAS mode); 0 otherwise.
+        cas: u64,
+        /// The INCR/DECR amount; 0 otherwise.
+        delta: u64,
+        /// The value (SET, ADD, REPLACE, CAS), the bytes to add (APPEND, PREPEND) or
+        /// the initial decimal number (INCR/DECR with VIVIFY); empty otherwise.
+        value: &'a [u8],
+    },
+    /// Peer-internal FETCH answered with the item's flags and CAS as well, so that
+    /// hot copies keep the owner's metadata; never forwarded.
+    FetchItem(KeyRef<'a>),
+    /// Peer-internal: drop every item of `group` on the receiver.
+    Flush {
+        /// The group name, 1..=[`crate::MAX_GROUP_LEN`] bytes.
+        group: &'a [u8],
+    },
 }
 
 /// The SHARD request's `core` that moves nothing: the answer only tells the node's
@@ -88,7 +119,8 @@ pub const SHARD_QUERY: u16 = u16::MAX;
 
 impl<'a> RequestKind<'a> {
     /// The key reference of a keyed request (GET, SET, DELETE and the peer-internal
-    /// FETCH, INVALIDATE, STORE, PURGE); `None` for STATS, PING, HELLO and the rest.
+    /// FETCH, INVALIDATE, STORE, PURGE, MUTATE, FETCH_ITEM); `None` for STATS, PING,
+    /// HELLO, FLUSH (a whole group) and the rest.
     pub fn key_ref(&self) -> Option<KeyRef<'a>> {
         match *self {
             RequestKind::Get(k)
@@ -96,8 +128,10 @@ impl<'a> RequestKind<'a> {
             | RequestKind::Fetch(k)
             | RequestKind::Invalidate(k)
             | RequestKind::Purge(k)
+            | RequestKind::FetchItem(k)
             | RequestKind::Set { key: k, .. }
-            | RequestKind::Store { key: k, .. } => Some(k),
+            | RequestKind::Store { key: k, .. }
+            | RequestKind::Mutate { key: k, .. } => Some(k),
             _ => None,
         }
     }
@@ -118,6 +152,9 @@ impl<'a> RequestKind<'a> {
             RequestKind::Challenge { .. } => Opcode::Challenge,
             RequestKind::Auth { .. } => Opcode::Auth,
             RequestKind::Shard { .. } => Opcode::Shard,
+            RequestKind::Mutate { .. } => Opcode::Mutate,
+            RequestKind::FetchItem(_) => Opcode::FetchItem,
+            RequestKind::Flush { .. } => Opcode::Flush,
         }
     }
 }
@@ -134,7 +171,7 @@ pub struct Request<'a> {
 /// The body of a response; which variant is legal depends on opcode and status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseBody<'a> {
-    /// No body (SET, STORE and INVALIDATE success, NOT_FOUND).
+    /// No body (SET, STORE, INVALIDATE and FLUSH success, NOT_FOUND).
     Empty,
     /// GET / FETCH success: the value and its remaining time to live.
     Value {
@@ -158,6 +195,27 @@ pub enum ResponseBody<'a> {
     },
     /// HELLO success.
     Hello(HelloInfo<'a>),
+    /// MUTATE success: the item's flags and CAS after the write, and for INCR/DECR
+    /// the new number as decimal text, for TOUCH the item's value (empty otherwise).
+    Mutated {
+        /// The item's client flags.
+        flags: u32,
+        /// The item's CAS after the write (what a later CAS mode must send).
+        cas: u64,
+        /// INCR/DECR: the new number; TOUCH: the value; other modes: empty.
+        value: &'a [u8],
+    },
+    /// FETCH_ITEM success: a FETCH answer with the item's flags and CAS.
+    Item {
+        /// Milliseconds the value may still be served; 0 = no expiry.
+        ttl_ms: u64,
+        /// The item's client flags.
+        flags: u32,
+        /// The item's CAS at its owner.
+        cas: u64,
+        /// The value.
+        value: &'a [u8],
+    },
     /// CHALLENGE success: the receiver's nonce, exactly [`crate::NONCE_LEN`] bytes.
     Nonce(&'a [u8]),
     /// AUTH success: the receiver's proof, exactly [`crate::PROOF_LEN`] bytes.

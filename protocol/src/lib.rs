@@ -27,6 +27,7 @@ mod frame;
 mod hash;
 mod header;
 mod limits;
+mod mutate;
 mod opcode;
 mod ring;
 
@@ -42,5 +43,6 @@ pub use header::{Header, FLAG_RESPONSE, HEADER_LEN, LENGTH_PREFIX_LEN, PROTOCOL_
 pub use limits::{
     Limits, DEFAULT_MAX_FRAME, MAX_GROUP_LEN, MAX_KEY_LEN, MAX_NODE_ID_LEN, NONCE_LEN, PROOF_LEN,
 };
+pub use mutate::{MutateMode, KEEP_TTL, MUTATE_VIVIFY};
 pub use opcode::{Opcode, Status};
 pub use ring::{Ring, DEFAULT_VNODES};

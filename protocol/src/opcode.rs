@@ -40,11 +40,22 @@ pub enum Opcode {
     /// shard holds the keys the client will send on it), so that no request on it
     /// hops between cores; the answer says how many cores the node runs.
     Shard = 0x0d,
+    /// Peer-internal owner-side write for the memcached front end (SET with flags,
+    /// ADD, REPLACE, APPEND, PREPEND, CAS, INCR, DECR, TOUCH): applied by the key's
+    /// owner, the only writer of its shard, so conditional writes need no locks;
+    /// never forwarded again.
+    Mutate = 0x0e,
+    /// Peer-internal FETCH that also returns the item's flags and CAS, so hot copies
+    /// on other nodes answer memcached `gets` with the owner's CAS.
+    FetchItem = 0x0f,
+    /// Peer-internal: drop every item of one group on the receiver (memcached
+    /// `flush_all` reaches every member this way).
+    Flush = 0x10,
 }
 
 impl Opcode {
     /// Every opcode, in numeric order.
-    pub const ALL: [Opcode; 13] = [
+    pub const ALL: [Opcode; 16] = [
         Opcode::Get,
         Opcode::Set,
         Opcode::Delete,
@@ -58,6 +69,9 @@ impl Opcode {
         Opcode::Challenge,
         Opcode::Auth,
         Opcode::Shard,
+        Opcode::Mutate,
+        Opcode::FetchItem,
+        Opcode::Flush,
     ];
 
     /// The opcode's name as written in docs/protocol.md.
@@ -76,6 +90,9 @@ impl Opcode {
             Opcode::Challenge => "CHALLENGE",
             Opcode::Auth => "AUTH",
             Opcode::Shard => "SHARD",
+            Opcode::Mutate => "MUTATE",
+            Opcode::FetchItem => "FETCH_ITEM",
+            Opcode::Flush => "FLUSH",
         }
     }
 }
@@ -97,19 +114,28 @@ impl TryFrom<u8> for Opcode {
             0x0b => Opcode::Challenge,
             0x0c => Opcode::Auth,
             0x0d => Opcode::Shard,
+            0x0e => Opcode::Mutate,
+            0x0f => Opcode::FetchItem,
+            0x10 => Opcode::Flush,
             other => return Err(other),
         })
     }
 }
 
 impl Opcode {
-    /// Whether only cluster members may send it (FETCH, STORE, PURGE, INVALIDATE): a
-    /// node refuses these with [`Status::Forbidden`] on a connection that has not
-    /// identified itself as a member in HELLO.
+    /// Whether only cluster members may send it (FETCH, STORE, PURGE, INVALIDATE,
+    /// MUTATE, FETCH_ITEM, FLUSH): a node refuses these with [`Status::Forbidden`] on
+    /// a connection that has not identified itself as a member in HELLO.
     pub fn is_peer_only(self) -> bool {
         matches!(
             self,
-            Opcode::Fetch | Opcode::Store | Opcode::Purge | Opcode::Invalidate
+            Opcode::Fetch
+                | Opcode::Store
+                | Opcode::Purge
+                | Opcode::Invalidate
+                | Opcode::Mutate
+                | Opcode::FetchItem
+                | Opcode::Flush
         )
     }
 }
@@ -146,19 +172,25 @@ pub enum Status {
     Unavailable = 0x09,
     /// The frame's protocol version is not spoken here; the connection is closed.
     BadVersion = 0x0a,
-    /// A STORE or PURGE reached a node that does not own the key under its ring (the
-    /// member lists differ): nothing was written. Body: message naming the owner.
+    /// A STORE, PURGE or MUTATE reached a node that does not own the key under its
+    /// ring (the member lists differ): nothing was written. Body: message naming the owner.
     NotOwner = 0x0b,
-    /// A peer-internal operation (FETCH, STORE, PURGE, INVALIDATE) on a connection
+    /// A peer-internal operation (see [`Opcode::is_peer_only`]) on a connection
     /// that has not identified itself as a cluster member in HELLO (or, on a node
     /// with a cluster secret, has not proved the secret with CHALLENGE and AUTH); or
     /// a CHALLENGE or AUTH the receiver refuses. Body: message.
     Forbidden = 0x0c,
+    /// A conditional MUTATE's condition failed: ADD of a key that is present. Nothing
+    /// was written. Body: message. (memcached's `NOT_STORED`.)
+    NotStored = 0x0d,
+    /// A MUTATE CAS whose `cas` differs from the item's: the item changed since its
+    /// CAS was read. Nothing was written. Body: message. (memcached's `EXISTS`.)
+    Exists = 0x0e,
 }
 
 impl Status {
     /// Every status, in numeric order.
-    pub const ALL: [Status; 13] = [
+    pub const ALL: [Status; 15] = [
         Status::Ok,
         Status::NotFound,
         Status::Error,
@@ -172,6 +204,8 @@ impl Status {
         Status::BadVersion,
         Status::NotOwner,
         Status::Forbidden,
+        Status::NotStored,
+        Status::Exists,
     ];
 
     /// The status's name as written in docs/protocol.md.
@@ -190,6 +224,8 @@ impl Status {
             Status::BadVersion => "BAD_VERSION",
             Status::NotOwner => "NOT_OWNER",
             Status::Forbidden => "FORBIDDEN",
+            Status::NotStored => "NOT_STORED",
+            Status::Exists => "EXISTS",
         }
     }
 
@@ -222,7 +258,11 @@ mod tests {
             assert_eq!(Opcode::try_from(op as u8), Ok(op));
         }
         assert_eq!(Opcode::try_from(0), Err(0));
-        assert_eq!(Opcode::try_from(0x0e), Err(0x0e));
+        assert_eq!(Opcode::try_from(0x11), Err(0x11));
+        assert_eq!(Opcode::try_from(0x7f), Err(0x7f));
+        assert_eq!(Opcode::Mutate as u8, 0x0e);
+        assert_eq!(Opcode::FetchItem.name(), "FETCH_ITEM");
+        assert!(Opcode::Flush.is_peer_only() && !Opcode::Shard.is_peer_only());
     }
 
     #[test]
@@ -231,6 +271,9 @@ mod tests {
             assert_eq!(*st as u8 as usize, i);
             assert_eq!(Status::try_from(*st as u8), Ok(*st));
         }
-        assert_eq!(Status::try_from(0x0d), Err(0x0d));
+        assert_eq!(Status::try_from(0x0f), Err(0x0f));
+        assert_eq!(Status::NotStored.to_string(), "NOT_STORED");
+        assert_eq!(Status::Exists.to_string(), "EXISTS");
+        assert!(Status::NotStored.carries_message() && Status::Exists.carries_message());
     }
 }

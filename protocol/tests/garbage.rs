@@ -165,9 +165,10 @@ fn decode_any(data: &[u8], limits: &Limits) {
 /// random bytes rarely get past the version check, so this reaches the body decoders.
 fn plausible_frame() -> impl Strategy<Value = Vec<u8>> {
     (
-        0u8..=10,
+        // Every known opcode and status, and one past the last of each.
+        0u8..=0x11,
         prop_oneof![Just(0u8), Just(1u8), any::<u8>()],
-        0u8..=12,
+        0u8..=0x0f,
         any::<u32>(),
         prop::collection::vec(any::<u8>(), 0..64),
     )
@@ -341,7 +342,8 @@ fn bad_version_is_fatal_and_echoes_id_and_opcode() {
 
 #[test]
 fn unknown_opcode_is_skipped_and_the_next_frame_decodes() {
-    for op in [0x00u8, 0x0e, 0xff] {
+    // 0x11 is the first opcode past the last one (FLUSH, 0x10) of version 1.
+    for op in [0x00u8, 0x11, 0x7f, 0xff] {
         let bad = raw_frame(op, 0, 0, 5, b"whatever the body is");
         let err = decode_err(&bad);
         assert_eq!((err.request_id, err.opcode), (5, op));
@@ -490,7 +492,8 @@ fn inconsistent_response_bodies_are_malformed() {
 
 #[test]
 fn unknown_status_is_skipped() {
-    for status in [0x0du8, 0xff] {
+    // 0x0f is the first status past the last one (EXISTS, 0x0e) of version 1.
+    for status in [0x0fu8, 0xff] {
         let bad = raw_frame(0x01, 1, status, 3, b"body");
         assert_eq!(decode_err(&bad).error.status(), Status::BadRequest);
         assert_skipped_then_next_decodes(
@@ -603,6 +606,7 @@ fn statuses_of_decode_errors_match_the_document() {
         (BadGroupLength(0), Status::BadRequest, false),
         (BadKeyLength(0), Status::BadRequest, false),
         (UnknownStatus(11), Status::BadRequest, false),
+        (UnknownMutateMode(9), Status::BadRequest, false),
     ];
     for (err, status, fatal) in table {
         assert_eq!(err.status(), status, "{err:?}");

@@ -2,8 +2,8 @@
 //! whole or split at arbitrary points and fed through a `FrameBuffer`.
 
 use groupcached_protocol::{
-    decode, Frame, FrameBuffer, HelloInfo, KeyRef, Limits, MemberList, Opcode, Request,
-    RequestKind, Response, ResponseBody, StatsList, Status, MAX_GROUP_LEN, MAX_KEY_LEN,
+    decode, Frame, FrameBuffer, HelloInfo, KeyRef, Limits, MemberList, MutateMode, Opcode, Request,
+    RequestKind, Response, ResponseBody, StatsList, Status, KEEP_TTL, MAX_GROUP_LEN, MAX_KEY_LEN,
     MAX_NODE_ID_LEN, NONCE_LEN, PROOF_LEN,
 };
 use proptest::prelude::*;
@@ -24,6 +24,22 @@ enum OwnedKind {
     Challenge(Vec<u8>),
     Auth(Vec<u8>),
     Shard(u16),
+    Mutate(OwnedMutate),
+    FetchItem(Vec<u8>, Vec<u8>),
+    Flush(Vec<u8>),
+}
+
+/// The fields of a MUTATE request, owned.
+#[derive(Debug, Clone)]
+struct OwnedMutate {
+    group: Vec<u8>,
+    key: Vec<u8>,
+    mode: MutateMode,
+    flags: u32,
+    ttl_ms: u64,
+    cas: u64,
+    delta: u64,
+    value: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +75,17 @@ impl OwnedRequest {
             OwnedKind::Challenge(nonce) => RequestKind::Challenge { nonce },
             OwnedKind::Auth(proof) => RequestKind::Auth { proof },
             OwnedKind::Shard(core) => RequestKind::Shard { core: *core },
+            OwnedKind::Mutate(m) => RequestKind::Mutate {
+                key: KeyRef::new(&m.group, &m.key),
+                mode: m.mode,
+                flags: m.flags,
+                ttl_ms: m.ttl_ms,
+                cas: m.cas,
+                delta: m.delta,
+                value: &m.value,
+            },
+            OwnedKind::FetchItem(g, key) => RequestKind::FetchItem(KeyRef::new(g, key)),
+            OwnedKind::Flush(g) => RequestKind::Flush { group: g },
         };
         Request { id: self.id, kind }
     }
@@ -76,6 +103,8 @@ enum OwnedBody {
     Nonce(Vec<u8>),
     Proof(Vec<u8>),
     Shard(u16, u16),
+    Mutated(u32, u64, Vec<u8>),
+    Item(u64, u32, u64, Vec<u8>),
     Message(Vec<u8>),
 }
 
@@ -109,6 +138,17 @@ impl OwnedResponse {
             OwnedBody::Shard(threads, core) => ResponseBody::Shard {
                 threads: *threads,
                 core: *core,
+            },
+            OwnedBody::Mutated(flags, cas, value) => ResponseBody::Mutated {
+                flags: *flags,
+                cas: *cas,
+                value,
+            },
+            OwnedBody::Item(ttl_ms, flags, cas, value) => ResponseBody::Item {
+                ttl_ms: *ttl_ms,
+                flags: *flags,
+                cas: *cas,
+                value,
             },
             OwnedBody::Message(m) => ResponseBody::Message(m),
         };
@@ -177,6 +217,34 @@ fn ttl() -> impl Strategy<Value = u64> {
     prop_oneof![Just(0u64), Just(u64::MAX), any::<u64>()]
 }
 
+/// Every MUTATE mode, VIVIFY on and off for INCR and DECR.
+fn mutate_mode() -> impl Strategy<Value = MutateMode> {
+    let mut modes = MutateMode::ALL.to_vec();
+    modes.push(MutateMode::Incr { vivify: true });
+    modes.push(MutateMode::Decr { vivify: true });
+    prop::sample::select(modes)
+}
+
+fn mutate() -> impl Strategy<Value = OwnedMutate> {
+    (
+        (group(), key(), mutate_mode()),
+        (any::<u32>(), prop_oneof![ttl(), Just(KEEP_TTL)]),
+        (any::<u64>(), any::<u64>(), value()),
+    )
+        .prop_map(
+            |((group, key, mode), (flags, ttl_ms), (cas, delta, value))| OwnedMutate {
+                group,
+                key,
+                mode,
+                flags,
+                ttl_ms,
+                cas,
+                delta,
+                value,
+            },
+        )
+}
+
 fn request() -> impl Strategy<Value = OwnedRequest> {
     let kind = prop_oneof![
         (group(), key()).prop_map(|(g, k)| OwnedKind::Get(g, k)),
@@ -192,6 +260,9 @@ fn request() -> impl Strategy<Value = OwnedRequest> {
         fixed(NONCE_LEN).prop_map(OwnedKind::Challenge),
         fixed(PROOF_LEN).prop_map(OwnedKind::Auth),
         any::<u16>().prop_map(OwnedKind::Shard),
+        mutate().prop_map(OwnedKind::Mutate),
+        (group(), key()).prop_map(|(g, k)| OwnedKind::FetchItem(g, k)),
+        group().prop_map(OwnedKind::Flush),
     ];
     (any::<u32>(), kind).prop_map(|(id, kind)| OwnedRequest { id, kind })
 }
@@ -211,7 +282,15 @@ fn ok_body(op: Opcode) -> BoxedStrategy<OwnedBody> {
         Opcode::Get | Opcode::Fetch => (ttl(), value())
             .prop_map(|(t, v)| OwnedBody::Value(t, v))
             .boxed(),
-        Opcode::Set | Opcode::Store | Opcode::Invalidate => Just(OwnedBody::Empty).boxed(),
+        Opcode::Set | Opcode::Store | Opcode::Invalidate | Opcode::Flush => {
+            Just(OwnedBody::Empty).boxed()
+        }
+        Opcode::Mutate => (any::<u32>(), any::<u64>(), value())
+            .prop_map(|(f, c, v)| OwnedBody::Mutated(f, c, v))
+            .boxed(),
+        Opcode::FetchItem => (ttl(), any::<u32>(), any::<u64>(), value())
+            .prop_map(|(t, f, c, v)| OwnedBody::Item(t, f, c, v))
+            .boxed(),
         Opcode::Delete | Opcode::Purge => any::<bool>().prop_map(OwnedBody::Deleted).boxed(),
         Opcode::Stats => stats_list().prop_map(OwnedBody::Stats).boxed(),
         Opcode::Ping => value().prop_map(OwnedBody::Pong).boxed(),
@@ -429,6 +508,30 @@ fn fields_at_their_limits_round_trip() {
         Request {
             id: 2,
             kind: RequestKind::Ping(&[]),
+        },
+        Request {
+            id: 3,
+            kind: RequestKind::Mutate {
+                key: KeyRef::new(&group, &key),
+                mode: MutateMode::Decr { vivify: true },
+                flags: u32::MAX,
+                ttl_ms: KEEP_TTL,
+                cas: u64::MAX,
+                delta: u64::MAX,
+                value: b"18446744073709551615",
+            },
+        },
+        Request {
+            id: 4,
+            kind: RequestKind::FetchItem(KeyRef::new(&group, &key)),
+        },
+        Request {
+            id: 5,
+            kind: RequestKind::Flush { group: &group },
+        },
+        Request {
+            id: 6,
+            kind: RequestKind::Flush { group: b"g" },
         },
     ];
     for req in reqs {

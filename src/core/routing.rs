@@ -231,6 +231,16 @@ impl Ctx {
             } => self.hello(req.id, w.opcode, node_id, ring_fingerprint, cur),
             RequestKind::Challenge { nonce } => self.challenge(req.id, w.opcode, nonce, cur),
             RequestKind::Auth { proof } => self.auth(req.id, w.opcode, proof, cur),
+            // Decoded since the protocol knows them; served once the memcached front
+            // end (issue 12) lands. Until then they are unknown operations here.
+            RequestKind::Mutate { .. } | RequestKind::FetchItem(_) | RequestKind::Flush { .. } => {
+                cur.reply_now(&Response::error(
+                    req.id,
+                    w.opcode,
+                    Status::UnknownOp,
+                    "MUTATE, FETCH_ITEM and FLUSH are not served by this node yet",
+                ))
+            }
         }
     }
 

@@ -45,7 +45,12 @@ pub(crate) fn encoded_len(kind: &RequestKind<'_>) -> usize {
             | RequestKind::Delete(k)
             | RequestKind::Fetch(k)
             | RequestKind::Invalidate(k)
-            | RequestKind::Purge(k) => key_ref(k),
+            | RequestKind::Purge(k)
+            | RequestKind::FetchItem(k) => key_ref(k),
+            RequestKind::Mutate { key, value, .. } => {
+                key_ref(key) + 1 + 4 + 8 + 8 + 8 + value.len()
+            }
+            RequestKind::Flush { group } => 1 + group.len(),
             RequestKind::Set { key, value, .. } | RequestKind::Store { key, value, .. } => {
                 key_ref(key) + 8 + value.len()
             }
@@ -68,6 +73,7 @@ pub(crate) fn validate(kind: &RequestKind<'_>, max_frame: usize) -> Result<()> {
         check_len("key", k.key.len(), MAX_KEY_LEN)?;
     }
     match kind {
+        RequestKind::Flush { group } => check_len("group", group.len(), MAX_GROUP_LEN)?,
         RequestKind::Hello { node_id, .. } if node_id.len() > MAX_NODE_ID_LEN => {
             return Err(Error::InvalidArgument(format!(
                 "node id of {} bytes is longer than {MAX_NODE_ID_LEN}",

@@ -92,10 +92,20 @@ impl Req {
             | RequestKind::Delete(k)
             | RequestKind::Fetch(k)
             | RequestKind::Invalidate(k)
-            | RequestKind::Purge(k) => {
+            | RequestKind::Purge(k)
+            | RequestKind::FetchItem(k) => {
                 req.group = k.group.to_vec();
                 req.key = k.key.to_vec();
             }
+            RequestKind::Mutate {
+                key, ttl_ms, value, ..
+            } => {
+                req.group = key.group.to_vec();
+                req.key = key.key.to_vec();
+                req.ttl_ms = ttl_ms;
+                req.value = value.to_vec();
+            }
+            RequestKind::Flush { group } => req.group = group.to_vec(),
             RequestKind::Set { key, ttl_ms, value } | RequestKind::Store { key, ttl_ms, value } => {
                 req.group = key.group.to_vec();
                 req.key = key.key.to_vec();

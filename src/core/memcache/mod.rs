@@ -27,7 +27,7 @@
 //! - its slots: reading stops above [`MAX_SLOTS`] outstanding answers, but one
 //!   request may open one per key of a `get` line (at most `MAX_GET_LINE / 2`), so
 //!   at most `(MAX_SLOTS + MAX_GET_LINE / 2) * SLOT_SIZE` bytes (`SLOT_SIZE` is
-//!   about 400 bytes: the reply target, 250-byte key included, kept inline).
+//!   at most 416 bytes: the reply target, 250-byte key included, kept inline).
 //!
 //! All of it counts towards `--max-buffer-memory` like a native connection's buffers.
 

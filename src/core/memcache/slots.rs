@@ -52,6 +52,8 @@ pub struct Slot {
 
 /// Bytes of one slot besides its buffers' contents, for the memory bound.
 const SLOT_SIZE: usize = std::mem::size_of::<Slot>();
+// The memory bound in the module docs of `core::memcache` and docs/operations.md.
+const _: () = assert!(SLOT_SIZE <= 416);
 
 /// A connection's outstanding slots, oldest first.
 #[derive(Default)]
@@ -263,5 +265,62 @@ impl Slots {
         if self.ring.is_empty() {
             self.ring = VecDeque::new();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frontend::memcache::Reply as Dialect;
+    use crate::shard::MetaHit;
+
+    fn target(key: &[u8]) -> Target<'_> {
+        Target {
+            key,
+            base64: false,
+            reply: Dialect::Classic { noreply: false },
+            want_value: true,
+            want_cas: false,
+        }
+    }
+
+    fn hit(v: &str) -> Reply {
+        Reply::Item(MetaHit {
+            value: ByteView::copy_from_slice(v.as_bytes()),
+            ttl_ms: 0,
+            flags: 1,
+            cas: 9,
+        })
+    }
+
+    fn written(out: &mut OutQueue) -> String {
+        let mut w = Vec::new();
+        out.write_to(&mut w).unwrap();
+        String::from_utf8(w).unwrap()
+    }
+
+    #[test]
+    fn answers_completed_out_of_order_are_written_in_request_order() {
+        let c = McCounters::default();
+        let mut out = OutQueue::default();
+        let mut s = Slots::default();
+        let a = s.open(&target(b"a"), SlotKind::Get, 1);
+        s.answer_now(SlotKind::Get, &target(b"b"), &hit("B"), &mut out, &c);
+        s.immediate(&mut out, |b| b.extend_from_slice(b"END\r\n"));
+        let d = s.open(&target(b"d"), SlotKind::Get, 1);
+        s.complete(d, &Reply::NotFound, &mut out, &c);
+        assert!(out.is_empty(), "nothing before the first answer");
+        assert!(s.parked() > 0);
+        s.complete(a, &hit("A"), &mut out, &c);
+        assert_eq!(
+            written(&mut out),
+            "VALUE a 1 1\r\nA\r\nVALUE b 1 1\r\nB\r\nEND\r\n"
+        );
+        assert_eq!((s.len(), s.parked()), (0, 0));
+        // A stale or repeated answer is ignored.
+        s.complete(a, &hit("A"), &mut out, &c);
+        assert!(out.is_empty());
+        assert_eq!(c.get_hits.get(), 2);
+        assert_eq!(c.get_misses.get(), 1);
     }
 }
