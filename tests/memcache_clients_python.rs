@@ -172,3 +172,50 @@ print("ok")
     );
     assert_eq!(python(&py, "the expiry script", &script, mc).trim(), "ok");
 }
+
+#[test]
+fn pymemcache_on_a_cluster_any_node_answers_any_key() {
+    let Some(py) = pymemcache("pymemcache_on_a_cluster_any_node_answers_any_key") else {
+        return;
+    };
+    let c = common::cluster::TestCluster::start(
+        3,
+        &["--memcache-listen", "127.0.0.1:0", "--threads", "1"],
+    );
+    let ports: Vec<String> = (0..3)
+        .map(|i| common::memcache::mc_addr(c.node(i)).port().to_string())
+        .collect();
+    // A HashClient spreads keys over the three nodes by its own hashing (not the
+    // cluster's ring, so most writes go through a node that does not own the key);
+    // then every node, asked alone, must answer every key with the same value.
+    let script = r#"
+import sys
+from pymemcache.client.base import Client
+from pymemcache.client.hash import HashClient
+from pymemcache import serde
+ports = [int(p) for p in sys.argv[1:]]
+servers = [("127.0.0.1", p) for p in ports]
+hashed = HashClient(servers, serde=serde.pickle_serde, connect_timeout=10, timeout=10)
+keys = ["user:%d" % i for i in range(30)]
+for i, k in enumerate(keys):
+    assert hashed.set(k, {"id": i}, noreply=False), k
+for p in ports:
+    one = Client(("127.0.0.1", p), serde=serde.pickle_serde, connect_timeout=10, timeout=10)
+    got = one.get_many(keys)
+    assert got == {k: {"id": i} for i, k in enumerate(keys)}, (p, got)
+    # gets/cas through this node: the unique is the owner's, checked there.
+    value, token = one.gets("user:0")
+    assert one.cas("user:0", {"id": "x%d" % p}, token, noreply=False) is True
+    assert one.cas("user:0", {"id": "stale"}, token, noreply=False) is False
+first = Client(("127.0.0.1", ports[0]), connect_timeout=10, timeout=10)
+first.flush_all(noreply=False)
+for p in ports:
+    one = Client(("127.0.0.1", p), connect_timeout=10, timeout=10)
+    assert one.get_many(keys) == {}, ("flush_all reached every member", p)
+print("ok")
+"#;
+    let mut args = vec!["-c", script];
+    args.extend(ports.iter().map(String::as_str));
+    let out = run(&py, &args);
+    assert_eq!(success("the cluster script", &out).trim(), "ok");
+}

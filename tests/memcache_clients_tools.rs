@@ -145,3 +145,50 @@ fn memcslap_runs_its_load_without_errors() {
     }
     assert!(stat(mc, "get_hits") >= 800, "the keys it loaded were found");
 }
+
+#[test]
+fn memccp_over_a_cluster_with_client_side_hashing_then_memccat_from_each_node() {
+    let test = "memccp_over_a_cluster_with_client_side_hashing_then_memccat_from_each_node";
+    let Some([memccp, memccat]) = tools(test, ["memccp", "memccat"]) else {
+        return;
+    };
+    let c = common::cluster::TestCluster::start(
+        3,
+        &["--memcache-listen", "127.0.0.1:0", "--threads", "1"],
+    );
+    let mcs: Vec<SocketAddr> = (0..3)
+        .map(|i| common::memcache::mc_addr(c.node(i)))
+        .collect();
+    let dir = TempDir::new("mc-tools-cluster");
+    let files: Vec<PathBuf> = (0..12)
+        .map(|i| {
+            dir.write(
+                &format!("file-{i}.txt"),
+                format!("contents {i}\n").as_bytes(),
+            )
+        })
+        .collect();
+    // libmemcached hashes keys over the servers it is given (its own hashing, not
+    // the cluster's ring): most files are written through a node that does not own
+    // them.
+    let all = format!(
+        "--servers={}",
+        mcs.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut args = vec![all.as_str()];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    success("memccp over 3 servers", &run(&memccp, &args));
+    for &mc in &mcs {
+        let srv = servers(mc);
+        for i in 0..12 {
+            let out = run(&memccat, &[&srv, &format!("file-{i}.txt")]);
+            assert!(
+                success("memccat", &out).starts_with(&format!("contents {i}\n")),
+                "file-{i}.txt through {mc}: {out:?}"
+            );
+        }
+    }
+}
