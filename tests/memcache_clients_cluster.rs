@@ -103,28 +103,27 @@ fn a_get_through_a_non_owner_reads_through_once_for_the_cluster() {
     );
 }
 
-#[test]
-fn multi_key_gets_span_owners_and_writes_anywhere_are_seen_everywhere() {
-    let (c, mcs) = cluster(&[]);
+/// 30 keys spanning every owner, each stored through its owner's memcached port with
+/// flags = its index (a write at the owner itself: no forwarding involved).
+fn seed_at_owners(c: &TestCluster, mcs: &[SocketAddr]) -> Vec<String> {
     let keys: Vec<String> = (0..30).map(|i| format!("key-{i}")).collect();
     let owners: HashSet<usize> = keys.iter().map(|k| c.owner_of(k.as_bytes())).collect();
     assert_eq!(owners.len(), 3, "the keys span every owner");
-    // Pipelined sets through node 0: each forwarded to its owner.
-    let mut t0 = Text::connect(mcs[0]);
-    let sets: String = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            format!(
-                "set {k} {i} 0 {}\r\nvalue-{i}\r\n",
-                format!("value-{i}").len()
-            )
-        })
-        .collect();
-    t0.send(sets);
-    for k in &keys {
-        assert_eq!(t0.line(), "STORED", "set {k}");
+    for (i, k) in keys.iter().enumerate() {
+        let mut t = Text::connect(mcs[c.owner_of(k.as_bytes())]);
+        let v = format!("value-{i}");
+        assert_eq!(
+            t.ask(format!("set {k} {i} 0 {}\r\n{v}\r\n", v.len())),
+            "STORED"
+        );
     }
+    keys
+}
+
+#[test]
+fn multi_key_gets_span_owners_from_every_node_with_flags() {
+    let (c, mcs) = cluster(&[]);
+    let keys = seed_at_owners(&c, &mcs);
     let request = format!("get {} absent\r\n", keys.join(" "));
     let expected: Vec<(String, String)> = keys
         .iter()
@@ -139,6 +138,30 @@ fn multi_key_gets_span_owners_and_writes_anywhere_are_seen_everywhere() {
             let flags: Vec<u32> = items.iter().map(|i| i.flags).collect();
             assert_eq!(flags, (0..30).collect::<Vec<u32>>(), "flags, node {n}");
         }
+    }
+}
+
+#[test]
+fn writes_through_any_node_are_applied_at_the_owner_and_seen_everywhere() {
+    let (c, mcs) = cluster(&[]);
+    let keys = seed_at_owners(&c, &mcs);
+    // Pipelined sets through node 0: most are forwarded to their owner.
+    let mut t0 = Text::connect(mcs[0]);
+    let sets: String = keys
+        .iter()
+        .map(|k| format!("set {k} 5 0 3\r\nnew\r\n"))
+        .collect();
+    t0.send(sets);
+    for k in &keys {
+        assert_eq!(t0.line(), "STORED", "set {k} through node 0");
+    }
+    let request = format!("get {}\r\n", keys.join(" "));
+    for (n, &mc) in mcs.iter().enumerate() {
+        let items = Text::connect(mc).get(&request);
+        assert!(
+            items.iter().all(|i| i.data == b"new" && i.flags == 5) && items.len() == 30,
+            "node {n}: {items:?}"
+        );
     }
     // A write through node 1 and a delete through node 2, with hot copies of both
     // keys on every node: every node reads the new state at once.
