@@ -31,7 +31,8 @@
 //!                   listener: binding one SO_REUSEPORT listener per core
 //!   metrics         Prometheus text and the /metrics endpoint
 //!   core            the event loop: mailbox, client connections, request routing,
-//!                   the effect queue, the peer side of the loop
+//!                   the effect queue, the peer side of the loop, and the memcached
+//!                   front end's connections (core::memcache)
 //!   shared          read-mostly state every core sees
 //!   config          settings, merged from defaults, file, environment and flags
 //!   peer            peer connections: request encoding, handshake, health
@@ -40,6 +41,7 @@
 //!   shard           the pure cache state machine (now in, effects out)
 //!   origin          where values come from, and the loader threads
 //!   storage         one cache's item store
+//!   frontend        the memcached text and meta codec (no I/O)
 //!   value, units, error, stats   plain types, parsing, counters
 //!   protocol crate  frames, encoding, the hashes (no I/O)
 //! ```

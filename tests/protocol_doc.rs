@@ -563,7 +563,6 @@ fn peer_examples_on_a_member_of_the_vector_ring() {
 /// member's HELLO, in the document's order: MUTATE SET, ADD (NOT_STORED), CAS
 /// (EXISTS), INCR with VIVIFY twice, FETCH_ITEM, FLUSH; then the flushed key is gone.
 #[test]
-#[ignore = "server wiring of MUTATE/FETCH_ITEM/FLUSH lands with the memcached front end"]
 fn memcache_ops_examples() {
     let s = vector_member();
     let mut w = Wire::connect(s.addr());

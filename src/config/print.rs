@@ -128,7 +128,7 @@ impl Config {
         };
         format!(
             "protocol v{PROTOCOL_VERSION}, {} threads, {} loader threads per group, max {} connections, \
-             max frame {}, {members}, peer auth {}, metrics {}, groups: {}",
+             max frame {}, {members}, peer auth {}, metrics {}, memcache {}, groups: {}",
             self.threads,
             self.loader_threads,
             self.max_connections,
@@ -140,6 +140,21 @@ impl Config {
             },
             self.metrics_listen
                 .map_or_else(|| "off".to_string(), |a| a.to_string()),
+            self.memcache_listen.map_or_else(
+                || "off".to_string(),
+                |a| format!(
+                    "{a} (group {}{})",
+                    self.memcache_group
+                        .as_deref()
+                        .or(self.groups.first().map(|g| g.name.as_str()))
+                        .unwrap_or("?"),
+                    if self.memcache_group_prefix {
+                        ", group:key addressing"
+                    } else {
+                        ""
+                    }
+                )
+            ),
             groups.join("; ")
         )
     }

@@ -98,6 +98,14 @@ impl Core {
     pub(super) fn run_effects(&mut self, decoding: Option<usize>) {
         while let Some(effect) = self.ctx.queue.pop_front() {
             match effect {
+                Effect::Reply(w, _) if w.opcode == crate::net::FLUSH_ACK_OPCODE => {
+                    // One core's part of a member's FLUSH (on the core that took it).
+                    if w.core as usize == self.ctx.id {
+                        self.ctx.flush_settled(w.token as usize);
+                    } else {
+                        self.ctx.outboxes[w.core as usize].push_reply(w, Reply::Flushed);
+                    }
+                }
                 Effect::Reply(w, reply) => {
                     if w.core as usize == self.ctx.id {
                         self.deliver_local(w, &reply, decoding);
@@ -112,6 +120,9 @@ impl Core {
                         group: group as u32,
                         load_id: id,
                         key,
+                        // With the memcached front end on, hot copies keep the
+                        // owner's flags and CAS.
+                        item: self.ctx.mc.on(),
                     }),
                     // The ring changed since the miss: this node owns the key now.
                     Owner::Local => self.ctx.fallback_local(group, id),
@@ -244,7 +255,42 @@ impl Core {
 /// answered.
 pub(super) fn write_reply(conn: &mut Conn, w: &Waiter, reply: &Reply) {
     use groupcached_protocol::{Response, ResponseBody};
+    let fetch_item = w.opcode == groupcached_protocol::Opcode::FetchItem as u8;
+    let mutate = w.opcode == groupcached_protocol::Opcode::Mutate as u8;
     let (status, body, value) = match reply {
+        Reply::Item(hit) if fetch_item => (
+            Status::Ok,
+            ResponseBody::Item {
+                ttl_ms: hit.ttl_ms,
+                flags: hit.flags,
+                cas: hit.cas,
+                value: &hit.value,
+            },
+            Some(&hit.value),
+        ),
+        Reply::Value { value, ttl_ms } if fetch_item => (
+            Status::Ok,
+            ResponseBody::Item {
+                ttl_ms: *ttl_ms,
+                flags: 0,
+                cas: 0,
+                value,
+            },
+            Some(value),
+        ),
+        Reply::Item(hit) if mutate => (
+            Status::Ok,
+            ResponseBody::Mutated {
+                flags: hit.flags,
+                cas: hit.cas,
+                value: &hit.value,
+            },
+            Some(&hit.value),
+        ),
+        Reply::Write(o) => match super::memcache::mutate_failure(o) {
+            (status, Some(m)) => (status, ResponseBody::Message(m.as_bytes()), None),
+            (status, None) => (status, ResponseBody::Empty, None),
+        },
         Reply::Value { value, ttl_ms } => (
             Status::Ok,
             ResponseBody::Value {
@@ -262,7 +308,7 @@ pub(super) fn write_reply(conn: &mut Conn, w: &Waiter, reply: &Reply) {
             },
             Some(&hit.value),
         ),
-        Reply::Stored | Reply::Invalidated | Reply::Flushed | Reply::Write(_) => {
+        Reply::Stored | Reply::Invalidated | Reply::Flushed => {
             (Status::Ok, ResponseBody::Empty, None)
         }
         Reply::Deleted(removed) => (Status::Ok, ResponseBody::Deleted(*removed), None),

@@ -27,6 +27,8 @@ pub enum KeyOp {
     Get,
     /// Peer FETCH.
     Fetch,
+    /// Peer FETCH_ITEM: FETCH answered with the item's flags and CAS.
+    FetchItem,
     /// SET with a TTL (`None` = group default).
     Set {
         /// The value, copied once out of the read buffer.

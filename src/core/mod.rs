@@ -198,6 +198,7 @@ impl Core {
                 rng: p.seed | 1,
                 writes: Slab::new(),
                 mc_key: Vec::new(),
+                flushes: Slab::new(),
             },
             sleeping: p.sleeping,
             next_gen: 0,

@@ -11,15 +11,19 @@ use groupcached_protocol::{Response, ResponseBody, Status};
 
 use super::effects::Effect;
 use super::routing::Ctx;
+use crate::core::memcache::NON_NUMERIC_MESSAGE;
 use crate::peer::pending::PendingOp;
 use crate::peer::NoAnswer;
-use crate::shard::{FetchOutcome, Reply};
+use crate::shard::{arith, FetchOutcome, MetaHit, Reply, WriteOutcome};
 use crate::value::ByteView;
+use groupcached_protocol::MutateMode;
 
 /// The answer to a forwarded write whose owner does not take us for a member.
 const NOT_A_MEMBER_THERE: &str = "the key's owner does not take this node for a member";
 /// An owner's error answer that carried no message.
 const OWNER_ERROR_WITHOUT_MESSAGE: &str = "the key's owner answered an error without a message";
+/// An owner's answer to INCR/DECR whose value is not a number.
+const OWNER_ANSWER_NOT_A_NUMBER: &str = "the key's owner answered INCR/DECR without a number";
 /// An owner's answer to FETCH with a body FETCH does not have.
 const UNEXPECTED_FETCH_BODY: &str = "the key's owner answered FETCH with an unexpected body";
 
@@ -41,7 +45,7 @@ impl Ctx {
                 log::debug!("peer fetch failed ({why}); loading locally");
                 self.fallback_local(g, load_id);
             }
-            PendingOp::Forward { waiter } => {
+            PendingOp::Forward { waiter } | PendingOp::Mutate { waiter, .. } => {
                 let reply = Reply::error(Status::Unavailable, why.message());
                 self.queue.push_back(Effect::Reply(waiter, reply));
             }
@@ -83,14 +87,31 @@ impl Ctx {
                 load_id,
                 key,
                 sent,
+                item,
             } => {
                 let g = group as usize;
                 self.observe_fetch(g, sent);
+                let mut meta = None;
                 let outcome = match (r.status, r.body) {
                     (Status::Ok, ResponseBody::Value { ttl_ms, value }) => FetchOutcome::Value {
                         value: ByteView::copy_from_slice(value),
                         ttl_ms,
                     },
+                    (
+                        Status::Ok,
+                        ResponseBody::Item {
+                            ttl_ms,
+                            flags,
+                            cas,
+                            value,
+                        },
+                    ) => {
+                        meta = Some(crate::shard::lru::Meta { flags, cas });
+                        FetchOutcome::Value {
+                            value: ByteView::copy_from_slice(value),
+                            ttl_ms,
+                        }
+                    }
                     (Status::NotFound, _) => FetchOutcome::NotFound,
                     (Status::Unavailable | Status::Forbidden, _) => {
                         // The owner is shutting down or full, or does not take us for a
@@ -104,6 +125,7 @@ impl Ctx {
                             load_id,
                             key,
                             sent: None,
+                            item,
                         };
                         return self.fail_peer_op(unsent, NoAnswer::Refused);
                     }
@@ -123,14 +145,16 @@ impl Ctx {
                     self.stats.groups[g].peer_loads.inc();
                 }
                 let promote = self.sample_promote();
-                self.shard.on_fetch_done(
+                self.shard.on_fetch_done_meta(
                     self.now,
                     g,
                     load_id,
                     outcome,
+                    meta,
                     promote,
                     &mut self.shard_out,
                 );
+                self.mc_attach(meta);
                 self.take_shard_effects();
             }
             PendingOp::Forward { waiter } => {
@@ -147,6 +171,13 @@ impl Ctx {
                 };
                 self.queue.push_back(Effect::Reply(waiter, reply));
             }
+            PendingOp::Mutate { waiter, mode } => {
+                if r.status == Status::Forbidden {
+                    self.log_refusal(peer, r);
+                }
+                let reply = self.mutate_answer(mode, r, peer);
+                self.queue.push_back(Effect::Reply(waiter, reply));
+            }
             // Handled by core/peers.rs before they get here.
             PendingOp::Challenge | PendingOp::Auth | PendingOp::Probe => {}
             PendingOp::Invalidate { write } => {
@@ -155,6 +186,45 @@ impl Ctx {
                 }
                 self.invalidate_settled(write, r.status == Status::Ok);
             }
+        }
+    }
+
+    /// The owner's answer `r` to a memcached write forwarded as MUTATE `mode`, as the
+    /// write's outcome for the client (memcached's NOT_STORED for a REPLACE, APPEND
+    /// or PREPEND of an absent key, which MUTATE calls NOT_FOUND).
+    fn mutate_answer(&self, mode: MutateMode, r: &Response<'_>, peer: &str) -> Reply {
+        let write = Reply::Write;
+        match (r.status, r.body) {
+            (Status::Ok, ResponseBody::Mutated { flags, cas, value }) => match mode {
+                MutateMode::Incr { .. } | MutateMode::Decr { .. } => match arith::parse(value) {
+                    Some(value) => write(WriteOutcome::Number { value, cas }),
+                    None => Reply::error(Status::Error, OWNER_ANSWER_NOT_A_NUMBER),
+                },
+                MutateMode::Touch => Reply::Item(MetaHit {
+                    value: ByteView::copy_from_slice(value),
+                    ttl_ms: 0,
+                    flags,
+                    cas,
+                }),
+                _ => write(WriteOutcome::Stored { cas }),
+            },
+            (Status::NotStored, _) => write(WriteOutcome::NotStored),
+            (Status::Exists, _) => write(WriteOutcome::Exists),
+            (Status::NotFound, _) => match mode {
+                MutateMode::Replace | MutateMode::Append | MutateMode::Prepend => {
+                    write(WriteOutcome::NotStored)
+                }
+                _ => write(WriteOutcome::NotFound),
+            },
+            (Status::BadRequest, ResponseBody::Message(m))
+                if m == NON_NUMERIC_MESSAGE.as_bytes() =>
+            {
+                write(WriteOutcome::NonNumeric)
+            }
+            (Status::TooLarge, _) => write(WriteOutcome::TooLarge { max: 0 }),
+            (Status::Forbidden, _) => Reply::error(Status::Unavailable, NOT_A_MEMBER_THERE),
+            (status, ResponseBody::Message(m)) => Reply::error(status, relayed(peer, m)),
+            (status, _) => Reply::error(status, OWNER_ERROR_WITHOUT_MESSAGE),
         }
     }
 

@@ -70,6 +70,9 @@ pub struct Ctx {
     /// The key of the load being completed, kept while its waiters are answered so
     /// that memcached waiters get the cached item's flags and CAS.
     pub mc_key: Vec<u8>,
+    /// Members' FLUSHes being applied on every core: the member's waiter and the
+    /// cores still to report (see `core::memcache::cluster`).
+    pub flushes: slab::Slab<(Waiter, usize)>,
 }
 
 /// A write applied at the owner whose answer waits for the other members.
@@ -231,16 +234,23 @@ impl Ctx {
             } => self.hello(req.id, w.opcode, node_id, ring_fingerprint, cur),
             RequestKind::Challenge { nonce } => self.challenge(req.id, w.opcode, nonce, cur),
             RequestKind::Auth { proof } => self.auth(req.id, w.opcode, proof, cur),
-            // Decoded since the protocol knows them; served once the memcached front
-            // end (issue 12) lands. Until then they are unknown operations here.
-            RequestKind::Mutate { .. } | RequestKind::FetchItem(_) | RequestKind::Flush { .. } => {
-                cur.reply_now(&Response::error(
-                    req.id,
-                    w.opcode,
-                    Status::UnknownOp,
-                    "MUTATE, FETCH_ITEM and FLUSH are not served by this node yet",
-                ))
-            }
+            // The memcached front end's peer operations (core::memcache::cluster).
+            RequestKind::Mutate {
+                key,
+                mode,
+                flags,
+                ttl_ms,
+                cas,
+                delta,
+                value,
+            } => match Ctx::mutate_op(mode, flags, ttl_ms, cas, delta, value) {
+                Ok(op) => self.key_request(key, KeyOp::Mc(op), w, cur),
+                Err(why) => {
+                    cur.reply_now(&Response::error(req.id, w.opcode, Status::BadRequest, why))
+                }
+            },
+            RequestKind::FetchItem(k) => self.key_request(k, KeyOp::FetchItem, w, cur),
+            RequestKind::Flush { group } => self.flush_request(group, w, cur),
         }
     }
 
@@ -283,6 +293,18 @@ impl Ctx {
                 let via_peer = || matches!(topology.owner(key), Owner::Remote(_));
                 self.shard
                     .get(now, g, key, w, via_peer, &mut self.shard_out);
+                return self.take_shard_effects();
+            }
+            KeyOp::FetchItem => {
+                // FETCH with the item's flags and CAS (a load's answer gets them in
+                // `mc_attach_meta`).
+                self.stats.groups[g].server_requests.inc();
+                let hit = self
+                    .shard
+                    .get_meta(now, g, key, w, || false, &mut self.shard_out);
+                if let Some(hit) = hit {
+                    self.queue.push_back(Effect::Reply(w, Reply::Item(hit)));
+                }
                 return self.take_shard_effects();
             }
             KeyOp::Fetch => {
@@ -365,7 +387,7 @@ impl Ctx {
     /// The answer to a STORE or PURGE of a key that `owner`, not we, owns. It names
     /// the owner (docs/protocol.md), so it is rendered here: this happens only while
     /// two members' rings disagree, never on a request the ring routes right.
-    fn not_owner(&self, owner: usize) -> Reply {
+    pub(in crate::core) fn not_owner(&self, owner: usize) -> Reply {
         self.stats.node.peer_ops_refused.inc();
         let owner = self.topology.name(owner);
         let mut message = String::with_capacity(NOT_OWNER_MESSAGE.len() + 16 + owner.len());

@@ -12,4 +12,4 @@ mod waiter;
 
 pub use io::{read_into, ReadSpace, ReadStep};
 pub use out_queue::{Flushed, OutQueue};
-pub use waiter::{Waiter, MEMCACHE_OPCODE};
+pub use waiter::{Waiter, FLUSH_ACK_OPCODE, MEMCACHE_OPCODE};

@@ -24,6 +24,10 @@ pub struct Waiter {
 /// connection's reply order (see `core::memcache`).
 pub const MEMCACHE_OPCODE: u8 = 0xff;
 
+/// The `opcode` of a [`Waiter`] that is no request but one core's part of a member's
+/// FLUSH: its `token` names the flush in the receiving core's table of flushes.
+pub const FLUSH_ACK_OPCODE: u8 = 0xfe;
+
 impl Waiter {
     /// Whether this waiter is a memcached front-end request.
     #[inline]

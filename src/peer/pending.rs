@@ -30,8 +30,18 @@ pub enum PendingOp {
         /// When it was written to the peer's queue (loop-turn time); `None` if it
         /// never was (the peer was down), so it stays out of the latency histogram.
         sent: Option<Instant>,
+        /// Sent as FETCH_ITEM: the answer carries the item's flags and CAS.
+        item: bool,
     },
-    /// A SET or DELETE forwarded to the owner (as STORE / PURGE) for a client.
+    /// A memcached write forwarded to the owner as MUTATE for a client.
+    Mutate {
+        /// The client request to answer with the owner's answer.
+        waiter: Waiter,
+        /// Which write, to read the owner's answer.
+        mode: groupcached_protocol::MutateMode,
+    },
+    /// A SET or DELETE forwarded to the owner (as STORE / PURGE) for a client, or a
+    /// memcached `flush_all`'s FLUSH of another member.
     Forward {
         /// The client request to answer with the owner's answer.
         waiter: Waiter,

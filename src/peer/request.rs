@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use groupcached_protocol::{KeyRef, Request, RequestKind};
+use groupcached_protocol::{KeyRef, MutateMode, Request, RequestKind};
 
 use super::pending::PendingOp;
 use crate::net::{OutQueue, Waiter};
@@ -26,6 +26,41 @@ pub enum PeerRequest {
         load_id: LoadId,
         /// The key.
         key: Box<[u8]>,
+        /// Ask with FETCH_ITEM (the memcached front end is on here): the answer
+        /// carries the item's flags and CAS, which a hot copy keeps.
+        item: bool,
+    },
+    /// MUTATE at the owner for a memcached write (`add`, `cas`, `incr`...).
+    Mutate {
+        /// Member index.
+        member: usize,
+        /// Group index.
+        group: u32,
+        /// The key.
+        key: Box<[u8]>,
+        /// Which write.
+        mode: MutateMode,
+        /// Client flags.
+        flags: u32,
+        /// TTL in ms (0 = group default, `KEEP_TTL` = keep the item's).
+        ttl_ms: u64,
+        /// CAS to compare (CAS mode).
+        cas: u64,
+        /// INCR/DECR amount.
+        delta: u64,
+        /// The value, bytes to add, or initial number.
+        value: ByteView,
+        /// The client request.
+        waiter: Waiter,
+    },
+    /// FLUSH one group at another member for a memcached `flush_all`.
+    Flush {
+        /// Member index.
+        member: usize,
+        /// Group index.
+        group: u32,
+        /// The client request (answered once per member).
+        waiter: Waiter,
     },
     /// STORE at the owner for a client's SET.
     Store {
@@ -72,6 +107,8 @@ impl PeerRequest {
     pub fn member(&self) -> usize {
         match self {
             PeerRequest::Fetch { member, .. }
+            | PeerRequest::Mutate { member, .. }
+            | PeerRequest::Flush { member, .. }
             | PeerRequest::Store { member, .. }
             | PeerRequest::Purge { member, .. }
             | PeerRequest::Invalidate { member, .. } => *member,
@@ -86,21 +123,61 @@ impl PeerRequest {
                 group,
                 load_id,
                 key,
+                item,
                 ..
             } => {
-                out.push_request(
-                    &Request {
-                        id,
-                        kind: RequestKind::Fetch(KeyRef::new(group_name, &key)),
-                    },
-                    None,
-                );
+                let k = KeyRef::new(group_name, &key);
+                let kind = if item {
+                    RequestKind::FetchItem(k)
+                } else {
+                    RequestKind::Fetch(k)
+                };
+                out.push_request(&Request { id, kind }, None);
                 PendingOp::Fetch {
                     group,
                     load_id,
                     key,
                     sent: Some(now),
+                    item,
                 }
+            }
+            PeerRequest::Mutate {
+                key,
+                mode,
+                flags,
+                ttl_ms,
+                cas,
+                delta,
+                value,
+                waiter,
+                ..
+            } => {
+                out.push_request(
+                    &Request {
+                        id,
+                        kind: RequestKind::Mutate {
+                            key: KeyRef::new(group_name, &key),
+                            mode,
+                            flags,
+                            ttl_ms,
+                            cas,
+                            delta,
+                            value: &value,
+                        },
+                    },
+                    Some(&value),
+                );
+                PendingOp::Mutate { waiter, mode }
+            }
+            PeerRequest::Flush { waiter, .. } => {
+                out.push_request(
+                    &Request {
+                        id,
+                        kind: RequestKind::Flush { group: group_name },
+                    },
+                    None,
+                );
+                PendingOp::Forward { waiter }
             }
             PeerRequest::Store {
                 key,
@@ -152,16 +229,19 @@ impl PeerRequest {
                 group,
                 load_id,
                 key,
+                item,
                 ..
             } => PendingOp::Fetch {
                 group,
                 load_id,
                 key,
                 sent: None,
+                item,
             },
-            PeerRequest::Store { waiter, .. } | PeerRequest::Purge { waiter, .. } => {
-                PendingOp::Forward { waiter }
-            }
+            PeerRequest::Mutate { waiter, mode, .. } => PendingOp::Mutate { waiter, mode },
+            PeerRequest::Store { waiter, .. }
+            | PeerRequest::Purge { waiter, .. }
+            | PeerRequest::Flush { waiter, .. } => PendingOp::Forward { waiter },
             PeerRequest::Invalidate { write, .. } => PendingOp::Invalidate { write },
         }
     }
@@ -169,13 +249,18 @@ impl PeerRequest {
     /// Whether it is a client's write forwarded to the owner, whose answer waits for
     /// the owner's own round of INVALIDATEs (so it gets a longer deadline).
     pub fn is_forwarded_write(&self) -> bool {
-        matches!(self, PeerRequest::Store { .. } | PeerRequest::Purge { .. })
+        matches!(
+            self,
+            PeerRequest::Store { .. } | PeerRequest::Purge { .. } | PeerRequest::Mutate { .. }
+        )
     }
 
     /// The group index.
     pub fn group(&self) -> usize {
         match self {
             PeerRequest::Fetch { group, .. }
+            | PeerRequest::Mutate { group, .. }
+            | PeerRequest::Flush { group, .. }
             | PeerRequest::Store { group, .. }
             | PeerRequest::Purge { group, .. }
             | PeerRequest::Invalidate { group, .. } => *group as usize,
@@ -224,6 +309,7 @@ mod tests {
                 group: 0,
                 load_id: 5,
                 key: b"f".as_slice().into(),
+                item: false,
             },
             PeerRequest::Store {
                 member: 1,
@@ -303,6 +389,7 @@ mod tests {
             group: 2,
             load_id: 1,
             key: b"k".as_slice().into(),
+            item: false,
         };
         assert_eq!(r.group(), 2);
         assert!(matches!(r.into_op(), PendingOp::Fetch { sent: None, .. }));

@@ -18,6 +18,7 @@ impl<W: Clone> Shard<W> {
     /// Delivers the owner's answer to fetch `id`; a value may be kept in the hot
     /// cache (`promote`, decided by the caller's sampling), expiring no later than
     /// the owner's copy and never after the group's hot TTL.
+    #[cfg(test)]
     pub fn on_fetch_done(
         &mut self,
         now: Instant,

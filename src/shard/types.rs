@@ -59,7 +59,7 @@ pub enum Effect<W> {
     /// Send `reply` to `waiter`.
     Reply(W, Reply),
     /// Fetch `key` of group `group` from its owner; report back with `id` through
-    /// [`Shard::on_fetch_done`](crate::shard::Shard::on_fetch_done) or
+    /// [`Shard::on_fetch_done_meta`](crate::shard::Shard::on_fetch_done_meta) or
     /// [`Shard::fallback_local`](crate::shard::Shard::fallback_local).
     Fetch {
         /// Group index.

@@ -14,8 +14,7 @@ use crate::core::effects::Effect;
 use crate::core::mailbox::Waiter;
 use crate::core::routing::Ctx;
 use crate::frontend::memcache::Ttl;
-use crate::shard::inflight::LoadId;
-use crate::shard::{self, MetaHit, Reply, WriteOutcome};
+use crate::shard::{Reply, WriteOutcome};
 use crate::topology::Owner;
 
 impl Ctx {
@@ -34,14 +33,16 @@ impl Ctx {
         if let McOp::Get { touch: None } = op {
             return self.mc_read(g, key, w);
         }
-        let Owner::Local = self.topology.owner(key) else {
-            // Forwarding memcached writes to the owner needs the MUTATE operation.
-            let reply = Reply::error(
-                groupcached_protocol::Status::Unavailable,
-                "this memcached command must run at the key's owner, which this node cannot reach for it",
-            );
+        if let Owner::Remote(member) = self.topology.owner(key) {
+            // A member's MUTATE is never forwarded: its sender's ring disagrees.
+            let reply = match w.is_memcache() {
+                true => return self.forward_mc(g, key, op, w, member),
+                false => self.not_owner(member),
+            };
             return self.queue.push_back(Effect::Reply(w, reply));
-        };
+        }
+        let add =
+            matches!(&op, McOp::Store { cmd, .. } if cmd.mode == crate::shard::StoreMode::Add);
         let outcome = match op {
             McOp::Get { touch: Some(ttl) } => {
                 match self.shard.get_and_touch(now, g, key, shard_ttl(ttl)) {
@@ -97,16 +98,39 @@ impl Ctx {
                 return self.queue.push_back(Effect::Reply(w, Reply::Write(o)));
             }
             McOp::Delete { cas } => self.shard.delete_cas(now, g, key, cas),
+            McOp::TouchItem { ttl, keep } => {
+                let hit = match keep {
+                    true if self.shard.peek_meta(now, g, key).is_some() => {
+                        self.shard
+                            .get_meta(now, g, key, w, || false, &mut self.shard_out)
+                    }
+                    true => None,
+                    false => self.shard.get_and_touch(now, g, key, ttl),
+                };
+                self.shard_out.clear(); // a hit starts no load
+                let reply = match hit {
+                    Some(hit) => Reply::Item(hit),
+                    None => Reply::Write(WriteOutcome::NotFound),
+                };
+                return self.queue.push_back(Effect::Reply(w, reply));
+            }
             McOp::Get { touch: None } | McOp::Flush { .. } => return,
         };
-        match outcome {
+        let changed = !matches!(
+            outcome,
             WriteOutcome::NotStored
-            | WriteOutcome::Exists
-            | WriteOutcome::NotFound
-            | WriteOutcome::NonNumeric => self
-                .queue
-                .push_back(Effect::Reply(w, Reply::Write(outcome))),
-            _ => self.invalidate_then_reply(g, key, w, Reply::Write(outcome)),
+                | WriteOutcome::Exists
+                | WriteOutcome::NotFound
+                | WriteOutcome::NonNumeric
+        );
+        let reply = match w.is_memcache() {
+            true => Reply::Write(outcome),
+            false => self.owner_answer(g, key, outcome, add),
+        };
+        if changed {
+            self.invalidate_then_reply(g, key, w, reply);
+        } else {
+            self.queue.push_back(Effect::Reply(w, reply));
         }
     }
 
@@ -121,37 +145,6 @@ impl Ctx {
         {
             Some(hit) => self.queue.push_back(Effect::Reply(w, Reply::Item(hit))),
             None => self.take_shard_effects(),
-        }
-    }
-
-    /// Remembers the key of load `id` of group `g` before the load completes: its
-    /// memcached waiters need the cached item's metadata ([`Ctx::mc_attach_meta`]).
-    pub(in crate::core) fn mc_key_before_load_done(&mut self, g: usize, id: LoadId) {
-        self.mc_key.clear();
-        if let Some(k) = self.shard.loading_key(g, id) {
-            self.mc_key.extend_from_slice(k);
-        }
-    }
-
-    /// Gives the memcached waiters among the answers of the load just completed the
-    /// flags and CAS of the item it cached (flags 0 and CAS 0 if it cached none).
-    pub(in crate::core) fn mc_attach_meta(&mut self, g: usize) {
-        let waits = |e: &shard::Effect<Waiter>| matches!(e, shard::Effect::Reply(w, Reply::Value { .. }) if w.is_memcache());
-        if !self.shard_out.iter().any(waits) {
-            return;
-        }
-        let meta = self.shard.peek_meta(self.now, g, &self.mc_key);
-        for e in &mut self.shard_out {
-            if let shard::Effect::Reply(w, r) = e {
-                if let (true, Reply::Value { value, ttl_ms }) = (w.is_memcache(), &*r) {
-                    *r = Reply::Item(MetaHit {
-                        value: value.clone(),
-                        ttl_ms: *ttl_ms,
-                        flags: meta.map_or(0, |m| m.flags),
-                        cas: meta.map_or(0, |m| m.cas),
-                    });
-                }
-            }
         }
     }
 }

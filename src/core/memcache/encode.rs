@@ -80,7 +80,8 @@ pub fn encode<S: Sink>(kind: &mut SlotKind, t: &Target<'_>, r: &Reply, s: &mut S
         }
         SlotKind::Touch => {
             let found = match r {
-                Reply::Write(WriteOutcome::Touched { .. }) => true,
+                // The owner's MUTATE TOUCH answers with the item.
+                Reply::Write(WriteOutcome::Touched { .. }) | Reply::Item(_) => true,
                 Reply::Write(WriteOutcome::NotFound) => false,
                 other => return unexpected(t, other, s),
             };
@@ -120,7 +121,8 @@ fn get<S: Sink>(t: &Target<'_>, r: &Reply, s: &mut S, c: &McCounters) {
             c.get_hits.inc();
             item(t, value, *ttl_ms, 0, 0, s);
         }
-        Reply::NotFound => {
+        // NOT_FOUND from the owner of a gat's MUTATE TOUCH, or a load's miss.
+        Reply::NotFound | Reply::Write(WriteOutcome::NotFound) => {
             c.get_misses.inc();
             s.put(|b| reply::get_miss(b, t));
         }

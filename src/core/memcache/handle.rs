@@ -364,14 +364,33 @@ impl Ctx {
             failed: false,
         };
         let threads = self.shared.threads;
-        let seq = cur.slots.open(&t, kind, threads as u32);
-        let w = cur.waiter(self.id, seq);
         let (g, all) = (self.mc.group, self.mc.prefix);
+        let groups: Vec<usize> = match all {
+            true => (0..self.shared.groups.len()).collect(),
+            false => vec![g],
+        };
+        let members: Vec<usize> = self.topology.others().collect();
+        let answers = threads + members.len() * groups.len();
+        let seq = cur.slots.open(&t, kind, answers as u32);
+        let w = cur.waiter(self.id, seq);
         for core in 0..threads {
             if core == self.id {
                 self.apply_mc(g, b"", McOp::Flush { all }, w);
             } else {
                 self.outboxes[core].push_key(g as u32, b"", KeyOp::Mc(McOp::Flush { all }), w);
+            }
+        }
+        // Every other member flushes the same groups; answered when all answered
+        // (or failed: then SERVER_ERROR).
+        for &member in &members {
+            for &group in &groups {
+                self.queue.push_back(crate::core::effects::Effect::Peer(
+                    crate::peer::PeerRequest::Flush {
+                        member,
+                        group: group as u32,
+                        waiter: w,
+                    },
+                ));
             }
         }
     }

@@ -33,6 +33,7 @@
 
 mod apply;
 mod buffer;
+mod cluster;
 mod encode;
 mod handle;
 mod slots;
@@ -44,6 +45,7 @@ use crate::frontend::memcache::{Limits, Ttl};
 use crate::shard::{Arith, StoreCommand};
 use crate::value::ByteView;
 pub use buffer::LineBuffer;
+pub use cluster::{mutate_failure, NON_NUMERIC_MESSAGE};
 pub use handle::backpressured;
 pub use slots::Slots;
 
@@ -111,6 +113,11 @@ impl McSettings {
             addr: cfg.memcache_listen,
         }
     }
+
+    /// Whether the memcached front end is on (this node asks owners with FETCH_ITEM).
+    pub fn on(&self) -> bool {
+        self.addr.is_some()
+    }
 }
 
 /// A memcached operation on one key, performed by the core whose shard holds the
@@ -148,6 +155,14 @@ pub enum McOp {
     Delete {
         /// `md C`.
         cas: Option<u64>,
+    },
+    /// A member's MUTATE TOUCH: set the TTL (`None` = the group's default) and
+    /// answer with the item, or NOT_FOUND; `keep` changes nothing. Never a load.
+    TouchItem {
+        /// The new TTL.
+        ttl: Option<Duration>,
+        /// `KEEP_TTL`: answer with the item as it is.
+        keep: bool,
     },
     /// `flush_all` of this core's part of the group, or of every group (`all`).
     Flush {
