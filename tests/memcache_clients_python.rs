@@ -202,7 +202,9 @@ for i, k in enumerate(keys):
 for p in ports:
     one = Client(("127.0.0.1", p), serde=serde.pickle_serde, connect_timeout=10, timeout=10)
     got = one.get_many(keys)
-    assert got == {k: {"id": i} for i, k in enumerate(keys)}, (p, got)
+    assert sorted(got) == sorted(keys), (p, got)
+    # user:0 is rewritten by the cas below, once per node.
+    assert all(got[k] == {"id": i} for i, k in enumerate(keys) if i > 0), (p, got)
     # gets/cas through this node: the unique is the owner's, checked there.
     value, token = one.gets("user:0")
     assert one.cas("user:0", {"id": "x%d" % p}, token, noreply=False) is True
