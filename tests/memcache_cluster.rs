@@ -126,6 +126,13 @@ fn an_origin_only_key_is_loaded_once_through_non_owners() {
         t.join().unwrap();
     }
     assert_eq!(origin.requests(), 1, "{:?}", origin.paths());
+    // A gat through a non-owner of a key only the origin has reads it through too.
+    let other = key_of(&c, 0, "gat");
+    let want = format!(
+        "VALUE {other} 0 {}\r\nO:{other}\r\nEND\r\n",
+        other.len() + 2
+    );
+    Mc::to(c.node(1)).ask(&format!("gat 100 {other}\r\n"), &want);
 }
 
 #[test]

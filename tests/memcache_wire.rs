@@ -183,7 +183,10 @@ fn a_pipelined_mix_of_loads_hits_and_writes_is_answered_in_request_order() {
           DELETED\r\n\
           END\r\n",
     );
-    assert_eq!(c.line(), format!("VERSION {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        c.line(),
+        format!("VERSION 1.6.18-groupcached-{}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -356,73 +359,4 @@ fn the_binary_port_tells_a_text_client_where_the_memcached_port_is() {
     let mut n = s.client();
     n.set("default", "k", b"v", None).unwrap();
     assert_eq!(n.get("default", "k").unwrap().unwrap().as_bytes(), b"v");
-}
-
-/// Random memcached-ish text and noise over many connections: the server answers
-/// what it can, closes what it must, never hangs or panics, and gives every buffer
-/// back.
-#[test]
-fn memcache_wire_fuzz_keeps_serving() {
-    let (s, addr) = start(&["--threads", "2", "--origin", "synthetic:size=20"]);
-    let pieces: [&[u8]; 14] = [
-        b"get a b c\r\n",
-        b"gets a\r\n",
-        b"set a 1 0 3\r\nabc\r\n",
-        b"set a 1 0 3\r\nabcdef\r\n",
-        b"cas a 0 0 1 99\r\nx\r\n",
-        b"incr a 1\r\n",
-        b"mg a v f c k O123 q\r\n",
-        b"ms b 2 T10\r\nhi\r\n",
-        b"ma c N0 J5 v\r\n",
-        b"md a q\r\nmn\r\n",
-        b"delete\r\n",
-        b"flush_all\r\n",
-        b"stats\r\n",
-        b"\x80\x01\x00",
-    ];
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    // GROUPCACHED_MC_FUZZ_CONNS runs it longer.
-    let conns: usize = std::env::var("GROUPCACHED_MC_FUZZ_CONNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
-    for _ in 0..conns {
-        let mut c = Mc::connect(addr);
-        c.0.set_read_timeout(Some(std::time::Duration::from_millis(20)))
-            .unwrap();
-        for _ in 0..1 + next() % 20 {
-            let mut piece = pieces[(next() % pieces.len() as u64) as usize].to_vec();
-            match next() % 4 {
-                0 => {
-                    let i = (next() % piece.len() as u64) as usize;
-                    piece[i] = next() as u8;
-                }
-                1 => piece.truncate((next() % piece.len() as u64) as usize),
-                _ => {}
-            }
-            if c.0.write_all(&piece).is_err() {
-                break;
-            }
-        }
-        let mut sink = [0u8; 4096];
-        let _ = c.0.read(&mut sink);
-    }
-    // Every fuzz connection was closed by its client: only the stats one is left.
-    wait_until("the fuzz connections to close", || {
-        s.stat("curr_connections") == 1
-    });
-    s.wait_stat("conn_buffer_bytes", "<= 64 KiB", |v| v <= 64 * 1024);
-    let mut c = Mc::connect(addr);
-    c.ask("set ok 0 0 2\r\nok\r\n", "STORED\r\n");
-    c.ask("get ok\r\n", "VALUE ok 0 2\r\nok\r\nEND\r\n");
-    assert!(
-        !s.logs().iter().any(|l| l.contains("panicked")),
-        "the server panicked"
-    );
 }

@@ -171,9 +171,17 @@ impl Ctx {
                 };
                 self.queue.push_back(Effect::Reply(waiter, reply));
             }
-            PendingOp::Mutate { waiter, mode } => {
+            PendingOp::Mutate {
+                waiter,
+                mode,
+                reread,
+            } => {
                 if r.status == Status::Forbidden {
                     self.log_refusal(peer, r);
+                }
+                if let (Status::NotFound, Some((g, key))) = (r.status, reread) {
+                    // A gat of a key the owner does not hold: a read-through get.
+                    return self.mc_read(g as usize, &key, waiter);
                 }
                 let reply = self.mutate_answer(mode, r, peer);
                 self.queue.push_back(Effect::Reply(waiter, reply));

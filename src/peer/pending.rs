@@ -39,6 +39,9 @@ pub enum PendingOp {
         waiter: Waiter,
         /// Which write, to read the owner's answer.
         mode: groupcached_protocol::MutateMode,
+        /// A get-and-touch (`gat`) of this group and key: if the owner holds no item,
+        /// the get reads the key through (a load at the owner) instead of missing.
+        reread: Option<(u32, Box<[u8]>)>,
     },
     /// A SET or DELETE forwarded to the owner (as STORE / PURGE) for a client, or a
     /// memcached `flush_all`'s FLUSH of another member.

@@ -50,6 +50,9 @@ pub enum PeerRequest {
         delta: u64,
         /// The value, bytes to add, or initial number.
         value: ByteView,
+        /// A get-and-touch: if the owner has no item, read the key through (see
+        /// [`PendingOp::Mutate`]).
+        reread: bool,
         /// The client request.
         waiter: Waiter,
     },
@@ -149,7 +152,9 @@ impl PeerRequest {
                 cas,
                 delta,
                 value,
+                reread,
                 waiter,
+                group,
                 ..
             } => {
                 out.push_request(
@@ -167,7 +172,12 @@ impl PeerRequest {
                     },
                     Some(&value),
                 );
-                PendingOp::Mutate { waiter, mode }
+                let reread = reread.then_some((group, key));
+                PendingOp::Mutate {
+                    waiter,
+                    mode,
+                    reread,
+                }
             }
             PeerRequest::Flush { waiter, .. } => {
                 out.push_request(
@@ -238,7 +248,11 @@ impl PeerRequest {
                 sent: None,
                 item,
             },
-            PeerRequest::Mutate { waiter, mode, .. } => PendingOp::Mutate { waiter, mode },
+            PeerRequest::Mutate { waiter, mode, .. } => PendingOp::Mutate {
+                waiter,
+                mode,
+                reread: None,
+            },
             PeerRequest::Store { waiter, .. }
             | PeerRequest::Purge { waiter, .. }
             | PeerRequest::Flush { waiter, .. } => PendingOp::Forward { waiter },

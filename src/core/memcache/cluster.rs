@@ -6,7 +6,10 @@
 //!   forwarded SET; the owner applies it, runs its INVALIDATE round, and answers;
 //! - the owner serves a member's MUTATE, FETCH_ITEM and FLUSH;
 //! - gets of keys owned elsewhere fetch with FETCH_ITEM, so hot copies and the
-//!   answers keep the owner's flags and CAS (`effects.rs`, `peer_replies.rs`).
+//!   answers keep the owner's flags and CAS (`effects.rs`, `peer_replies.rs`);
+//! - a `gat` through a non-owner is a MUTATE TOUCH; if the owner holds no item the
+//!   get reads the key through (as a `gat` at the owner does): the touch applies
+//!   to cached items only.
 //!
 //! What MUTATE cannot carry is answered `SERVER_ERROR` on a non-owner: `ma` with `C`
 //! or `T`, `md C`, `ms C` in a mode other than `S`. An exptime already past travels
@@ -72,6 +75,7 @@ impl Ctx {
     ) {
         let refuse = |reason: &'static str| Reply::error(Status::Error, reason);
         let empty = ByteView::from_vec(Vec::new());
+        let reread = matches!(op, McOp::Get { .. });
         let (mode, flags, ttl_ms, cas, delta, value) = match op {
             McOp::Store {
                 value,
@@ -148,6 +152,7 @@ impl Ctx {
             cas,
             delta,
             value,
+            reread,
             waiter: w,
         }));
     }

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use groupcached_protocol::shard_of;
 
 use super::encode::SlotKind;
-use super::{McOp, Slots, MAX_SLOTS};
+use super::{McOp, Slots, MAX_GET_KEYS, MAX_SLOTS};
 use crate::core::conn::HIGH_WATER_BYTES;
 use crate::core::mailbox::{KeyOp, Waiter};
 use crate::core::routing::Ctx;
@@ -212,7 +212,7 @@ impl Ctx {
                 }
                 self.mc_flush(noreply, cur);
             }
-            Command::Version => cur.now(|b| reply::version(b, env!("CARGO_PKG_VERSION"))),
+            Command::Version => cur.now(|b| reply::version(b, super::VERSION)),
             Command::Verbosity { noreply, .. } => cur.now(|b| reply::ok(b, noreply)),
             Command::Stats { mut args } => match args.next() {
                 None => {
@@ -287,6 +287,10 @@ impl Ctx {
                 let reason = "mg's h and l return flags are not supported";
                 return self.unsupported(cur, &get.reply, reason);
             }
+        }
+        if get.keys.iter().nth(MAX_GET_KEYS).is_some() {
+            let reason = "a get of more than 16384 keys is not supported";
+            return self.unsupported(cur, &get.reply, reason);
         }
         for key in get.keys.iter() {
             let c = &self.stats.memcache;

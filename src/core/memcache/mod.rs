@@ -19,14 +19,14 @@
 //! Besides the socket and the [`Conn`](super::conn::Conn) itself, one memcached
 //! connection holds at most:
 //!
-//! - its read buffer: `max(16 KiB, max(64 KiB, max_item_size + 2048 + 2) + 8 KiB)`
+//! - its read buffer: `max(1 MiB, max_item_size + 2048 + 2) + 8 KiB`
 //!   while a request that long arrives, 16 KiB in steady state, none when idle;
 //! - its output: reading stops above 4 MiB queued (answers in the output queue
 //!   and answers parked in slots together), and the connection is closed above
 //!   `--max-conn-output`;
 //! - its slots: reading stops above [`MAX_SLOTS`] outstanding answers, but one
-//!   request may open one per key of a `get` line (at most `MAX_GET_LINE / 2`), so
-//!   at most `(MAX_SLOTS + MAX_GET_LINE / 2) * SLOT_SIZE` bytes (`SLOT_SIZE` is
+//!   request may open one per key of a `get` (at most [`MAX_GET_KEYS`]), so
+//!   at most `(MAX_SLOTS + MAX_GET_KEYS) * SLOT_SIZE` bytes, about 7 MiB (`SLOT_SIZE` is
 //!   at most 416 bytes: the reply target, 250-byte key included, kept inline).
 //!
 //! All of it counts towards `--max-buffer-memory` like a native connection's buffers.
@@ -49,10 +49,19 @@ pub use cluster::{mutate_failure, NON_NUMERIC_MESSAGE};
 pub use handle::backpressured;
 pub use slots::Slots;
 
+/// What `version` (and `stats`' `version`) answers: a memcached version first,
+/// because libmemcached (memcstat, pylibmc, PHP's memcached...) refuses a server
+/// whose major version is 0, then groupcached's own.
+pub const VERSION: &str = concat!("1.6.18-groupcached-", env!("CARGO_PKG_VERSION"));
+
 /// Outstanding answers above which a memcached connection stops being read.
 pub const MAX_SLOTS: usize = 1024;
-/// Longest classic retrieval line (`get k1 k2 ...`).
-pub const MAX_GET_LINE: usize = 64 * 1024;
+/// Longest classic retrieval line (`get k1 k2 ...`): memcached sets no limit, and
+/// clients send thousands of keys in one `get` (pymemcache's `get_many`).
+pub const MAX_GET_LINE: usize = 1 << 20;
+/// Most keys one `get` may name; more are answered `SERVER_ERROR` (each key may
+/// hold a slot until answered, so this bounds a connection's slots).
+pub const MAX_GET_KEYS: usize = 16 * 1024;
 /// Longest other command line (memcached's 2048).
 pub const MAX_LINE: usize = 2048;
 

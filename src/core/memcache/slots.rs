@@ -9,9 +9,10 @@
 //!
 //! - No slot outstanding: an answer goes straight to the output queue (the hit
 //!   path: no slot, no allocation, the value queued by reference when large).
-//! - Slots outstanding: an answer without a value is appended to the last slot's
-//!   `after` bytes (written right after it); one with a value takes a slot of its
-//!   own, completed at once.
+//! - Slots outstanding: an answer without a value, or with a small one (copied),
+//!   is appended to the last slot's `after` bytes (written right after it); one
+//!   with a large value takes a slot of its own, completed at once, and keeps the
+//!   value by reference.
 //! - A slot completed out of order keeps its encoded answer (its value by
 //!   reference) until the slots before it are written.
 //!
@@ -75,6 +76,32 @@ impl Sink for OutSink<'_> {
     }
     fn value(&mut self, v: &ByteView) {
         self.0.push_value(v);
+    }
+}
+
+/// Values up to this size answered behind an outstanding slot are copied into its
+/// `after` bytes (the output queue copies them too); larger ones take a slot and
+/// are kept by reference.
+const COPY_BEHIND: usize = 2048;
+
+/// The size of the value an answer carries.
+fn value_len(r: &Reply) -> usize {
+    match r {
+        Reply::Item(hit) => hit.value.len(),
+        Reply::Value { value, .. } => value.len(),
+        _ => 0,
+    }
+}
+
+/// Copies everything, values included, into one buffer.
+struct CopySink<'a>(&'a mut Vec<u8>);
+
+impl Sink for CopySink<'_> {
+    fn put(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        f(self.0)
+    }
+    fn value(&mut self, v: &ByteView) {
+        self.0.extend_from_slice(v);
     }
 }
 
@@ -174,13 +201,20 @@ impl Slots {
         out: &mut OutQueue,
         c: &McCounters,
     ) {
-        if self.ring.is_empty() {
-            let mut kind = kind;
-            encode(&mut kind, t, reply, &mut OutSink(out), c);
-            return;
+        let mut kind = kind;
+        match self.ring.back_mut() {
+            None => encode(&mut kind, t, reply, &mut OutSink(out), c),
+            // A small answer is copied behind the last slot: no slot of its own.
+            Some(last) if value_len(reply) <= COPY_BEHIND => {
+                let before = last.after.len();
+                encode(&mut kind, t, reply, &mut CopySink(&mut last.after), c);
+                self.parked += last.after.len() - before;
+            }
+            Some(_) => {
+                let seq = self.open(t, kind, 1);
+                self.complete(seq, reply, out, c);
+            }
         }
-        let seq = self.open(t, kind, 1);
-        self.complete(seq, reply, out, c);
     }
 
     /// One answer for slot `seq` arrived. When the slot has all it waits for, its

@@ -23,7 +23,7 @@ impl Ctx {
         reply::stat(out, "pid", u64::from(std::process::id()));
         reply::stat(out, "uptime", reg.started.elapsed().as_secs());
         reply::stat(out, "time", unix);
-        reply::stat_str(out, "version", env!("CARGO_PKG_VERSION"));
+        reply::stat_str(out, "version", super::VERSION);
         reply::stat(out, "pointer_size", usize::BITS.into());
         reply::stat(
             out,
