@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 
@@ -34,6 +33,26 @@ fn cluster(args: &[&str]) -> (TestCluster, Vec<SocketAddr>) {
 fn classic(mc: SocketAddr) -> memcache::Client {
     memcache::Client::connect(format!("memcache://{mc}?protocol=ascii&timeout=20"))
         .expect("the memcache crate connects")
+}
+
+/// `n` keys `{tag}-<i>`, at least `n / 3` of them owned by each node (the owners
+/// depend on the nodes' random ports, so a fixed list might miss one).
+fn keys_on_every_owner(c: &TestCluster, tag: &str, n: usize) -> Vec<String> {
+    let mut per = [0usize; 3];
+    let mut keys = Vec::new();
+    for i in 0.. {
+        if keys.len() == n {
+            break;
+        }
+        let k = format!("{tag}-{i}");
+        let o = c.owner_of(k.as_bytes());
+        // Take a key if its owner still needs keys, or once every owner has its share.
+        if per[o] < n / 3 || per.iter().all(|&p| p >= n / 3) {
+            per[o] += 1;
+            keys.push(k);
+        }
+    }
+    keys
 }
 
 /// Keys and values as a get answer lists them.
@@ -106,9 +125,7 @@ fn a_get_through_a_non_owner_reads_through_once_for_the_cluster() {
 /// 30 keys spanning every owner, each stored through its owner's memcached port with
 /// flags = its index (a write at the owner itself: no forwarding involved).
 fn seed_at_owners(c: &TestCluster, mcs: &[SocketAddr]) -> Vec<String> {
-    let keys: Vec<String> = (0..30).map(|i| format!("key-{i}")).collect();
-    let owners: HashSet<usize> = keys.iter().map(|k| c.owner_of(k.as_bytes())).collect();
-    assert_eq!(owners.len(), 3, "the keys span every owner");
+    let keys = keys_on_every_owner(c, "key", 30);
     for (i, k) in keys.iter().enumerate() {
         let mut t = Text::connect(mcs[c.owner_of(k.as_bytes())]);
         let v = format!("value-{i}");
@@ -165,16 +182,16 @@ fn writes_through_any_node_are_applied_at_the_owner_and_seen_everywhere() {
     }
     // A write through node 1 and a delete through node 2, with hot copies of both
     // keys on every node: every node reads the new state at once.
+    let (a, b) = (&keys[3], &keys[4]);
     let mut t1 = Text::connect(mcs[1]);
-    assert_eq!(t1.ask("set key-3 9 0 3\r\nnew\r\n"), "STORED");
-    assert_eq!(Text::connect(mcs[2]).ask("delete key-4\r\n"), "DELETED");
+    assert_eq!(t1.ask(format!("set {a} 9 0 3\r\nupd\r\n")), "STORED");
+    assert_eq!(
+        Text::connect(mcs[2]).ask(format!("delete {b}\r\n")),
+        "DELETED"
+    );
     for (n, &mc) in mcs.iter().enumerate() {
-        let items = Text::connect(mc).get("get key-3 key-4\r\n");
-        assert_eq!(
-            pairs(&items),
-            [("key-3".to_string(), "new".to_string())],
-            "node {n}"
-        );
+        let items = Text::connect(mc).get(format!("get {a} {b}\r\n"));
+        assert_eq!(pairs(&items), [(a.clone(), "upd".to_string())], "node {n}");
         assert_eq!(items[0].flags, 9);
     }
     // Counters and append at the owner, through a non-owner.
@@ -234,9 +251,7 @@ fn cas_uniques_come_from_the_owner_and_conflicts_are_caught_across_nodes() {
 #[test]
 fn flush_all_reaches_every_member() {
     let (c, mcs) = cluster(&[]);
-    let keys: Vec<String> = (0..12).map(|i| format!("f-{i}")).collect();
-    let owners: HashSet<usize> = keys.iter().map(|k| c.owner_of(k.as_bytes())).collect();
-    assert_eq!(owners.len(), 3, "the keys span every owner");
+    let keys = keys_on_every_owner(&c, "f", 12);
     let client = classic(mcs[0]);
     for k in &keys {
         client.set(k, "x", 0).unwrap();
