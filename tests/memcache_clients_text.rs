@@ -12,7 +12,7 @@ use std::io::Read;
 use std::net::TcpStream;
 
 use common::memcache::{mc_stats, start, Text};
-use common::{encode, DEADLINE};
+use common::{encode, TempDir, DEADLINE};
 use groupcached_client::protocol::{KeyRef, Request, RequestKind};
 
 /// A `VALUE` line with its CAS unique replaced by `<cas>`, other lines unchanged.
@@ -329,4 +329,64 @@ fn quit_closes_after_the_earlier_answers() {
     assert_eq!(c.line(), "STORED");
     assert_eq!(c.items().len(), 1);
     c.expect_closed();
+}
+
+/// Two groups; `extra` adds memcache settings to the file.
+fn two_groups(dir: &TempDir, extra: &str) -> String {
+    let text = format!(
+        "{extra}\n[[group]]\nname = \"pages\"\norigin = \"none\"\n\n\
+         [[group]]\nname = \"sessions\"\norigin = \"none\"\n"
+    );
+    dir.write("groupcached.toml", text.as_bytes())
+        .display()
+        .to_string()
+}
+
+#[test]
+fn group_prefix_addressing_and_what_flush_all_empties() {
+    // With the prefix: `sessions:u1` is key `u1` of group `sessions`; a key whose
+    // part before the colon is not a group stays whole, in the default group.
+    let dir = TempDir::new("mc-groups");
+    let cfg = two_groups(&dir, "memcache_group_prefix = true");
+    let (s, mc) = start(&["--config", &cfg]);
+    let mut c = Text::connect(mc);
+    assert_eq!(c.ask("set sessions:u1 3 0 5\r\nalice\r\n"), "STORED");
+    assert_eq!(c.ask("set user:42 0 0 3\r\nbob\r\n"), "STORED");
+    let mut native = s.client();
+    let v = native
+        .get("sessions", "u1")
+        .unwrap()
+        .expect("in group sessions");
+    assert_eq!(v.as_bytes(), b"alice");
+    let v = native
+        .get("pages", "user:42")
+        .unwrap()
+        .expect("whole, in pages");
+    assert_eq!(v.as_bytes(), b"bob");
+    // Replies echo the key as sent; both spellings name the same item.
+    let items = c.get("get sessions:u1 pages:user:42 user:42 u1\r\n");
+    let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["sessions:u1", "pages:user:42", "user:42"]);
+    assert_eq!(items[0].flags, 3);
+    // flush_all empties every group memcached clients can name: all of them here.
+    assert_eq!(c.ask("flush_all\r\n"), "OK");
+    assert!(native.get("sessions", "u1").unwrap().is_none());
+    assert!(native.get("pages", "user:42").unwrap().is_none());
+    drop((c, native, s));
+
+    // Without the prefix, every key is whole, in --memcache-group, and flush_all
+    // leaves the other group alone.
+    let cfg = two_groups(&dir, "memcache_group = \"sessions\"");
+    let (s, mc) = start(&["--config", &cfg]);
+    let mut c = Text::connect(mc);
+    assert_eq!(c.ask("set pages:x 0 0 1\r\ny\r\n"), "STORED");
+    let mut native = s.client();
+    assert!(native.get("sessions", "pages:x").unwrap().is_some());
+    native.set("pages", "kept", b"z", None).unwrap();
+    assert_eq!(c.ask("flush_all\r\n"), "OK");
+    assert!(native.get("sessions", "pages:x").unwrap().is_none());
+    assert!(
+        native.get("pages", "kept").unwrap().is_some(),
+        "a group memcached clients cannot name is not flushed"
+    );
 }
