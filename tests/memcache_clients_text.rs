@@ -3,7 +3,7 @@
 //! meta `q`, `stats` under memcached's names, and every bad input of issue 12 (unknown
 //! command, malformed line, key over 250 bytes or with control characters, bad data
 //! chunk, over-long line, a binary request) answered as memcached does, never with a
-//! hang or a binary frame. The third-party clients are in the other
+//! hang or a binary frame; `group:key` addressing and what `flush_all` empties. The third-party clients are in the other
 //! `memcache_clients_*.rs` files.
 
 mod common;
