@@ -9,7 +9,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Barrier};
 
-use common::{wait_until, Gate, HttpOrigin, TestServer, DEADLINE};
+use common::{wait_until, Gate, HttpOrigin, TempDir, TestServer, DEADLINE};
 
 const LOG_LINE: &str = "serving the memcached text and meta protocols on ";
 
@@ -359,4 +359,43 @@ fn the_binary_port_tells_a_text_client_where_the_memcached_port_is() {
     let mut n = s.client();
     n.set("default", "k", b"v", None).unwrap();
     assert_eq!(n.get("default", "k").unwrap().unwrap().as_bytes(), b"v");
+}
+
+#[test]
+fn group_prefixes_address_groups_and_flush_all_empties_every_group() {
+    let dir = TempDir::new("mc-groups");
+    let file = dir.write(
+        "groupcached.toml",
+        b"[[group]]\nname = \"pages\"\n\n[[group]]\nname = \"users\"\n",
+    );
+    let file = file.display().to_string();
+    let prefix = ["--config", &file, "--memcache-group-prefix", "true"];
+    let (s, addr) = start(&prefix);
+    let mut c = Mc::connect(addr);
+    c.ask("set users:42 1 0 3\r\nann\r\n", "STORED\r\n");
+    c.ask("set 42 2 0 3\r\npg1\r\n", "STORED\r\n");
+    // `user` is no group: the whole key, colon and all, is in the first group.
+    c.ask("set user:42 3 0 3\r\nxyz\r\n", "STORED\r\n");
+    c.ask(
+        "get users:42 42 user:42 pages:42\r\n",
+        "VALUE users:42 1 3\r\nann\r\nVALUE 42 2 3\r\npg1\r\nVALUE user:42 3 3\r\nxyz\r\n\
+         VALUE pages:42 2 3\r\npg1\r\nEND\r\n",
+    );
+    let mut native = s.client();
+    let users = native
+        .get("users", "42")
+        .unwrap()
+        .expect("users:42 is key 42 of users");
+    assert_eq!(users.as_bytes(), b"ann");
+    c.ask("flush_all\r\n", "OK\r\n");
+    c.ask("get users:42 42 user:42\r\n", "END\r\n");
+    // Without the prefix rule, `users:42` is a key of --memcache-group.
+    let (s, addr) = start(&["--config", &file, "--memcache-group", "users"]);
+    Mc::connect(addr).ask("set users:42 0 0 1\r\nx\r\n", "STORED\r\n");
+    let whole = s
+        .client()
+        .get("users", "users:42")
+        .unwrap()
+        .expect("whole key");
+    assert_eq!(whole.as_bytes(), b"x");
 }

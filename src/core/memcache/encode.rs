@@ -130,6 +130,10 @@ fn get<S: Sink>(t: &Target<'_>, r: &Reply, s: &mut S, c: &McCounters) {
     }
 }
 
+/// Values up to this size are copied with their `VALUE` line; larger ones are
+/// handed to the sink to be queued by reference.
+const SMALL_VALUE: usize = 2048;
+
 /// A hit: the `VALUE`/`VA`/`HD` line, the value, `\r\n`.
 fn item<S: Sink>(t: &Target<'_>, value: &ByteView, ttl_ms: u64, flags: u32, cas: u64, s: &mut S) {
     let info = ItemInfo {
@@ -138,6 +142,16 @@ fn item<S: Sink>(t: &Target<'_>, value: &ByteView, ttl_ms: u64, flags: u32, cas:
         ttl: ttl_secs(ttl_ms),
         ..ItemInfo::default()
     };
+    if value.len() <= SMALL_VALUE {
+        // One append for the line, the value and its end (the output queue copies
+        // a small value anyway).
+        return s.put(|b| {
+            if reply::get_hit(b, t, &info, value.len()) {
+                b.extend_from_slice(value);
+                reply::value_end(b);
+            }
+        });
+    }
     let mut with_value = false;
     s.put(|b| with_value = reply::get_hit(b, t, &info, value.len()));
     if with_value {

@@ -13,12 +13,13 @@ use groupcached_protocol::shard_of;
 use super::encode::SlotKind;
 use super::{McOp, Slots, MAX_GET_KEYS, MAX_SLOTS};
 use crate::core::conn::HIGH_WATER_BYTES;
+use crate::core::effects::Effect;
 use crate::core::mailbox::{KeyOp, Waiter};
 use crate::core::routing::Ctx;
 use crate::core::Core;
 use crate::frontend::memcache::{
-    discard, parse, reply, split_group, Command, ErrorReply, Get, Parsed, Reply, StoreMode, Target,
-    Ttl,
+    discard, parse, reply, split_group, Command, ErrorReply, Get, Key, KeyList, Parsed, Reply,
+    StoreMode, Target, Ttl,
 };
 use crate::net::{OutQueue, MEMCACHE_OPCODE};
 use crate::shard::{self, Arith, Delta, StoreCommand, Vivify};
@@ -102,7 +103,7 @@ impl Core {
                     *closing = true;
                     return;
                 }
-                Ok(Parsed::Request(req)) => {
+                Ok(Parsed::Request(ref req)) => {
                     self.ctx.stats.node.requests.inc();
                     let mut cur = McCur {
                         token,
@@ -111,7 +112,7 @@ impl Core {
                         slots: &mut mc.slots,
                         closing,
                     };
-                    self.ctx.perform_mc(req.command, &mut cur);
+                    self.ctx.perform_mc(&req.command, &mut cur);
                     *pending = mc.slots.len();
                     (req.consumed, req.skip)
                 }
@@ -128,10 +129,10 @@ impl Core {
 
 impl Ctx {
     /// Performs one parsed request; answers go through `cur` in request order.
-    fn perform_mc(&mut self, cmd: Command<'_>, cur: &mut McCur<'_>) {
-        match cmd {
-            Command::Get(get) => self.mc_get(&get, cur),
-            Command::Store(st) => {
+    fn perform_mc(&mut self, cmd: &Command<'_>, cur: &mut McCur<'_>) {
+        match *cmd {
+            Command::Get(ref get) => self.mc_get(get, cur),
+            Command::Store(ref st) => {
                 self.stats.memcache.cmd_set.inc();
                 let t = st.target();
                 if st.invalidate {
@@ -159,7 +160,7 @@ impl Ctx {
                 };
                 self.mc_keyed(st.key.bytes(), &t, kind, op, cur);
             }
-            Command::Delete(d) => {
+            Command::Delete(ref d) => {
                 let t = d.target();
                 if d.invalidate {
                     return self.unsupported(cur, &t.reply, "stale items (md I) are not supported");
@@ -167,12 +168,12 @@ impl Ctx {
                 let op = McOp::Delete { cas: d.compare_cas };
                 self.mc_keyed(d.key.bytes(), &t, SlotKind::Delete, op, cur);
             }
-            Command::Touch(tc) => {
+            Command::Touch(ref tc) => {
                 self.stats.memcache.cmd_touch.inc();
                 let op = McOp::Touch { ttl: tc.ttl };
                 self.mc_keyed(tc.key.bytes(), &tc.target(), SlotKind::Touch, op, cur);
             }
-            Command::Arith(a) => {
+            Command::Arith(ref a) => {
                 let t = a.target();
                 if let Reply::Meta(m) = &a.reply {
                     if m.wants(b't') {
@@ -235,7 +236,11 @@ impl Ctx {
                 let r = Reply::Classic { noreply: false };
                 self.unsupported(cur, &r, "me (meta debug) is not supported");
             }
-            Command::TooLarge { key, unlink, reply } => {
+            Command::TooLarge {
+                ref key,
+                unlink,
+                reply,
+            } => {
                 self.stats.memcache.cmd_set.inc();
                 if !unlink {
                     return cur.now(|b| reply::too_large(b, &reply));
@@ -288,47 +293,61 @@ impl Ctx {
                 return self.unsupported(cur, &get.reply, reason);
             }
         }
-        if get.keys.iter().nth(MAX_GET_KEYS).is_some() {
+        let words = match &get.keys {
+            // `mg`: its one key, by reference (a key is large: it can hold a
+            // decoded base64 key inline).
+            KeyList::One(key) => return self.mc_get_key(get, key, cur),
+            KeyList::Words(words) => *words,
+        };
+        if words.clone().nth(MAX_GET_KEYS).is_some() {
             let reason = "a get of more than 16384 keys is not supported";
             return self.unsupported(cur, &get.reply, reason);
         }
-        for key in get.keys.iter() {
-            let c = &self.stats.memcache;
-            c.cmd_get.inc();
-            if get.touch.is_some() {
-                c.cmd_touch.inc();
-            }
-            let t = get.target(&key);
-            let (g, k) = self.mc_group(key.bytes());
-            let shard = shard_of(k, self.shared.threads);
-            if shard == self.id && get.touch.is_none() {
-                let w = cur.waiter(self.id, cur.slots.next_seq());
-                let topology = &self.topology;
-                let via_peer = || matches!(topology.owner(k), Owner::Remote(_));
-                match self
-                    .shard
-                    .get_meta(self.now, g, k, w, via_peer, &mut self.shard_out)
-                {
-                    Some(hit) => {
-                        let r = shard::Reply::Item(hit);
-                        cur.slots
-                            .answer_now(SlotKind::Get, &t, &r, cur.out, &self.stats.memcache);
-                    }
-                    None => {
-                        cur.slots.open(&t, SlotKind::Get, 1);
-                        self.take_shard_effects();
-                    }
-                }
-                continue;
-            }
-            let seq = cur.slots.open(&t, SlotKind::Get, 1);
-            let op = McOp::Get { touch: get.touch };
-            self.mc_route(g, k, op, cur.waiter(self.id, seq));
+        for word in words {
+            self.mc_get_key(get, &Key::text(word), cur);
         }
         cur.now(|b| reply::get_end(b, &get.reply));
     }
 
-    /// Opens a slot for the answer to `t` and sends `op` on its way.
+    /// One key of a retrieval.
+    fn mc_get_key(&mut self, get: &Get<'_>, key: &Key<'_>, cur: &mut McCur<'_>) {
+        let c = &self.stats.memcache;
+        c.cmd_get.inc();
+        if get.touch.is_some() {
+            c.cmd_touch.inc();
+        }
+        let t = get.target(key);
+        let (g, k) = self.mc_group(key.bytes());
+        let shard = shard_of(k, self.shared.threads);
+        if shard == self.id && get.touch.is_none() {
+            let w = cur.waiter(self.id, cur.slots.next_seq());
+            let topology = &self.topology;
+            let via_peer = || matches!(topology.owner(k), Owner::Remote(_));
+            match self
+                .shard
+                .get_meta(self.now, g, k, w, via_peer, &mut self.shard_out)
+            {
+                Some(hit) => {
+                    let r = shard::Reply::Item(hit);
+                    let c = &self.stats.memcache;
+                    cur.slots.answer_now(SlotKind::Get, &t, &r, cur.out, c);
+                }
+                None => {
+                    cur.slots.open(&t, SlotKind::Get, 1);
+                    self.take_shard_effects();
+                }
+            }
+            return;
+        }
+        let seq = cur.slots.open(&t, SlotKind::Get, 1);
+        let op = McOp::Get { touch: get.touch };
+        self.mc_route(g, k, op, cur.waiter(self.id, seq));
+    }
+
+    /// Sends `op` on its way under the next slot number. An operation this core
+    /// answered at once (a write of a key whose shard is here, on a single node)
+    /// is answered without a slot; any other gets its slot before the effect queue
+    /// runs, so the answer finds it.
     fn mc_keyed(
         &mut self,
         key: &[u8],
@@ -338,8 +357,17 @@ impl Ctx {
         cur: &mut McCur<'_>,
     ) {
         let (g, k) = self.mc_group(key);
-        let seq = cur.slots.open(t, kind, 1);
-        self.mc_route(g, k, op, cur.waiter(self.id, seq));
+        let w = cur.waiter(self.id, cur.slots.next_seq());
+        self.mc_route(g, k, op, w);
+        if let Some(Effect::Reply(rw, _)) = self.queue.back() {
+            if *rw == w {
+                if let Some(Effect::Reply(_, reply)) = self.queue.pop_back() {
+                    let c = &self.stats.memcache;
+                    return cur.slots.answer_now(kind, t, &reply, cur.out, c);
+                }
+            }
+        }
+        cur.slots.open(t, kind, 1);
     }
 
     /// Performs `op` here if this core holds the key's shard, else sends it there.

@@ -68,6 +68,9 @@ pub enum KeyList<'a> {
     One(Key<'a>),
 }
 
+// The server walks `Words` and takes `One` by reference (a `Key` is large: it can
+// hold a decoded base64 key inline), so the iterator is for tests and docs.
+#[cfg(any(test, doc))]
 impl<'a> KeyList<'a> {
     /// The keys in request order. No allocation: walks the line again.
     #[inline]
@@ -80,6 +83,7 @@ impl<'a> KeyList<'a> {
 }
 
 /// Iterator over a [`KeyList`].
+#[cfg(any(test, doc))]
 #[derive(Clone, Debug)]
 pub enum KeyIter<'a> {
     /// Walking a classic line.
@@ -88,6 +92,7 @@ pub enum KeyIter<'a> {
     One(Option<Key<'a>>),
 }
 
+#[cfg(any(test, doc))]
 impl<'a> Iterator for KeyIter<'a> {
     type Item = Key<'a>;
 

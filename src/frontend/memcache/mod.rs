@@ -42,7 +42,7 @@
 //! }
 //! ```
 //!
-//! A `Get` answers each key of `get.keys.iter()` with [`reply::get_hit`] (then the
+//! A `Get` answers each of its keys (a `KeyList`) with [`reply::get_hit`] (then the
 //! value, then [`reply::value_end`]) or [`reply::get_miss`], passing `get.target(&key)`,
 //! then [`reply::get_end`]. Other operations answer through `op.target()`. An answer
 //! that waits (origin load, a store at the key's owner) keeps an [`OwnedTarget`], no
@@ -94,7 +94,7 @@ mod target;
 #[cfg(test)]
 mod tests;
 
-pub use command::{ArithMode, Command, ErrorReply, Get, Reply, StoreMode, Ttl};
+pub use command::{ArithMode, Command, ErrorReply, Get, Key, KeyList, Reply, StoreMode, Ttl};
 pub use group::split_group;
 pub use parse::{discard, parse, Limits, Parsed};
 pub use target::{OwnedTarget, Target};
@@ -103,9 +103,7 @@ pub use target::{OwnedTarget, Target};
 #[cfg(any(test, doc))]
 #[allow(unused_imports)]
 pub use {
-    command::{
-        Arith, Delete, Key, KeyIter, KeyList, MetaReply, Store, Touch, MAX_RET_FLAGS, RELATIVE_MAX,
-    },
+    command::{Arith, Delete, KeyIter, MetaReply, Store, Touch, MAX_RET_FLAGS, RELATIVE_MAX},
     group::GroupKey,
     lex::{Tokens, KEY_MAX},
     parse::{FatalError, Request},
