@@ -7,9 +7,15 @@
 #
 # Usage: bench/compare.sh [runs] [seconds]          (defaults: 3 runs of 5 s each)
 # Env:   THREAD_SETS="1 2"   server threads to compare (1: server on CPU 0, generator
-#                            on CPU 1; 2: both on CPUs 0-1, the generator with 2 threads)
+#                            on CPU 1; 2: both on CPUs 0-1, the generator with 2 threads);
+#                            THREAD_SETS="" skips the main table (e.g. to run only
+#                            MCPORT's: THREAD_SETS="" COLD=0 MEMORY=0 bench/compare.sh)
 #        PIPELINES="1 16"  DISTS="uniform zipf:0.99"  RATIOS="1:0 9:1"
 #        COLD=1              also the cold-cache run (synthetic origin, 5 ms loads)
+#        MCPORT=1            also the memcached-port table: groupcached's --memcache-listen
+#                            port vs memcached itself vs groupcached's native port, 1
+#                            server thread each, GET only, uniform keys, meta `mg` and
+#                            classic `get`, at each of PIPELINES
 #        MEMORY=1            also the memory row: bench/memory.sh (RSS per item of
 #                            1,000,000 12+100-byte items, and RSS of a full 64 MiB cache)
 #        OUT=DIR             where the JSON summaries go (default target/compare/<time>)
@@ -22,15 +28,16 @@ cd "$(dirname "$0")/.."
 
 runs=${1:-3}
 secs=${2:-5}
-thread_sets=${THREAD_SETS:-1 2}
+thread_sets=${THREAD_SETS-1 2}
 pipelines=${PIPELINES:-1 16}
 dists=${DISTS:-uniform zipf:0.99}
 ratios=${RATIOS:-1:0 9:1}
 cold=${COLD:-1}
+mcport=${MCPORT:-1}
 memory=${MEMORY:-1}
 out=${OUT:-target/compare/$(date +%Y%m%d-%H%M%S)}
 keys=100000
-gc_port=17410 mc_port=17411
+gc_port=17410 mc_port=17411 gcm_port=17412
 
 command -v python3 >/dev/null || { echo "python3 is needed for the summary table" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "taskset (util-linux) is needed to pin processes" >&2; exit 1; }
@@ -47,7 +54,7 @@ mkdir -p "$out"
 
 # SO_REUSEPORT would let a leftover server on the same port take a share of the
 # connections and skew every figure: refuse to start if anything listens there.
-for p in $gc_port $mc_port; do
+for p in $gc_port $mc_port $gcm_port; do
   if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
     echo "port $p is already in use; stop whatever listens there first" >&2; exit 1
   fi
@@ -121,6 +128,41 @@ if [ "$cold" = 1 ]; then
   cleanup; pids=()
 fi
 
+if [ "$mcport" = 1 ]; then
+  # groupcached's memcached port (issue 12) against memcached, same generator and
+  # protocol, and against groupcached's own port in the same process: 1 server thread
+  # each (CPU 0), generator on CPU 1, GET only, uniform keys, every key prefilled.
+  taskset -c 0 "$gc_bin" --listen 127.0.0.1:$gc_port --memcache-listen 127.0.0.1:$gcm_port \
+    --threads 1 --cache-size 1GiB --origin none 2>/dev/null & pids+=($!)
+  taskset -c 0 memcached -u nobody -U 0 -t 1 -m 1024 -p $mc_port -l 127.0.0.1 & pids+=($!)
+  wait_port $gc_port; wait_port $gcm_port; wait_port $mc_port
+  common=(--threads 1 --connections 50 --keys $keys --value-size 100 --quiet)
+  # One prefill through the memcached port fills the group both groupcached ports read.
+  taskset -c 1 $gen --server 127.0.0.1:$gcm_port --protocol memcache --prefill --requests 1 "${common[@]}" >/dev/null
+  taskset -c 1 $gen --server 127.0.0.1:$mc_port --protocol memcache --prefill --requests 1 "${common[@]}" >/dev/null
+  common+=(--warmup 1s --duration "${secs}s" --key-dist uniform --ratio 1:0)
+  for run in $(seq "$runs"); do
+    for pl in $pipelines; do
+      # gcm: groupcached's memcached port; mc: memcached; gc: groupcached's native port.
+      if [ $((run % 2)) = 1 ]; then order="gcm mc gc"; else order="gc mc gcm"; fi
+      for proto in memcache memcache-text; do
+        for s in $order; do
+          case $s in
+            gcm) target=(--server 127.0.0.1:$gcm_port --protocol "$proto") ;;
+            mc) target=(--server 127.0.0.1:$mc_port --protocol "$proto") ;;
+            gc) [ "$proto" = memcache ] || continue  # measured once per pipeline
+                target=(--server 127.0.0.1:$gc_port --shard-aware off) ;;
+          esac
+          name="mcport-p$pl-$proto-$s-r$run"
+          taskset -c 1 $gen "${target[@]}" "${common[@]}" --pipeline "$pl" --json "$out/$name.json" >/dev/null
+          printf '%-40s %s\n' "$name" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.0f ops/s  p50 %.0f us  p99 %.0f us  found %s  busy %s" % (d["ops_per_sec"], d["latency_us"]["p50"], d["latency_us"]["p99"], d["found_ratio"], d["generator"]["busy"]))' "$out/$name.json")"
+        done
+      done
+    done
+  done
+  cleanup; pids=()
+fi
+
 if [ "$memory" = 1 ]; then
   # Memory per item, both servers (ports 17420); its own table, after this one's.
   GC_BIN=$gc_bin THREADS=2 bench/memory.sh 1000000 > "$out/memory.md"
@@ -137,6 +179,8 @@ for f in glob.glob(os.path.join(out, "t*-r*.json")):
     d = json.load(open(f))
     key = (int(t), int(pl), dist, f"{g}:{s}")
     runs.setdefault(key, {}).setdefault(int(run), {})[srv] = d
+if not runs:
+    sys.exit(0)  # THREAD_SETS=""
 print()
 print("| server threads | groupcached client | pipeline | keys | GET:SET | groupcached ops/s (runs) | memcached ops/s (runs) | median gc | median mc | median ratio gc/mc | gc p50 / p99 µs | mc p50 / p99 µs | gc core hops per request |")
 print("|---:|---|---:|---|---|---|---|---:|---:|---:|---|---|---:|")
@@ -161,6 +205,36 @@ hits = [d["found_ratio"] for r in runs.values() for x in r.values() for d in x.v
 busy = [b for r in runs.values() for x in r.values() for d in x.values() for b in d["generator"]["busy"]]
 if hits:
     print(f"\nfound ratio (GETs answered with a value; every key is prefilled): min {min(hits):.4f}; generator thread busy: median {st.median(busy):.0%}, max {max(busy):.0%}")
+EOF
+python3 - "$out" <<'EOF'
+import glob, json, os, re, statistics as st, sys
+out = sys.argv[1]
+runs = {}
+for f in glob.glob(os.path.join(out, "mcport-*.json")):
+    pl, proto, srv, run = re.match(r"mcport-p(\d+)-(memcache|memcache-text)-(gcm|mc|gc)-r(\d+)\.json", os.path.basename(f)).groups()
+    runs.setdefault((int(pl), proto), {}).setdefault(int(run), {})[srv] = json.load(open(f))
+if not runs:
+    sys.exit(0)
+print()
+print("| server threads | pipeline | memcached commands | groupcached memcached port ops/s (runs) | memcached ops/s (runs) | median gc port | median mc | median ratio gc port/mc | groupcached native ops/s (runs) | median ratio gc port/native | gc port p50 / p99 µs | mc p50 / p99 µs |")
+print("|---:|---:|---|---|---|---:|---:|---:|---|---:|---|---|")
+for pl, proto in sorted(runs, key=lambda k: (k[0], k[1] != "memcache")):
+    r, native = runs[(pl, proto)], runs.get((pl, "memcache"), {})
+    both = [n for n in sorted(r) if "gcm" in r[n] and "mc" in r[n]]
+    if not both:
+        continue
+    ops = {s: [r[n][s]["ops_per_sec"] for n in both] for s in ("gcm", "mc")}
+    lat = {s: (st.median(r[n][s]["latency_us"]["p50"] for n in both), st.median(r[n][s]["latency_us"]["p99"] for n in both)) for s in ("gcm", "mc")}
+    ratio = st.median(r[n]["gcm"]["ops_per_sec"] / r[n]["mc"]["ops_per_sec"] for n in both)
+    with_gc = [n for n in both if "gc" in native.get(n, {})]
+    gc_ops = [native[n]["gc"]["ops_per_sec"] for n in with_gc]
+    vs_gc = st.median(r[n]["gcm"]["ops_per_sec"] / native[n]["gc"]["ops_per_sec"] for n in with_gc) if with_gc else None
+    fmt = lambda xs: " / ".join(f"{x:,.0f}" for x in xs)
+    cmds = "meta `mg`" if proto == "memcache" else "classic `get`"
+    print(f"| 1 | {pl} | {cmds} | {fmt(ops['gcm'])} | {fmt(ops['mc'])} | {st.median(ops['gcm']):,.0f} | {st.median(ops['mc']):,.0f} | {ratio:.2f} | {fmt(gc_ops) or '-'} | {'-' if vs_gc is None else f'{vs_gc:.2f}'} | {lat['gcm'][0]:.0f} / {lat['gcm'][1]:.0f} | {lat['mc'][0]:.0f} / {lat['mc'][1]:.0f} |")
+found = [d["found_ratio"] for r in runs.values() for x in r.values() for d in x.values() if d["found_ratio"] is not None]
+if found:
+    print(f"\nmemcached-port table: found ratio min {min(found):.4f} (every key is prefilled; below 1 means a server lost or refused items)")
 EOF
 if [ -f "$out/memory.md" ]; then echo; cat "$out/memory.md"; fi
 echo "JSON summaries: $out"

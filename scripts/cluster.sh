@@ -6,7 +6,8 @@
 #   scripts/cluster.sh status   each node's pid, member count and metrics URL
 #   scripts/cluster.sh stop     SIGTERM every node (graceful drain), wait for exit
 #
-# Nodes listen on 127.0.0.1:7001-7003 (metrics on 9101-9103) and share one peers
+# Nodes listen on 127.0.0.1:7001-7003 (metrics on 9101-9103, memcached protocol on
+# 11211-11213: `printf 'get foo\r\n' | nc -q1 127.0.0.1 11211`) and share one peers
 # file, so `kill -HUP` re-reads membership. Logs, pids and the peers file live in
 # $GROUPCACHED_RUN_DIR (default: target/cluster). Extra server flags can be given
 # after `start`, e.g.:  scripts/cluster.sh start --origin synthetic:size=100
@@ -20,6 +21,7 @@ cli=target/release/groupcached-cli
 nodes=(1 2 3)
 port() { echo $((7000 + $1)); }
 metrics_port() { echo $((9100 + $1)); }
+memcache_port() { echo $((11210 + $1)); }
 pid_of() { cat "$run_dir/node$1.pid" 2>/dev/null || true; }
 alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -40,7 +42,7 @@ start() {
       echo "node $n is already running (pid $(pid_of "$n")); run '$0 stop' first" >&2
       exit 1
     fi
-    for p in "$(port "$n")" "$(metrics_port "$n")"; do
+    for p in "$(port "$n")" "$(metrics_port "$n")" "$(memcache_port "$n")"; do
       if port_open "$p"; then
         echo "port $p is already in use; stop whatever listens there first" >&2
         exit 1
@@ -56,6 +58,7 @@ start() {
     RUST_LOG=${RUST_LOG:-info} nohup "$bin" \
       --listen "127.0.0.1:$(port "$n")" \
       --metrics-listen "127.0.0.1:$(metrics_port "$n")" \
+      --memcache-listen "127.0.0.1:$(memcache_port "$n")" \
       --peers-file "$run_dir/peers" \
       "${extra[@]}" \
       >"$run_dir/node$n.log" 2>&1 </dev/null &
@@ -92,8 +95,8 @@ status() {
     if alive "$pid"; then
       local m
       m=$(members "$n")
-      printf 'node %s  127.0.0.1:%s  pid %-7s  members %-3s  metrics http://127.0.0.1:%s/metrics\n' \
-        "$n" "$(port "$n")" "$pid" "${m:-?}" "$(metrics_port "$n")"
+      printf 'node %s  127.0.0.1:%s  pid %-7s  members %-3s  memcached 127.0.0.1:%s  metrics http://127.0.0.1:%s/metrics\n' \
+        "$n" "$(port "$n")" "$pid" "${m:-?}" "$(memcache_port "$n")" "$(metrics_port "$n")"
     else
       printf 'node %s  127.0.0.1:%s  not running\n' "$n" "$(port "$n")"
       down=1
