@@ -5,78 +5,11 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 
-use common::{wait_until, TestServer, DEADLINE};
+use common::wait_until;
 
-const LOG_LINE: &str = "serving the memcached text and meta protocols on ";
-
-/// A server with the memcached front end on a free port, and that port.
-fn start(args: &[&str]) -> (TestServer, SocketAddr) {
-    let mut all = vec!["--memcache-listen", "127.0.0.1:0"];
-    all.extend_from_slice(args);
-    let s = TestServer::start(&all);
-    let line = s.wait_log(LOG_LINE);
-    let addr = line[line.find(LOG_LINE).unwrap() + LOG_LINE.len()..]
-        .trim()
-        .parse()
-        .expect("memcached address in the log");
-    (s, addr)
-}
-
-/// A raw memcached text connection.
-struct Mc(TcpStream);
-
-impl Mc {
-    fn connect(addr: SocketAddr) -> Mc {
-        let s = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
-        s.set_read_timeout(Some(DEADLINE)).unwrap();
-        s.set_nodelay(true).unwrap();
-        Mc(s)
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.0.write_all(bytes).expect("write");
-    }
-
-    /// Reads exactly as many bytes as `want` and compares.
-    fn expect(&mut self, want: &[u8]) {
-        let mut got = vec![0; want.len()];
-        if let Err(e) = self.0.read_exact(&mut got) {
-            panic!("reading {:?}: {e}", String::from_utf8_lossy(want));
-        }
-        assert_eq!(
-            String::from_utf8_lossy(&got),
-            String::from_utf8_lossy(want),
-            "answer differs"
-        );
-    }
-
-    /// Sends `req` and expects `want` back.
-    fn ask(&mut self, req: &str, want: &str) {
-        self.send(req.as_bytes());
-        self.expect(want.as_bytes());
-    }
-
-    /// Reads one line (without `\r\n`).
-    fn line(&mut self) -> String {
-        let mut out = Vec::new();
-        let mut b = [0u8; 1];
-        while !out.ends_with(b"\r\n") {
-            self.0.read_exact(&mut b).expect("read a line");
-            out.push(b[0]);
-        }
-        out.truncate(out.len() - 2);
-        String::from_utf8(out).unwrap()
-    }
-
-    /// Reads until the server closes the connection.
-    fn rest(&mut self) -> String {
-        let mut s = Vec::new();
-        let _ = self.0.read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
-    }
-}
+use common::memcache::{start, Mc};
 
 /// Random memcached-ish text and noise over many connections: the server answers
 /// what it can, closes what it must, never hangs or panics, and gives every buffer

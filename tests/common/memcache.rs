@@ -7,7 +7,7 @@
 //! does not capture it) and passes, unless `GROUPCACHED_REQUIRE_MEMCACHED=1` (set by
 //! .ci/run, which installs them) or `CI` is set: then a missing tool fails the test.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -337,4 +337,69 @@ pub fn success(what: &str, out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A raw memcached text connection for byte-exact checks of answers.
+pub struct Mc(pub TcpStream);
+
+impl Mc {
+    pub fn connect(addr: SocketAddr) -> Mc {
+        let s = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.set_nodelay(true).unwrap();
+        Mc(s)
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).expect("write");
+    }
+
+    /// Reads exactly as many bytes as `want` and compares.
+    pub fn expect(&mut self, want: &[u8]) {
+        let mut got = vec![0; want.len()];
+        if let Err(e) = self.0.read_exact(&mut got) {
+            panic!("reading {:?}: {e}", String::from_utf8_lossy(want));
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(want),
+            "answer differs"
+        );
+    }
+
+    /// Sends `req` and expects `want` back.
+    pub fn ask(&mut self, req: &str, want: &str) {
+        self.send(req.as_bytes());
+        self.expect(want.as_bytes());
+    }
+
+    /// Reads one line (without `\r\n`).
+    pub fn line(&mut self) -> String {
+        let mut out = Vec::new();
+        let mut b = [0u8; 1];
+        while !out.ends_with(b"\r\n") {
+            self.0.read_exact(&mut b).expect("read a line");
+            out.push(b[0]);
+        }
+        out.truncate(out.len() - 2);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Asserts that nothing has been answered yet (a non-blocking read).
+    pub fn expect_nothing_yet(&mut self) {
+        self.0.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 64];
+        match self.0.read(&mut b) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            other => panic!("expected no answer yet, got {other:?} {:?}", &b[..8]),
+        }
+        self.0.set_nonblocking(false).unwrap();
+    }
+
+    /// Reads until the server closes the connection.
+    pub fn rest(&mut self) -> String {
+        let mut s = Vec::new();
+        let _ = self.0.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    }
 }
