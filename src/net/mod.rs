@@ -13,3 +13,21 @@ mod waiter;
 pub use io::{read_into, ReadSpace, ReadStep};
 pub use out_queue::{Flushed, OutQueue};
 pub use waiter::{Waiter, FLUSH_ACK_OPCODE, MEMCACHE_OPCODE};
+
+/// A writer that keeps everything an [`OutQueue`] writes, for tests that decode it.
+#[cfg(test)]
+pub(crate) struct Sink(pub Vec<u8>);
+
+#[cfg(test)]
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        bufs.iter().map(|b| self.write(b)).sum()
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -164,25 +164,10 @@ mod tests {
     use crate::peer::PeerRequest;
     use crate::value::ByteView;
     use groupcached_protocol::{decode, Frame, Limits};
-    use std::io::{self, IoSlice, Write};
     use std::sync::Arc;
     use std::time::Duration;
 
-    /// Collects what a connection's queue writes.
-    struct Sink(Vec<u8>);
-
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            bufs.iter().map(|b| self.write(b)).sum()
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::net::Sink;
 
     fn conn() -> PeerConn {
         let addr = "127.0.0.1:1".parse().unwrap();

@@ -286,22 +286,8 @@ impl PeerRequest {
 mod tests {
     use super::*;
     use groupcached_protocol::{decode, Frame, Limits};
-    use std::io::{self, IoSlice, Write};
 
-    struct Sink(Vec<u8>);
-
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            bufs.iter().map(|b| self.write(b)).sum()
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::net::Sink;
 
     fn waiter() -> Waiter {
         Waiter {
