@@ -15,7 +15,7 @@ mod common;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{assert_clean, bench, fake_server, text, Proc};
+use common::{assert_clean, bench, fake_server, memcache_run, text, Proc};
 
 #[test]
 fn groupcached_get_only_after_prefill_hits_every_time() {
@@ -393,32 +393,7 @@ fn memcached_meta_and_text_protocols() {
     };
     let addr = mc.addr.to_string();
     for protocol in ["memcache", "memcache-text"] {
-        let (out, j) = bench(
-            protocol,
-            &[
-                "--server",
-                &addr,
-                "--protocol",
-                protocol,
-                "--prefill",
-                "--keys",
-                "2000",
-                "--requests",
-                "10000",
-                "--ratio",
-                "9:1",
-                "--connections",
-                "4",
-                "--pipeline",
-                "8",
-                "--threads",
-                "2",
-                "--key-prefix",
-                protocol,
-            ],
-        );
-        let j = j.unwrap_or_else(|| panic!("no JSON: {}", text(&out)));
-        assert_clean(&out, &j);
+        let j = memcache_run(protocol, &addr, protocol);
         assert_eq!(j["ops"], 10000, "{protocol}");
         assert_eq!(j["found_ratio"], 1.0, "{protocol}");
         assert_eq!(

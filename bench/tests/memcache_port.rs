@@ -10,7 +10,7 @@ mod common;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-use common::{assert_clean, bench, poll_until, text, Proc};
+use common::{memcache_run, poll_until, Proc};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -29,32 +29,7 @@ fn memcached_port_meta_and_text_protocols() {
         TcpStream::connect(mc).ok().map(|_| ())
     });
     for protocol in ["memcache", "memcache-text"] {
-        let (out, j) = bench(
-            &format!("gc-{protocol}"),
-            &[
-                "--server",
-                &listen,
-                "--protocol",
-                protocol,
-                "--prefill",
-                "--keys",
-                "2000",
-                "--requests",
-                "10000",
-                "--ratio",
-                "9:1",
-                "--connections",
-                "4",
-                "--pipeline",
-                "8",
-                "--threads",
-                "2",
-                "--key-prefix",
-                protocol,
-            ],
-        );
-        let j = j.unwrap_or_else(|| panic!("no JSON: {}", text(&out)));
-        assert_clean(&out, &j);
+        let j = memcache_run(&format!("gc-{protocol}"), &listen, protocol);
         assert_eq!(j["ops"], 10000, "{protocol}");
         assert_eq!(
             j["found_ratio"], 1.0,

@@ -241,3 +241,36 @@ pub fn fake_server(serve: fn(TcpStream)) -> SocketAddr {
     });
     addr
 }
+
+/// The memcached-protocol run both memcached and groupcached's memcached port get in
+/// the tests: 10,000 requests (9 GETs : 1 SET) of 2,000 prefilled keys prefixed by
+/// `protocol`, 2 threads x 4 connections, pipeline 8, and its clean JSON summary.
+pub fn memcache_run(name: &str, addr: &str, protocol: &str) -> Value {
+    let (out, j) = bench(
+        name,
+        &[
+            "--server",
+            addr,
+            "--protocol",
+            protocol,
+            "--prefill",
+            "--keys",
+            "2000",
+            "--requests",
+            "10000",
+            "--ratio",
+            "9:1",
+            "--connections",
+            "4",
+            "--pipeline",
+            "8",
+            "--threads",
+            "2",
+            "--key-prefix",
+            protocol,
+        ],
+    );
+    let j = j.unwrap_or_else(|| panic!("no JSON: {}", text(&out)));
+    assert_clean(&out, &j);
+    j
+}
