@@ -216,7 +216,7 @@ fn lru_evicts_least_recently_used_within_the_byte_budget() {
         check_budget(&key(i));
     }
     assert_eq!(s.stat("group.default.main.evictions"), 0);
-    // Touch the oldest entry: it becomes the most recently used.
+    // Read the oldest entry: eviction will give it a second chance.
     assert_eq!(c.get(G, key(0)).unwrap().unwrap().as_bytes(), &value(0)[..]);
     // 30 more: 70 entries of >1000 bytes cannot fit in 65536, so at least 5 go; 39
     // untouched older ones go first, so key 0 survives any overhead up to ~500 B.

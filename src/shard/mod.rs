@@ -320,7 +320,8 @@ impl<W: Clone> Shard<W> {
         (self.groups[g].main.bytes(), self.groups[g].hot.bytes())
     }
 
-    /// Main-cache keys of group `g` from most to least recently used.
+    /// Main-cache keys of group `g` from the head of the eviction order (most
+    /// recently written) to its tail.
     #[cfg(test)]
     pub fn main_keys(&self, g: usize) -> Vec<Vec<u8>> {
         self.groups[g].main.keys()

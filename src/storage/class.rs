@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::value::ByteView;
 
-use super::item::{external_size, inline_size};
+use super::item::{external_size, fits_lengths, inline_size};
 
 /// Largest chunk; bigger items keep their key and value out of the arena.
 pub const MAX_CHUNK: usize = 2048;
@@ -128,7 +128,7 @@ pub struct External {
 /// inline, in one chunk.
 #[inline]
 pub fn fits_inline(key_len: usize, value_len: usize, meta: bool) -> bool {
-    inline_size(key_len, value_len, meta) <= MAX_CHUNK
+    inline_size(key_len, value_len, meta) <= MAX_CHUNK && fits_lengths(key_len, value_len)
 }
 
 /// What an entry costs against a budget: its chunk (with its share of the page's

@@ -1,13 +1,15 @@
 //! The 16-byte item header at the start of every chunk, and handles naming chunks.
 //!
 //! ```text
-//! bytes 0..4   prev    u32  handle of the next more recently used item (NIL at the head)
-//! bytes 4..8   next    u32  handle of the next less recently used item (NIL at the tail)
+//! bytes 0..4   prev    u32  handle of the item nearer the head (NIL at the head)
+//! bytes 4..8   next    u32  handle of the item nearer the tail (NIL at the tail)
 //! bytes 8..13  expires u40  expiry::Clock code: 0 = never, else ms since the epoch + 1
 //!                            (inline items; an external entry holds its own expiry)
 //! bytes 13..16 lengths u24  bit 23: stored out of line; bit 22: metadata follows
-//!                            the body; bits 0..11 key length; bits 11..22 value
-//!                            length (inline items only)
+//!                            the body; bit 21: referenced (read since it was last
+//!                            written or given its second chance, [`super::order`]);
+//!                            bits 0..10 key length; bits 10..21 value length
+//!                            (inline items only)
 //! then the body: the key, then the value (inline), or a u32 index into the
 //! external table (out of line);
 //! then, if bit 22 is set, memcached's metadata (12 bytes, [`META`]):
@@ -15,8 +17,9 @@
 //!   cas   u64  the item's CAS unique (never 0)
 //! ```
 //!
-//! Little-endian throughout. Lengths of 11 bits suffice because an inline item's
-//! header, key, value and metadata fit in a 2,048-byte chunk.
+//! Little-endian throughout. 11 bits of value length suffice because an inline
+//! item's header, key, value and metadata fit in a 2,048-byte chunk; a key of more
+//! than 1,023 bytes (10 bits) sends its item out of line ([`fits_lengths`]).
 //!
 //! Why a bit per item and not a store-wide switch: an item pays for metadata only
 //! if it has some. Items written through groupcached's own protocol, and every item
@@ -49,7 +52,18 @@ pub const META: usize = 12;
 
 const EXTERNAL_FLAG: u32 = 1 << 23;
 const META_FLAG: u32 = 1 << 22;
-const LEN_MASK: u32 = (1 << 11) - 1;
+/// Set by a read, cleared by a write and by the second chance (see [`super::order`]).
+const REFERENCED_FLAG: u32 = 1 << 21;
+const KEY_BITS: u32 = 10;
+const KEY_MASK: u32 = (1 << KEY_BITS) - 1;
+const VALUE_MASK: u32 = (1 << 11) - 1;
+
+/// Whether an inline item's lengths fit the header's fields (the chunk size
+/// bounds the value; the 10-bit field bounds the key).
+#[inline]
+pub fn fits_lengths(key_len: usize, value_len: usize) -> bool {
+    key_len <= KEY_MASK as usize && value_len <= VALUE_MASK as usize
+}
 
 /// A 32-bit handle: size class and chunk number.
 #[inline]
@@ -161,10 +175,29 @@ pub fn layout(c: &[u8]) -> Layout {
         Layout::External
     } else {
         Layout::Inline {
-            key_len: (w & LEN_MASK) as usize,
-            value_len: ((w >> 11) & LEN_MASK) as usize,
+            key_len: (w & KEY_MASK) as usize,
+            value_len: ((w >> KEY_BITS) & VALUE_MASK) as usize,
         }
     }
+}
+
+/// Whether the item was read since it was last written or last given its second
+/// chance.
+#[inline]
+pub fn referenced(c: &[u8]) -> bool {
+    lengths(c) & REFERENCED_FLAG != 0
+}
+
+/// Marks the item read. Byte 15 holds bits 16..24 of the lengths word.
+#[inline]
+pub fn set_referenced(c: &mut [u8]) {
+    c[15] |= (REFERENCED_FLAG >> 16) as u8;
+}
+
+/// Clears the read mark.
+#[inline]
+pub fn clear_referenced(c: &mut [u8]) {
+    c[15] &= !((REFERENCED_FLAG >> 16) as u8);
 }
 
 /// Whether the item carries metadata (12 bytes after its body).
@@ -211,13 +244,13 @@ pub fn meta(c: &[u8]) -> Meta {
 }
 
 /// Records the layout, and whether metadata follows the body (written with
-/// [`set_meta`]).
+/// [`set_meta`]); clears the referenced bit, as any write does.
 #[inline]
 pub fn set_layout(c: &mut [u8], l: Layout, meta: bool) {
     let w = match l {
         Layout::Inline { key_len, value_len } => {
-            debug_assert!(key_len as u32 <= LEN_MASK && value_len as u32 <= LEN_MASK);
-            key_len as u32 | (value_len as u32) << 11
+            debug_assert!(fits_lengths(key_len, value_len));
+            key_len as u32 | (value_len as u32) << KEY_BITS
         }
         Layout::External => EXTERNAL_FLAG,
     } | if meta { META_FLAG } else { 0 };
@@ -258,7 +291,7 @@ mod tests {
         set_layout(
             &mut c,
             Layout::Inline {
-                key_len: 2031,
+                key_len: 1023,
                 value_len: 1,
             },
             false,
@@ -269,7 +302,7 @@ mod tests {
         assert_eq!(
             layout(&c),
             Layout::Inline {
-                key_len: 2031,
+                key_len: 1023,
                 value_len: 1
             }
         );
@@ -308,12 +341,26 @@ mod tests {
         assert_eq!(expires(&c), 12345);
         // The largest lengths still read back with the bit set.
         let big = Layout::Inline {
-            key_len: 2047,
+            key_len: 1023,
             value_len: 2047,
         };
+        assert!(fits_lengths(1023, 2047));
+        assert!(!fits_lengths(1024, 1) && !fits_lengths(1, 2048));
         set_layout(&mut c, big, true);
         assert_eq!(layout(&c), big);
         assert!(has_meta(&c));
+        // The read mark sits beside the lengths without changing them, and any
+        // write of the layout clears it.
+        set_referenced(&mut c);
+        assert!(referenced(&c));
+        assert_eq!(layout(&c), big);
+        assert!(has_meta(&c));
+        clear_referenced(&mut c);
+        assert!(!referenced(&c));
+        assert_eq!(layout(&c), big);
+        set_referenced(&mut c);
+        set_layout(&mut c, big, true);
+        assert!(!referenced(&c));
         // Out of line: the metadata follows the index.
         set_layout(&mut c, Layout::External, true);
         set_external_index(&mut c, 9);

@@ -9,7 +9,7 @@ use super::{Hit, Store};
 use crate::value::ByteView;
 
 impl Store {
-    /// Inserts or replaces `key` as most recently used, with metadata `meta` kept
+    /// Inserts or replaces `key` at the head, unread, with metadata `meta` kept
     /// in the 12 bytes after the item's key and value (see [`item`]). Otherwise as
     /// [`Store::insert`]: inline if it fits a chunk, out of line if not.
     pub fn insert_meta(
@@ -50,7 +50,7 @@ impl Store {
 
     /// Gives `key`, if present and not expired at `now`, a new expiry, keeping its
     /// value and metadata (a touch is not a write: memcached keeps the CAS too), and
-    /// marks it most recently used. Returns its metadata, or `None` if it is absent
+    /// puts it at the head, unread, as a write would. Returns its metadata, or `None` if it is absent
     /// (an expired item is removed). An item moves in or out of line if the new
     /// expiry needs it to (see [`super::expiry`]); otherwise it is updated in place.
     pub fn touch(&mut self, key: &[u8], expires: Option<Instant>, now: Instant) -> Option<Meta> {
@@ -78,7 +78,9 @@ impl Store {
             }
             (Layout::Inline { .. }, None) => return self.reput(h, key, expires),
         }
+        // A touch places the item as a write does: at the head, unread.
         self.order.move_to_front(&mut self.arena, h);
+        item::clear_referenced(self.arena.chunk_mut(h));
         Some(meta)
     }
 

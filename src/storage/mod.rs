@@ -1,6 +1,8 @@
-//! Compact item storage for one cache of one core: an LRU of items with per-item
-//! expiry, counting what every item really costs. O(1) get, insert, remove and evict.
-//! Not thread-safe by design: each core owns its own.
+//! Compact item storage for one cache of one core: items with per-item expiry in
+//! CLOCK order (an approximation of LRU: reads mark, eviction gives marked items a
+//! second chance; [`order`]), counting what every item really costs. O(1) get,
+//! insert, remove, and evict (amortized; at most [`SECOND_CHANCES`] moves per
+//! eviction). Not thread-safe by design: each core owns its own.
 //!
 //! # Where an item's bytes go
 //!
@@ -9,7 +11,7 @@
 //!
 //! | what | bytes |
 //! |---|---:|
-//! | header: two 32-bit recency links, 40-bit expiry, 24 bits of lengths ([`item`]) | 16 |
+//! | header: two 32-bit order links, 40-bit expiry, 24 bits of lengths and marks ([`item`]) | 16 |
 //! | memcached metadata, only for items stored with it (see below) | 0 (12 with) |
 //! | key and value, in the same chunk | 112 |
 //! | rounding up to the size class ([`class`]) | 0 here; for other sizes up to 15 bytes below 256, up to 1/9 of a larger chunk |
@@ -83,6 +85,12 @@ use order::Order;
 #[cfg(test)]
 pub use put::REHOME_MAX;
 
+/// Read items [`Store::pop_oldest`] moves back to the head at most, in one call,
+/// before it evicts the tail whatever its mark: a bound on the work one eviction
+/// (so one SET) can do, at the price of evicting a read item when more than this
+/// many read items sit at the tail.
+pub const SECOND_CHANCES: usize = 64;
+
 /// A value found in the store, with its expiry.
 #[derive(Debug, Clone)]
 pub struct Hit {
@@ -105,7 +113,7 @@ pub struct Taken {
     pub meta: Option<Meta>,
 }
 
-/// A least-recently-used store of items. It counts bytes but does not enforce a
+/// A store of items in CLOCK order. It counts bytes but does not enforce a
 /// budget: its owner decides what to evict, because the main and hot caches share
 /// one budget.
 pub struct Store {
@@ -172,8 +180,9 @@ impl Store {
             .find(hash, |h| key_of(arena, externals, h) == key)
     }
 
-    /// The value under `key` if present and not expired at `now`; marks it most
-    /// recently used. An expired entry is removed and reported as absent.
+    /// The value under `key` if present and not expired at `now`; marks it read
+    /// (it will get a second chance at eviction). An expired entry is removed and
+    /// reported as absent.
     #[inline]
     pub fn get(&mut self, key: &[u8], now: Instant) -> Option<Hit> {
         self.lookup::<false>(key, now).map(|(hit, _)| hit)
@@ -213,7 +222,12 @@ impl Store {
                 }
             }
         };
-        self.order.move_to_front(&mut self.arena, h);
+        // A read only marks the item (CLOCK, see [`order`]): moving it to the head
+        // would write its two neighbours, two more cache misses per hit.
+        let c = self.arena.chunk_mut(h);
+        if !item::referenced(c) {
+            item::set_referenced(c);
+        }
         Some((hit, meta))
     }
 
@@ -280,11 +294,23 @@ impl Store {
         }
     }
 
-    /// Removes the least recently used entry; returns its charge.
+    /// Removes the entry next in eviction order; returns its charge. That is the
+    /// tail, except that a tail read since it reached the head gets a second chance:
+    /// unmarked and moved to the head, and the next tail is looked at, up to
+    /// [`SECOND_CHANCES`] of them in one call (then the tail goes, read or not).
     pub fn pop_oldest(&mut self) -> Option<usize> {
-        let h = self.order.tail();
+        let mut h = self.order.tail();
         if h == NIL {
             return None;
+        }
+        for _ in 0..SECOND_CHANCES {
+            let c = self.arena.chunk_mut(h);
+            if !item::referenced(c) {
+                break;
+            }
+            item::clear_referenced(c);
+            self.order.move_to_front(&mut self.arena, h);
+            h = self.order.tail();
         }
         let c = self.charge_of(h);
         let hash = self.index.hash(key_of(&self.arena, &self.externals, h));
@@ -321,7 +347,8 @@ impl Store {
         out
     }
 
-    /// Keys from most to least recently used (for tests and debugging).
+    /// Keys from the head (most recently written) to the tail (for tests and
+    /// debugging).
     pub fn keys(&self) -> Vec<Vec<u8>> {
         let mut out = Vec::with_capacity(self.len());
         let mut h = self.order.head();

@@ -1,4 +1,5 @@
-//! A property test of the store against a plain model of an LRU, with metadata
+//! A property test of the store against a plain model of its eviction order (CLOCK:
+//! a list in write order, read marks, second chances at eviction), with metadata
 //! (flags and CAS) and touch among its operations.
 
 use std::time::Duration;
@@ -64,9 +65,11 @@ struct Entry {
     expires: Option<Instant>,
     charge: usize,
     meta: Option<Meta>,
+    /// Read since written, touched or given its second chance.
+    referenced: bool,
 }
 
-/// The model: entries most recent first.
+/// The model: entries most recently written (or touched, or second-chanced) first.
 type Model = Vec<Entry>;
 
 fn key_bytes(key: u8) -> Vec<u8> {
@@ -93,7 +96,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn store_behaves_like_a_plain_lru(ops in proptest::collection::vec(op(), 1..120)) {
+    fn store_behaves_like_the_model(ops in proptest::collection::vec(op(), 1..120)) {
         let start = Instant::now();
         let mut now = start;
         let mut l = Store::new();
@@ -114,7 +117,14 @@ proptest! {
                         Some(meta) => l.insert_meta(&kb, view, expires, meta),
                         None => l.insert(&kb, view, expires),
                     }
-                    let mut e = Entry { key: kb, value, expires: None, charge: 0, meta };
+                    let mut e = Entry {
+                        key: kb,
+                        value,
+                        expires: None,
+                        charge: 0,
+                        meta,
+                        referenced: false,
+                    };
                     placed(&l, &mut e, expires);
                     m.retain(|x| x.key != e.key);
                     m.insert(0, e);
@@ -132,14 +142,14 @@ proptest! {
                             prop_assert!(got.is_none());
                         }
                         Some(p) => {
-                            let e = m.remove(p);
+                            let e = &mut m[p];
                             let (hit, got_meta) = got.expect("present");
                             prop_assert_eq!(&hit.value[..], &e.value[..]);
                             prop_assert_eq!(hit.expires, e.expires);
                             if meta {
                                 prop_assert_eq!(got_meta, e.meta.unwrap_or(Meta::NONE));
                             }
-                            m.insert(0, e);
+                            e.referenced = true;
                         }
                         None => prop_assert!(got.is_none()),
                     }
@@ -157,6 +167,7 @@ proptest! {
                             let mut e = m.remove(p);
                             prop_assert_eq!(got, Some(e.meta.unwrap_or(Meta::NONE)));
                             placed(&l, &mut e, expires);
+                            e.referenced = false;
                             m.insert(0, e);
                         }
                         None => prop_assert!(got.is_none()),
@@ -169,6 +180,16 @@ proptest! {
                     prop_assert_eq!(l.remove(&kb), was);
                 }
                 Op::PopOldest => {
+                    for _ in 0..SECOND_CHANCES {
+                        match m.last() {
+                            Some(e) if e.referenced => {
+                                let mut e = m.pop().expect("last");
+                                e.referenced = false;
+                                m.insert(0, e);
+                            }
+                            _ => break,
+                        }
+                    }
                     let expect = m.pop().map(|e| e.charge);
                     prop_assert_eq!(l.pop_oldest(), expect);
                 }

@@ -9,7 +9,7 @@ use super::{item_charge, key_of, Store};
 use crate::value::ByteView;
 
 impl Store {
-    /// Inserts or replaces `key` as most recently used. A value that fits a chunk
+    /// Inserts or replaces `key` at the head, unread. A value that fits a chunk
     /// with its key is copied in (and `value` dropped); a larger one, or one whose
     /// expiry lies beyond the header's range, is kept out of line as it is.
     ///

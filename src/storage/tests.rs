@@ -27,7 +27,9 @@ fn recency_order_and_byte_count() {
     l.insert(b"c", v(30, 3), None);
     assert_eq!(l.bytes(), charge(1, 10) + charge(1, 20) + charge(1, 30));
     assert_eq!(&l.get(b"a", now).unwrap().value[..], &[1; 10][..]);
-    assert_eq!(keys(&l), vec![k("a"), k("c"), k("b")]);
+    // A read marks "a" and leaves it where it is...
+    assert_eq!(keys(&l), vec![k("c"), k("b"), k("a")]);
+    // ...until eviction reaches it: a second chance at the head, and "b" goes.
     assert_eq!(l.pop_oldest(), Some(charge(1, 20)));
     assert_eq!(keys(&l), vec![k("a"), k("c")]);
     l.insert(b"c", v(5, 4), None);
@@ -39,6 +41,61 @@ fn recency_order_and_byte_count() {
     assert_eq!(l.pop_oldest(), None);
     assert_eq!(l.bytes(), 0);
     assert!(l.is_empty());
+}
+
+#[test]
+fn a_read_item_outlives_unread_ones_and_gets_one_second_chance() {
+    let now = Instant::now();
+    let mut l = Store::new();
+    for key in [b"a", b"b", b"c", b"d"] {
+        l.insert(key, v(10, 1), None);
+    }
+    // Read the two oldest; they are evicted last, in their old order.
+    assert!(l.get(b"a", now).is_some());
+    assert!(l.get(b"b", now).is_some());
+    assert_eq!(l.pop_oldest(), Some(charge(1, 10)));
+    assert_eq!(keys(&l), vec![k("b"), k("a"), k("d")]);
+    assert_eq!(l.pop_oldest(), Some(charge(1, 10)));
+    assert_eq!(keys(&l), vec![k("b"), k("a")]);
+    // Their marks were spent: unread since, "a" is next.
+    assert_eq!(l.pop_oldest(), Some(charge(1, 10)));
+    assert_eq!(keys(&l), vec![k("b")]);
+    // A write clears the mark: a rewritten item is as if new.
+    assert!(l.get(b"b", now).is_some());
+    l.insert(b"b", v(10, 2), None);
+    l.insert(b"e", v(10, 1), None);
+    assert_eq!(l.pop_oldest(), Some(charge(1, 10)));
+    assert_eq!(keys(&l), vec![k("e")]);
+}
+
+#[test]
+fn one_eviction_gives_at_most_second_chances_read_items_a_second_chance() {
+    let now = Instant::now();
+    let mut l = Store::new();
+    let n = SECOND_CHANCES + 10;
+    let key = |i: usize| format!("k{i:03}").into_bytes();
+    for i in 0..n {
+        l.insert(&key(i), v(10, 1), None);
+    }
+    for i in 0..n {
+        assert!(l.get(&key(i), now).is_some());
+    }
+    // Every item is read: the first SECOND_CHANCES go to the head, and the next
+    // tail goes although read.
+    assert_eq!(l.pop_oldest(), Some(charge(4, 10)));
+    assert!(!l.contains(&key(SECOND_CHANCES)));
+    let order = keys(&l);
+    assert_eq!(order.len(), n - 1);
+    assert_eq!(order[order.len() - 1], key(SECOND_CHANCES + 1));
+    assert_eq!(order[0], key(SECOND_CHANCES - 1));
+    // The next eviction second-chances the 9 read items left at the tail and
+    // evicts the oldest item whose mark is spent: the first one moved.
+    assert_eq!(l.pop_oldest(), Some(charge(4, 10)));
+    assert!(!l.contains(&key(0)));
+    let order = keys(&l);
+    assert_eq!(order[0], key(n - 1));
+    assert_eq!(order[order.len() - 1], key(1));
+    assert_eq!(l.len(), n - 2);
 }
 
 #[test]
