@@ -5,72 +5,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 
 use common::cluster::TestCluster;
-use common::{Gate, HttpOrigin, TestServer, DEADLINE};
-
-const LOG_LINE: &str = "serving the memcached text and meta protocols on ";
-
-/// Node `s`'s memcached address, from its log.
-fn mc_addr(s: &TestServer) -> SocketAddr {
-    let line = s.wait_log(LOG_LINE);
-    line[line.find(LOG_LINE).unwrap() + LOG_LINE.len()..]
-        .trim()
-        .parse()
-        .expect("memcached address in the log")
-}
-
-/// A raw memcached text connection.
-struct Mc(TcpStream);
-
-impl Mc {
-    fn to(s: &TestServer) -> Mc {
-        let c = TcpStream::connect_timeout(&mc_addr(s), DEADLINE).expect("connect");
-        c.set_read_timeout(Some(DEADLINE)).unwrap();
-        Mc(c)
-    }
-
-    /// Sends `req` and expects exactly `want` back.
-    fn ask(&mut self, req: &str, want: &str) {
-        self.0.write_all(req.as_bytes()).unwrap();
-        let mut got = vec![0; want.len()];
-        if let Err(e) = self.0.read_exact(&mut got) {
-            panic!("{req:?}: reading {want:?}: {e}");
-        }
-        assert_eq!(String::from_utf8_lossy(&got), want, "answer to {req:?}");
-    }
-
-    /// Reads one line (without `\r\n`).
-    fn line(&mut self) -> String {
-        let mut out = Vec::new();
-        let mut b = [0u8; 1];
-        while !out.ends_with(b"\r\n") {
-            self.0.read_exact(&mut b).expect("read a line");
-            out.push(b[0]);
-        }
-        out.truncate(out.len() - 2);
-        String::from_utf8(out).unwrap()
-    }
-
-    /// `gets key`: (flags, cas, value), or `None` on a miss.
-    fn gets(&mut self, key: &str) -> Option<(u32, u64, String)> {
-        self.0
-            .write_all(format!("gets {key}\r\n").as_bytes())
-            .unwrap();
-        let head = self.line();
-        if head == "END" {
-            return None;
-        }
-        let f: Vec<&str> = head.split(' ').collect();
-        assert_eq!((f[0], f[1]), ("VALUE", key), "{head}");
-        let value = self.line();
-        assert_eq!(self.line(), "END");
-        Some((f[2].parse().unwrap(), f[4].parse().unwrap(), value))
-    }
-}
+use common::memcache::{mc_addr, Mc};
+use common::{Gate, HttpOrigin};
 
 /// A key (`<prefix><n>`) that node `owner` owns.
 fn key_of(c: &TestCluster, owner: usize, prefix: &str) -> String {
@@ -109,8 +49,7 @@ fn an_origin_only_key_is_loaded_once_through_non_owners() {
         .map(|i| {
             let (barrier, key, addr) = (barrier.clone(), key.clone(), addrs[i % 2]);
             std::thread::spawn(move || {
-                let mut m = Mc(TcpStream::connect_timeout(&addr, DEADLINE).unwrap());
-                m.0.set_read_timeout(Some(DEADLINE)).unwrap();
+                let mut m = Mc::connect(addr);
                 barrier.wait();
                 let want = format!("VALUE {key} 0 {}\r\nO:{key}\r\nEND\r\n", key.len() + 2);
                 m.ask(&format!("get {key}\r\n"), &want);

@@ -3,31 +3,20 @@
 //! measures, run small so that it only checks that every request is answered, every
 //! prefilled key found and no error counted.
 //!
-//! The port is chosen by binding port 0 and passing the port it got (the harness reads
-//! only the native port from the log); then the test polls until it accepts.
+//! The server binds the memcached port itself (`--memcache-listen 127.0.0.1:0`) and
+//! the test reads the port from its log, as it does the native port: no port is
+//! picked beforehand for another process to take in between.
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-
-use common::{memcache_run, poll_until, Proc};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+use common::{memcache_run, Proc};
 
 #[test]
 fn memcached_port_meta_and_text_protocols() {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let server = Proc::groupcached(&["--memcache-listen", &listen, "--cache-size", "64MiB"]);
-    let mc: SocketAddr = listen.parse().unwrap();
-    poll_until("the memcached port to accept connections", || {
-        TcpStream::connect(mc).ok().map(|_| ())
-    });
+    let mut server =
+        Proc::groupcached(&["--memcache-listen", "127.0.0.1:0", "--cache-size", "64MiB"]);
+    // Bound (and listening) before it is logged: connections to it queue until served.
+    let listen = server.memcache_addr().to_string();
     for protocol in ["memcache", "memcache-text"] {
         let j = memcache_run(&format!("gc-{protocol}"), &listen, protocol);
         assert_eq!(j["ops"], 10000, "{protocol}");

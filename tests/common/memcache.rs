@@ -350,6 +350,12 @@ impl Mc {
         Mc(s)
     }
 
+    /// A connection to the memcached port of `s` (started with `--memcache-listen`),
+    /// e.g. one node of a cluster.
+    pub fn to(s: &TestServer) -> Mc {
+        Mc::connect(mc_addr(s))
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.0.write_all(bytes).expect("write");
     }
@@ -367,10 +373,14 @@ impl Mc {
         );
     }
 
-    /// Sends `req` and expects `want` back.
+    /// Sends `req` and expects exactly `want` back (a failure names `req`).
     pub fn ask(&mut self, req: &str, want: &str) {
         self.send(req.as_bytes());
-        self.expect(want.as_bytes());
+        let mut got = vec![0; want.len()];
+        if let Err(e) = self.0.read_exact(&mut got) {
+            panic!("{req:?}: reading {want:?}: {e}");
+        }
+        assert_eq!(String::from_utf8_lossy(&got), want, "answer to {req:?}");
     }
 
     /// Reads one line (without `\r\n`).
@@ -383,6 +393,20 @@ impl Mc {
         }
         out.truncate(out.len() - 2);
         String::from_utf8(out).unwrap()
+    }
+
+    /// `gets key` for a one-line value: (flags, cas, value), or `None` on a miss.
+    pub fn gets(&mut self, key: &str) -> Option<(u32, u64, String)> {
+        self.send(format!("gets {key}\r\n").as_bytes());
+        let head = self.line();
+        if head == "END" {
+            return None;
+        }
+        let f: Vec<&str> = head.split(' ').collect();
+        assert_eq!((f[0], f[1]), ("VALUE", key), "{head}");
+        let value = self.line();
+        assert_eq!(self.line(), "END");
+        Some((f[2].parse().unwrap(), f[4].parse().unwrap(), value))
     }
 
     /// Asserts that nothing has been answered yet (a non-blocking read).

@@ -142,6 +142,23 @@ impl Proc {
         Some(p)
     }
 
+    /// The memcached port of a groupcached started with `--memcache-listen 127.0.0.1:0`,
+    /// from the log line that names it. The server binds it before it logs the native
+    /// port but names it a moment later, so this polls.
+    pub fn memcache_addr(&mut self) -> SocketAddr {
+        let native = self.addr;
+        poll_until("groupcached to log its memcached port", || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "groupcached exited with {status}: {:?}",
+                    self.logs.lock().unwrap()
+                );
+            }
+            let logs = self.logs.lock().unwrap();
+            logs.iter().find_map(|l| memcache_listen_addr(l, native))
+        })
+    }
+
     pub fn stat(&self, name: &str) -> u64 {
         let mut c = Client::builder(self.addr)
             .timeout(Duration::from_secs(10))
@@ -157,6 +174,22 @@ impl Proc {
 pub fn listen_addr(line: &str) -> Option<SocketAddr> {
     let rest = line.split("listening on ").nth(1)?;
     rest.split(" (").next()?.trim().parse().ok()
+}
+
+/// The memcached address in a log line, as tests/common/memcache.rs finds it: an
+/// address in a line that mentions memcache(d), other than the native port and not
+/// port 0 (the startup line's config summary names the requested `127.0.0.1:0`).
+pub fn memcache_listen_addr(line: &str, native: SocketAddr) -> Option<SocketAddr> {
+    if !line.to_ascii_lowercase().contains("memcache") {
+        return None;
+    }
+    line.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '`'))
+        .map(|t| {
+            t.trim_start_matches("memcache://")
+                .trim_end_matches(['/', '.', ':'])
+        })
+        .filter_map(|t| t.parse::<SocketAddr>().ok())
+        .find(|a| a.port() != 0 && *a != native)
 }
 
 pub fn poll_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
