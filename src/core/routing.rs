@@ -266,13 +266,52 @@ impl Ctx {
             let resp = Response::error(w.req_id, w.opcode, Status::UnknownGroup, &self.scratch);
             return cur.reply_now(&resp);
         };
-        let shard = shard_of(k.key, self.shared.threads);
+        // One core owns every key: no need to hash for it.
+        let threads = self.shared.threads;
+        let shard = if threads > 1 {
+            shard_of(k.key, threads)
+        } else {
+            0
+        };
         if shard == self.id {
-            self.apply_key_op(g, k.key, op, w);
+            match op {
+                KeyOp::Get => self.get_local(g, k.key, w, cur),
+                op => self.apply_key_op(g, k.key, op, w),
+            }
         } else {
             self.stats.node.core_hops.inc();
             self.outboxes[shard].push_key(g as u32, k.key, op, w);
         }
+    }
+
+    /// A GET of a key of this core's shard from the connection being decoded: a hit
+    /// is encoded straight from where the store keeps it into the connection's
+    /// output (no copy into a `ByteView`, no trip through the effect queue); a miss
+    /// goes on as [`Ctx::apply_key_op`]'s GET does.
+    fn get_local(&mut self, g: usize, key: &[u8], w: Waiter, cur: &mut Current<'_>) {
+        let now = self.now;
+        let out = &mut *cur.out;
+        let hit = self.shard.get_hit(now, g, key, |value, ttl_ms| {
+            let resp = Response {
+                id: w.req_id,
+                opcode: w.opcode,
+                status: Status::Ok,
+                body: ResponseBody::Value {
+                    ttl_ms,
+                    value: value.bytes(),
+                },
+            };
+            out.push_response(&resp, value.shared());
+        });
+        if hit.is_some() {
+            *cur.pending = cur.pending.saturating_sub(1);
+            return;
+        }
+        let topology = &self.topology;
+        let via_peer = || matches!(topology.owner(key), Owner::Remote(_));
+        self.shard
+            .get_missed(now, g, key, w, via_peer, &mut self.shard_out);
+        self.take_shard_effects();
     }
 
     /// Performs a keyed operation on this core's shard, following the cluster rules

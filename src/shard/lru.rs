@@ -5,4 +5,4 @@
 #[cfg(test)]
 pub use crate::storage::charge;
 pub use crate::storage::class::largest_value_with;
-pub use crate::storage::{item_charge, Hit, Meta, Store as Lru};
+pub use crate::storage::{item_charge, Hit, Meta, Store as Lru, ValueRef};

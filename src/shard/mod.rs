@@ -27,7 +27,7 @@ use crate::stats::{CacheCounters, CoreStats, GroupCounters};
 use crate::value::ByteView;
 pub use cas::CasSource;
 use inflight::{InflightTable, Join};
-use lru::{item_charge, Hit, Lru, Meta};
+use lru::{item_charge, Hit, Lru, Meta, ValueRef};
 pub use types::{Effect, FetchOutcome, GroupSpec, MetaHit, Reply};
 pub use write::{Arith, Delta, StoreCommand, StoreMode, Vivify, WriteOutcome};
 
@@ -103,13 +103,45 @@ impl<W: Clone> Shard<W> {
         via_peer: impl FnOnce() -> bool,
         out: &mut Vec<Effect<W>>,
     ) {
-        if let Some((hit, _)) = self.lookup::<false>(now, g, key) {
-            out.push(Effect::Reply(
-                waiter,
-                value_reply(hit.value, hit.expires, now),
-            ));
-            return;
+        let hit = self.lookup::<false, _>(now, g, key, |value, expires, _| {
+            value_reply(value.to_view(), expires, now)
+        });
+        match hit {
+            Some(reply) => out.push(Effect::Reply(waiter, reply)),
+            None => self.miss(now, g, key, waiter, via_peer, out),
         }
+    }
+
+    /// A GET's lookup alone, for a caller that answers a hit itself: on a hit
+    /// `on_hit` sees the value where it lies and its remaining TTL in ms (0 = none),
+    /// counted as [`Shard::get`] counts it, and its result is returned; on a miss
+    /// nothing happens and the caller goes on with [`Shard::get_missed`]. Why: the
+    /// hit's bytes go straight into the connection's output, with no copy into a
+    /// `ByteView` and no trip through the effect queue.
+    #[inline]
+    pub fn get_hit<R>(
+        &mut self,
+        now: Instant,
+        g: usize,
+        key: &[u8],
+        mut on_hit: impl FnMut(ValueRef<'_>, u64) -> R,
+    ) -> Option<R> {
+        self.lookup::<false, _>(now, g, key, |value, expires, _| {
+            on_hit(value, types::ttl_ms(expires, now))
+        })
+    }
+
+    /// The rest of a GET whose [`Shard::get_hit`] missed: joins or starts the key's
+    /// load, as [`Shard::get`] does on a miss.
+    pub fn get_missed(
+        &mut self,
+        now: Instant,
+        g: usize,
+        key: &[u8],
+        waiter: W,
+        via_peer: impl FnOnce() -> bool,
+        out: &mut Vec<Effect<W>>,
+    ) {
         self.miss(now, g, key, waiter, via_peer, out);
     }
 
@@ -129,8 +161,12 @@ impl<W: Clone> Shard<W> {
         via_peer: impl FnOnce() -> bool,
         out: &mut Vec<Effect<W>>,
     ) -> Option<MetaHit> {
-        if let Some((hit, meta)) = self.lookup::<true>(now, g, key) {
-            return Some(MetaHit::new(hit, meta, now));
+        let hit = self.lookup::<true, _>(now, g, key, |value, expires, meta| {
+            let value = value.to_view();
+            MetaHit::new(Hit { value, expires }, meta, now)
+        });
+        if hit.is_some() {
+            return hit;
         }
         self.miss(now, g, key, waiter, via_peer, out);
         None
@@ -145,27 +181,29 @@ impl<W: Clone> Shard<W> {
             .or_else(|| gs.hot.peek_meta(key, now))
     }
 
-    /// A GET's cache lookup: main cache, then hot, counted as a GET. `WITH_META`
-    /// is a constant so that the native GET never reads an item's metadata.
+    /// A GET's cache lookup: main cache, then hot, counted as a GET; `f` sees a
+    /// hit's value where it lies (see [`Lru::lookup`]). `WITH_META` is a constant
+    /// so that the native GET never reads an item's metadata.
     #[inline(always)]
-    fn lookup<const WITH_META: bool>(
+    fn lookup<const WITH_META: bool, R>(
         &mut self,
         now: Instant,
         g: usize,
         key: &[u8],
-    ) -> Option<(Hit, Meta)> {
+        mut f: impl FnMut(ValueRef<'_>, Option<Instant>, Meta) -> R,
+    ) -> Option<R> {
         let stats = &self.stats.groups[g];
         let gs = &mut self.groups[g];
         stats.gets.inc();
         stats.main.gets.inc();
-        if let Some(found) = find::<WITH_META>(&mut gs.main, key, now) {
+        if let Some(found) = gs.main.lookup::<WITH_META, _>(key, now, &mut f) {
+            // A hit removed nothing: the cache's gauges stand.
             stats.main.hits.inc();
             stats.cache_hits.inc();
-            publish(&stats.main, &gs.main);
             return Some(found);
         }
         stats.hot.gets.inc();
-        if let Some(found) = find::<WITH_META>(&mut gs.hot, key, now) {
+        if let Some(found) = gs.hot.lookup::<WITH_META, _>(key, now, &mut f) {
             stats.hot.hits.inc();
             stats.cache_hits.inc();
             return Some(found);
@@ -353,14 +391,6 @@ fn native_meta(on: bool, cas: &mut CasSource) -> Option<Meta> {
 /// The lookup of one cache, with the item's metadata or (`WITH_META` false)
 /// without reading it.
 #[inline(always)]
-fn find<const WITH_META: bool>(store: &mut Lru, key: &[u8], now: Instant) -> Option<(Hit, Meta)> {
-    if WITH_META {
-        store.get_meta(key, now)
-    } else {
-        store.get(key, now).map(|hit| (hit, Meta::NONE))
-    }
-}
-
 fn expiry(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
     ttl.filter(|t| !t.is_zero()).map(|t| now + t)
 }

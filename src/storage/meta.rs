@@ -38,7 +38,10 @@ impl Store {
     /// the metadata.
     #[inline]
     pub fn get_meta(&mut self, key: &[u8], now: Instant) -> Option<(Hit, Meta)> {
-        self.lookup::<true>(key, now)
+        self.lookup::<true, _>(key, now, |value, expires, meta| {
+            let value = value.to_view();
+            (Hit { value, expires }, meta)
+        })
     }
 
     /// The metadata of `key` if it is present and not expired at `now`, without

@@ -100,6 +100,46 @@ pub struct Hit {
     pub expires: Option<Instant>,
 }
 
+/// A stored value, seen where it lies: the bytes of a small item's chunk, or the
+/// shared buffer of a large one (which a connection may queue without copying).
+#[derive(Debug, Clone, Copy)]
+pub enum ValueRef<'a> {
+    /// Inside the item's chunk: copy it out before the store changes.
+    Inline(&'a [u8]),
+    /// The out-of-line value, reference-counted.
+    Shared(&'a ByteView),
+}
+
+impl<'a> ValueRef<'a> {
+    /// The value's bytes.
+    #[inline]
+    pub fn bytes(self) -> &'a [u8] {
+        match self {
+            ValueRef::Inline(b) => b,
+            ValueRef::Shared(v) => v,
+        }
+    }
+
+    /// The shared buffer, for a value stored out of line.
+    #[inline]
+    pub fn shared(self) -> Option<&'a ByteView> {
+        match self {
+            ValueRef::Inline(_) => None,
+            ValueRef::Shared(v) => Some(v),
+        }
+    }
+
+    /// An owned view: a copy of an inline value (one allocation), a reference-count
+    /// increment of a shared one.
+    #[inline]
+    pub fn to_view(self) -> ByteView {
+        match self {
+            ValueRef::Inline(b) => ByteView::copy_from_slice(b),
+            ValueRef::Shared(v) => v.clone(),
+        }
+    }
+}
+
 /// An item taken out of a store by [`Store::take_where`].
 #[derive(Debug)]
 pub struct Taken {
@@ -185,50 +225,61 @@ impl Store {
     /// reported as absent.
     #[inline]
     pub fn get(&mut self, key: &[u8], now: Instant) -> Option<Hit> {
-        self.lookup::<false>(key, now).map(|(hit, _)| hit)
+        self.lookup::<false, _>(key, now, |value, expires, _| Hit {
+            value: value.to_view(),
+            expires,
+        })
     }
 
-    /// [`Store::get`] that also returns the item's metadata ([`Meta::NONE`] if it
-    /// was stored without). `WITH_META` is a constant so that `get` compiles to
-    /// exactly the lookup it was, without reading the metadata.
+    /// [`Store::get`] without taking the value out: `f` sees it where it lies (and
+    /// its expiry), so a caller that only copies it on (into a connection's output)
+    /// pays for no allocation.
+    #[inline]
+    pub fn get_with<R>(
+        &mut self,
+        key: &[u8],
+        now: Instant,
+        f: impl FnOnce(ValueRef<'_>, Option<Instant>) -> R,
+    ) -> Option<R> {
+        self.lookup::<false, _>(key, now, |value, expires, _| f(value, expires))
+    }
+
+    /// The lookup behind every read: finds a live item, marks it read and hands
+    /// `f` its value, expiry and, if `WITH_META`, its metadata ([`Meta::NONE`]
+    /// otherwise). `WITH_META` is a constant so that `get` compiles to exactly the
+    /// lookup it was, without reading the metadata.
     #[inline(always)]
-    fn lookup<const WITH_META: bool>(&mut self, key: &[u8], now: Instant) -> Option<(Hit, Meta)> {
+    pub fn lookup<const WITH_META: bool, R>(
+        &mut self,
+        key: &[u8],
+        now: Instant,
+        f: impl FnOnce(ValueRef<'_>, Option<Instant>, Meta) -> R,
+    ) -> Option<R> {
         let hash = self.index.hash(key);
         let h = self.find(hash, key)?;
-        let c = self.arena.chunk(h);
-        let meta = if WITH_META { item::meta(c) } else { Meta::NONE };
-        let hit = match item::layout(c) {
-            Layout::Inline { key_len, value_len } => {
-                let code = item::expires(c);
-                if self.clock.expired(code, now) {
-                    self.remove_handle(h, hash);
-                    return None;
-                }
-                let at = HEADER + key_len;
-                Hit {
-                    value: ByteView::copy_from_slice(&c[at..at + value_len]),
-                    expires: self.clock.decode(code),
-                }
-            }
-            Layout::External => {
-                let e = &self.externals[item::external_index(c) as usize];
-                if e.expires.is_some_and(|t| t <= now) {
-                    self.remove_handle(h, hash);
-                    return None;
-                }
-                Hit {
-                    value: e.value.clone(),
-                    expires: e.expires,
-                }
-            }
-        };
+        if self.expired(h, now) {
+            self.remove_handle(h, hash);
+            return None;
+        }
         // A read only marks the item (CLOCK, see [`order`]): moving it to the head
         // would write its two neighbours, two more cache misses per hit.
         let c = self.arena.chunk_mut(h);
         if !item::referenced(c) {
             item::set_referenced(c);
         }
-        Some((hit, meta))
+        let c = self.arena.chunk(h);
+        let meta = if WITH_META { item::meta(c) } else { Meta::NONE };
+        Some(match item::layout(c) {
+            Layout::Inline { key_len, value_len } => {
+                let at = HEADER + key_len;
+                let expires = self.clock.decode(item::expires(c));
+                f(ValueRef::Inline(&c[at..at + value_len]), expires, meta)
+            }
+            Layout::External => {
+                let e = &self.externals[item::external_index(c) as usize];
+                f(ValueRef::Shared(&e.value), e.expires, meta)
+            }
+        })
     }
 
     /// Whether `key` is present (expired or not), without touching recency.

@@ -176,6 +176,37 @@ fn replacing_a_value_with_one_of_another_size_moves_it_between_classes() {
 }
 
 #[test]
+fn get_with_sees_small_values_in_place_and_large_ones_shared() {
+    let now = Instant::now();
+    let mut l = Store::new();
+    l.insert(b"small", v(100, 1), Some(now + Duration::from_secs(5)));
+    let huge = v(REHOME_MAX + 1, 2);
+    l.insert(b"huge", huge.clone(), None);
+    let small = l.get_with(b"small", now, |value, expires| {
+        assert!(value.shared().is_none());
+        assert!(expires.is_some());
+        value.bytes().to_vec()
+    });
+    assert_eq!(small, Some(vec![1; 100]));
+    let shared = l.get_with(b"huge", now, |value, expires| {
+        assert!(expires.is_none());
+        value.shared().map(|view| view.as_ptr())
+    });
+    assert_eq!(shared, Some(Some(huge.as_ptr())));
+    assert!(l.get_with(b"absent", now, |_, _| ()).is_none());
+    // Expired: absent, and removed; a read marks the item as `get` does.
+    assert!(l
+        .get_with(b"small", now + Duration::from_secs(5), |_, _| ())
+        .is_none());
+    assert!(!l.contains(b"small"));
+    l.insert(b"a", v(1, 1), None);
+    l.insert(b"b", v(1, 1), None);
+    assert!(l.get_with(b"huge", now, |_, _| ()).is_some());
+    assert_eq!(l.pop_oldest(), Some(charge(1, 1)));
+    assert!(l.contains(b"huge") && !l.contains(b"a"));
+}
+
+#[test]
 fn large_values_are_shared_not_copied() {
     let now = Instant::now();
     let mut l = Store::new();

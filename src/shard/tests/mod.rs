@@ -84,6 +84,39 @@ fn concurrent_misses_start_one_load_and_all_waiters_get_the_value() {
 }
 
 #[test]
+fn get_hit_answers_hits_in_place_and_counts_as_get_does() {
+    let now = Instant::now();
+    let mut s = shard(1 << 20, true, Some(Duration::from_secs(10)));
+    let mut out = Vec::new();
+    // A miss answers nothing and starts nothing until get_missed.
+    assert_eq!(s.get_hit(now, 0, b"k", |_, _| ()), None);
+    assert!(out.is_empty());
+    s.get_missed(now, 0, b"k", 1, || false, &mut out);
+    let (replies, loads) = split(&mut out);
+    assert!(replies.is_empty());
+    assert_eq!(loads.len(), 1);
+    // A second GET while loading joins it.
+    assert_eq!(s.get_hit(now, 0, b"k", |_, _| ()), None);
+    s.get_missed(now, 0, b"k", 2, || false, &mut out);
+    assert!(split(&mut out).1.is_empty());
+    s.on_load_done(now, 0, loads[0].0, loaded("v"), |_| true, &mut out);
+    assert_eq!(split(&mut out).0.len(), 2);
+    // A hit: the value where it lies and its TTL (the group's), and no effect.
+    let later = now + Duration::from_secs(4);
+    let hit = s.get_hit(later, 0, b"k", |value, ttl_ms| {
+        (value.bytes().to_vec(), ttl_ms)
+    });
+    assert_eq!(hit, Some((b"v".to_vec(), 6_000)));
+    assert!(out.is_empty());
+    let st = &s.stats.groups[0];
+    assert_eq!(st.gets.get(), 3);
+    assert_eq!(st.cache_hits.get(), 1);
+    assert_eq!(st.loads.get(), 2);
+    assert_eq!(st.loads_deduped.get(), 1);
+    assert_eq!((st.main.gets.get(), st.main.hits.get()), (3, 1));
+}
+
+#[test]
 fn a_failed_load_answers_everyone_and_does_not_poison_the_key() {
     let now = Instant::now();
     let mut s = shard(1 << 20, true, None);
