@@ -9,7 +9,7 @@ use groupcached_protocol::{Response, Status};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
-use super::conn::Conn;
+use super::conn::{Conn, HOP_HOLD};
 use super::limits::{account, fair, release_grant};
 use super::Core;
 use crate::net::{read_into, Flushed, OutQueue, ReadStep};
@@ -250,6 +250,9 @@ impl Core {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         conn.handoff = None;
         conn.dirty = false;
+        // Answers to requests that hopped from here come back here, not there.
+        conn.hops = 0;
+        conn.held_since = None;
         conn.read_paused = false;
         conn.mem_paused = false;
         self.ctx.stats.node.shard_handoffs.inc();
@@ -286,6 +289,19 @@ impl Core {
         // Frames that came behind the SHARD, then whatever the socket holds.
         self.read_conn(token, false);
         self.mark_dirty(token);
+    }
+
+    /// One of connection `token`'s requests that went to another core is answered
+    /// (its reply came back in a `Replies` message): see `Conn::hops`.
+    pub(super) fn hop_answered(&mut self, w: &crate::net::Waiter) {
+        if w.opcode == crate::net::FLUSH_ACK_OPCODE || w.is_memcache() {
+            return; // not a native connection's request
+        }
+        if let Some(conn) = self.conns.get_mut(w.token as usize) {
+            if conn.gen == w.conn_gen {
+                conn.hops = conn.hops.saturating_sub(1);
+            }
+        }
     }
 
     /// Puts connection `token` in the turn's write set.
@@ -341,6 +357,18 @@ impl Core {
             };
             conn.dirty = false;
             let mut resume = false;
+            if conn.pending == 0 {
+                conn.hops = 0; // nothing can be outstanding anywhere
+            }
+            if conn.hops > 0 && !conn.out.is_empty() && !conn.closing && !self.ctx.draining {
+                let until = *conn.held_since.get_or_insert(self.ctx.now) + HOP_HOLD;
+                if self.ctx.now < until {
+                    self.held.push(token);
+                    self.held_until = Some(self.held_until.map_or(until, |u| u.min(until)));
+                    continue;
+                }
+            }
+            conn.held_since = None;
             if !conn.out.is_empty() {
                 let queued = conn.out.len();
                 let flushed = conn.out.write_to(&mut conn.stream);

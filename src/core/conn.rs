@@ -16,6 +16,9 @@ use crate::net::OutQueue;
 pub const HIGH_WATER_BYTES: usize = 4 << 20;
 /// Above this many unanswered requests the connection stops reading too.
 pub const MAX_PENDING: usize = 4096;
+/// How long a connection's output may wait for the answers of its requests that
+/// went to another core (see [`Conn::hops`]) before it is written without them.
+pub const HOP_HOLD: Duration = Duration::from_micros(200);
 /// Initial (and steady) size of a client connection's read buffer.
 pub const READ_BUFFER: usize = 16 * 1024;
 /// A connection that completed nothing for this long gives its empty buffers back,
@@ -92,6 +95,15 @@ pub struct Conn {
     pub gen: u32,
     /// Requests read and not yet answered.
     pub pending: usize,
+    /// Requests sent to another core (their key's) and not answered yet. While
+    /// there are some, the answers already queued wait for theirs (up to
+    /// [`HOP_HOLD`]), so that a pipelined batch is answered in one write rather
+    /// than one per core: each write is a syscall here and a wake-up and a read in
+    /// the client. Native connections only (memcached ones keep their order
+    /// anyway).
+    pub hops: u32,
+    /// Since when queued answers have been waiting for `hops`.
+    pub held_since: Option<Instant>,
     /// The client closed its sending side (or we stopped reading for good).
     pub read_closed: bool,
     /// Close once the output queue is written (after a fatal protocol error).
@@ -157,6 +169,8 @@ impl Conn {
             out: OutQueue::default(),
             gen,
             pending: 0,
+            hops: 0,
+            held_since: None,
             read_closed: false,
             member: MemberClaim::default(),
             closing: false,

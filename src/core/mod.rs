@@ -85,6 +85,10 @@ pub struct Core {
     /// Client connections with output to write before sleeping: the turn's write
     /// set (not an effect queue; see `effects.rs`).
     dirty: Vec<usize>,
+    /// Connections whose output waits for answers from other cores (`Conn::hops`),
+    /// back in the write set next turn; and the earliest end of their waits.
+    held: Vec<usize>,
+    held_until: Option<Instant>,
     ctx: Ctx,
     next_gen: u32,
     drain_deadline: Option<Instant>,
@@ -179,6 +183,8 @@ impl Core {
             peer_by_name: HashMap::new(),
             peer_dirty: Vec::new(),
             dirty: Vec::with_capacity(64),
+            held: Vec::new(),
+            held_until: None,
             ctx: Ctx {
                 id: p.id,
                 shared: p.shared,
@@ -292,6 +298,7 @@ impl Core {
             self.ctx.shard.next_deadline(),
             self.next_peer_deadline(),
             sweep,
+            self.held_until,
         ]
         .into_iter()
         .flatten()
@@ -315,6 +322,9 @@ impl Core {
                     });
                 }
                 Msg::Replies(replies) => {
+                    for (w, _) in &replies {
+                        self.hop_answered(w);
+                    }
                     let queue = &mut self.ctx.queue;
                     queue.extend(replies.into_iter().map(|(w, r)| Effect::Reply(w, r)));
                 }
@@ -387,6 +397,10 @@ impl Core {
         self.run_effects(None);
         self.resume_mem_paused();
         self.flush_peers();
+        for t in std::mem::take(&mut self.held) {
+            self.mark_dirty(t);
+        }
+        self.held_until = None;
         self.write_dirty();
         for ob in &mut self.ctx.outboxes {
             ob.flush();

@@ -93,6 +93,8 @@ pub struct Current<'a> {
     pub(super) gen: u32,
     pub(super) out: &'a mut OutQueue,
     pub(super) pending: &'a mut usize,
+    /// Its requests waiting on another core (see `Conn::hops`).
+    pub(super) hops: &'a mut u32,
     /// The membership the connection claimed (see HELLO).
     pub(super) member: &'a mut MemberClaim,
     /// Set by a SHARD that moves the connection: decoding stops after it.
@@ -126,6 +128,7 @@ impl Core {
                 rbuf,
                 out,
                 pending,
+                hops,
                 gen,
                 closing,
                 member,
@@ -137,6 +140,7 @@ impl Core {
                 gen: *gen,
                 out,
                 pending,
+                hops,
                 member,
                 handoff,
             };
@@ -280,6 +284,7 @@ impl Ctx {
             }
         } else {
             self.stats.node.core_hops.inc();
+            *cur.hops += 1;
             self.outboxes[shard].push_key(g as u32, k.key, op, w);
         }
     }
