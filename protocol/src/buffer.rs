@@ -207,6 +207,25 @@ impl FrameBuffer {
         }
     }
 
+    /// Hands each whole, well-formed frame buffered, starting with the one
+    /// [`FrameBuffer::next_frame`] would return next, in order, to `f`, without
+    /// taking any out, while `f` returns true; stops at the first incomplete or bad
+    /// frame. For a caller that wants to look ahead (e.g. to prefetch what the frames
+    /// will touch) before handling them one by one. Costs a second decode of each
+    /// frame's header.
+    pub fn peek_frames(&self, mut f: impl FnMut(&Frame<'_>) -> bool) {
+        if self.skip > 0 {
+            return;
+        }
+        let mut at = self.start;
+        while let Ok(Some((frame, used))) = decode(&self.buf[at..self.end], &self.limits) {
+            if !f(&frame) {
+                return;
+            }
+            at += used;
+        }
+    }
+
     /// Bytes buffered and not yet decoded.
     pub fn buffered(&self) -> usize {
         self.end - self.start

@@ -109,11 +109,45 @@ impl Current<'_> {
     }
 }
 
+/// Below this many buffered bytes (about two GET frames) there is no batch to
+/// prefetch for.
+const PREFETCH_MIN_BYTES: usize = 64;
+/// GETs of a batch prefetched at most: far enough ahead for pipeline 16 and more,
+/// and few enough that the first are still in cache when handled.
+const PREFETCH_AHEAD: usize = 32;
+
 impl Core {
     /// Decodes and handles every whole frame buffered on connection `token`, running
     /// the effect queue after each, until the buffer holds no whole frame, the
     /// connection is backpressured, or a SHARD moved it.
     pub(super) fn handle_frames(&mut self, token: usize) {
+        if let Some(conn) = self.conns.get(token) {
+            // A pipelined batch: start every local GET's cache misses first, so they
+            // overlap instead of stalling one lookup after another.
+            // First the hashes, then the prefetches in a tight loop: the CPU can
+            // then have several index lookups in flight at once.
+            if conn.rbuf.buffered() >= PREFETCH_MIN_BYTES {
+                let ctx = &self.ctx;
+                let mut ahead = [(0usize, 0u64); PREFETCH_AHEAD];
+                let mut n = 0;
+                conn.rbuf.peek_frames(|f| {
+                    if let Frame::Request(Request {
+                        kind: RequestKind::Get(k),
+                        ..
+                    }) = f
+                    {
+                        if let Some(hashed) = ctx.get_hash(k) {
+                            ahead[n] = hashed;
+                            n += 1;
+                        }
+                    }
+                    n < PREFETCH_AHEAD
+                });
+                for &(g, hash) in &ahead[..n] {
+                    ctx.shard.prefetch(g, hash);
+                }
+            }
+        }
         loop {
             let Some(conn) = self.conns.get_mut(token) else {
                 return;
@@ -256,6 +290,18 @@ impl Ctx {
             RequestKind::FetchItem(k) => self.key_request(k, KeyOp::FetchItem, w, cur),
             RequestKind::Flush { group } => self.flush_request(group, w, cur),
         }
+    }
+
+    /// The group and main-cache hash of a GET of `k`, if this core serves it (to
+    /// prefetch it).
+    #[inline]
+    fn get_hash(&self, k: &KeyRef<'_>) -> Option<(usize, u64)> {
+        let threads = self.shared.threads;
+        if threads > 1 && shard_of(k.key, threads) != self.id {
+            return None;
+        }
+        let g = self.shared.group(k.group)?;
+        Some((g, self.shard.main_hash(g, k.key)))
     }
 
     /// Routes a keyed request to the core whose shard holds the key.

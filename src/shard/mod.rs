@@ -112,6 +112,20 @@ impl<W: Clone> Shard<W> {
         }
     }
 
+    /// The hash group `g`'s main cache files `key` under, for [`Shard::prefetch`].
+    #[inline]
+    pub fn main_hash(&self, g: usize, key: &[u8]) -> u64 {
+        self.groups[g].main.hash(key)
+    }
+
+    /// Starts loading what a GET of the key of `hash` (from [`Shard::main_hash`]) in
+    /// group `g`'s main cache will read into the CPU cache (see [`Lru::prefetch`]);
+    /// changes nothing.
+    #[inline]
+    pub fn prefetch(&self, g: usize, hash: u64) {
+        self.groups[g].main.prefetch(hash);
+    }
+
     /// A GET's lookup alone, for a caller that answers a hit itself: on a hit
     /// `on_hit` sees the value where it lies and its remaining TTL in ms (0 = none),
     /// counted as [`Shard::get`] counts it, and its result is returned; on a miss

@@ -207,6 +207,23 @@ fn get_with_sees_small_values_in_place_and_large_ones_shared() {
 }
 
 #[test]
+fn prefetch_changes_nothing() {
+    let now = Instant::now();
+    let mut l = Store::new();
+    l.insert(b"small", v(100, 1), None);
+    l.insert(b"inline-max", v(MAX_CHUNK - HEADER - 10, 2), None);
+    l.insert(b"huge", v(REHOME_MAX + 1, 3), None);
+    let before = (keys(&l), l.len(), l.bytes());
+    for key in [&b"small"[..], b"inline-max", b"huge", b"absent", b""] {
+        l.prefetch(l.hash(key));
+    }
+    assert_eq!((keys(&l), l.len(), l.bytes()), before);
+    // Prefetching marks nothing read: "small", the tail, is still evicted first.
+    assert_eq!(l.pop_oldest(), Some(charge(5, 100)));
+    assert!(l.get(b"huge", now).is_some());
+}
+
+#[test]
 fn large_values_are_shared_not_copied() {
     let now = Instant::now();
     let mut l = Store::new();

@@ -258,3 +258,52 @@ proptest::proptest! {
 }
 
 const DEFAULT_MAX_FRAME_FOR_TEST: usize = crate::limits::DEFAULT_MAX_FRAME;
+
+#[test]
+fn peek_frames_sees_the_whole_frames_ahead_without_taking_them() {
+    let mut bytes = get(1, b"alpha");
+    bytes.extend(get(2, b"beta"));
+    let third = get(3, b"gamma");
+    bytes.extend(&third[..third.len() - 1]); // incomplete
+    let mut fb = FrameBuffer::new(Limits::default(), 0);
+    fb.extend_from_slice(&bytes);
+    let mut seen = Vec::new();
+    fb.peek_frames(|f| {
+        seen.push(f.id());
+        true
+    });
+    assert_eq!(seen, vec![1, 2]);
+    // Nothing was taken: next_frame yields the same frames.
+    assert_eq!(fb.next_frame().unwrap().map(|f| f.id()), Some(1));
+    seen.clear();
+    fb.peek_frames(|f| {
+        seen.push(f.id());
+        true
+    });
+    assert_eq!(seen, vec![2]);
+    fb.extend_from_slice(&third[third.len() - 1..]);
+    seen.clear();
+    fb.peek_frames(|f| {
+        seen.push(f.id());
+        true
+    });
+    assert_eq!(seen, vec![2, 3]);
+    // A bad frame ends the look-ahead; next_frame reports it in turn.
+    let mut bad = get(4, b"delta");
+    bad[4] = 0x7f; // unsupported version
+    fb.extend_from_slice(&bad);
+    fb.extend_from_slice(&get(5, b"epsilon"));
+    seen.clear();
+    fb.peek_frames(|f| {
+        seen.push(f.id());
+        true
+    });
+    assert_eq!(seen, vec![2, 3]);
+    // `f` stops it when it says so.
+    seen.clear();
+    fb.peek_frames(|f| {
+        seen.push(f.id());
+        false
+    });
+    assert_eq!(seen, vec![2]);
+}
