@@ -10,8 +10,8 @@ use crate::stats::{
 };
 
 pub(super) type NodePick = fn(&NodeCounters) -> &Counter;
-pub(super) type GroupPick = fn(&GroupCounters) -> &Counter;
-pub(super) type CachePick = fn(&CacheCounters) -> &Counter;
+pub(super) type GroupPick = fn(&GroupCounters) -> u64;
+pub(super) type CachePick = fn(&CacheCounters) -> u64;
 
 /// Node-wide counters summed over cores: (name, kind, help, STATS name, counter).
 pub(super) const NODE: &[(&str, Kind, &str, NodePick)] = &[
@@ -136,57 +136,57 @@ pub(super) const GROUP: &[(&str, &str, GroupPick)] = &[
     (
         "groupcached_gets_total",
         "GET requests from clients plus FETCH requests from peers (STATS gets).",
-        |g| &g.gets,
+        |g| g.gets(),
     ),
     (
         "groupcached_cache_hits_total",
         "Gets answered from the main or hot cache (STATS cache_hits).",
-        |g| &g.cache_hits,
+        |g| g.cache_hits(),
     ),
     (
         "groupcached_peer_loads_total",
         "Values (or not-found answers) fetched from the key's owner (STATS peer_loads).",
-        |g| &g.peer_loads,
+        |g| g.peer_loads.get(),
     ),
     (
         "groupcached_peer_errors_total",
         "Fetches from the owner that failed or timed out, then loaded locally (STATS peer_errors).",
-        |g| &g.peer_errors,
+        |g| g.peer_errors.get(),
     ),
     (
         "groupcached_loads_total",
         "Gets that missed the cache (gets - cache_hits) (STATS loads).",
-        |g| &g.loads,
+        |g| g.loads.get(),
     ),
     (
         "groupcached_loads_deduped_total",
         "Loads or fetches actually started after in-flight de-duplication (STATS loads_deduped).",
-        |g| &g.loads_deduped,
+        |g| g.loads_deduped.get(),
     ),
     (
         "groupcached_local_loads_total",
         "Successful origin loads, including not-found answers (STATS local_loads).",
-        |g| &g.local_loads,
+        |g| g.local_loads.get(),
     ),
     (
         "groupcached_local_load_errors_total",
         "Failed origin loads: errors, timeouts, panics (STATS local_load_errs).",
-        |g| &g.local_load_errs,
+        |g| g.local_load_errs.get(),
     ),
     (
         "groupcached_server_requests_total",
         "FETCH requests received from peers (STATS server_requests).",
-        |g| &g.server_requests,
+        |g| g.server_requests.get(),
     ),
     (
         "groupcached_sets_total",
         "SET requests and peers' STOREs (STATS sets).",
-        |g| &g.sets,
+        |g| g.sets.get(),
     ),
     (
         "groupcached_deletes_total",
         "DELETE requests and peers' PURGEs (STATS deletes).",
-        |g| &g.deletes,
+        |g| g.deletes.get(),
     ),
 ];
 
@@ -196,31 +196,31 @@ pub(super) const CACHE: &[(&str, Kind, &str, CachePick)] = &[
         "groupcached_cache_bytes",
         Kind::Gauge,
         "Bytes charged to the cache: key + value + per-entry overhead (STATS <cache>.bytes).",
-        |c| &c.bytes,
+        |c| c.bytes.get(),
     ),
     (
         "groupcached_cache_items",
         Kind::Gauge,
         "Entries in the cache (STATS <cache>.items).",
-        |c| &c.items,
+        |c| c.items.get(),
     ),
     (
         "groupcached_cache_lookups_total",
         Kind::Counter,
         "Lookups in the cache (STATS <cache>.gets).",
-        |c| &c.gets,
+        |c| c.gets(),
     ),
     (
         "groupcached_cache_lookup_hits_total",
         Kind::Counter,
         "Lookups that found a live entry (STATS <cache>.hits).",
-        |c| &c.hits,
+        |c| c.hits.get(),
     ),
     (
         "groupcached_cache_evictions_total",
         Kind::Counter,
         "Entries evicted to stay within the group's budget (STATS <cache>.evictions).",
-        |c| &c.evictions,
+        |c| c.evictions.get(),
     ),
 ];
 

@@ -112,14 +112,14 @@ pub fn render(reg: &StatsRegistry) -> String {
     for (name, help, pick) in GROUP {
         e.family(name, Kind::Counter, help);
         for (gi, group) in reg.group_names.iter().enumerate() {
-            e.sample(name, &[("group", group)], group_sum(gi, &|g| pick(g).get()));
+            e.sample(name, &[("group", group)], group_sum(gi, pick));
         }
     }
     for (name, kind, help, pick) in CACHE {
         e.family(name, *kind, help);
         for (gi, group) in reg.group_names.iter().enumerate() {
-            let main = group_sum(gi, &|g| pick(&g.main).get());
-            let hot = group_sum(gi, &|g| pick(&g.hot).get());
+            let main = group_sum(gi, &|g| pick(&g.main));
+            let hot = group_sum(gi, &|g| pick(&g.hot));
             e.sample(name, &[("group", group), ("cache", "main")], main);
             e.sample(name, &[("group", group), ("cache", "hot")], hot);
         }
@@ -151,8 +151,8 @@ mod tests {
     #[test]
     fn render_names_every_family_once_with_help_and_type() {
         let reg = StatsRegistry::new(2, &[("a".into(), 1 << 20), ("b\"q".into(), 2 << 20)]);
-        reg.cores[0].groups[0].gets.add(3);
-        reg.cores[1].groups[0].gets.add(4);
+        reg.cores[0].groups[0].main.hits.add(3);
+        reg.cores[1].groups[0].main.misses.add(4);
         reg.cores[1].groups[1].main.bytes.set(99);
         reg.cores[0].node.members.set(3);
         reg.loaders[0]

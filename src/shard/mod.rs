@@ -208,20 +208,18 @@ impl<W: Clone> Shard<W> {
     ) -> Option<R> {
         let stats = &self.stats.groups[g];
         let gs = &mut self.groups[g];
-        stats.gets.inc();
-        stats.main.gets.inc();
         if let Some(found) = gs.main.lookup::<WITH_META, _>(key, now, &mut f) {
-            // A hit removed nothing: the cache's gauges stand.
+            // A hit removed nothing: the cache's gauges stand. One counter: `gets`
+            // and `cache_hits` are derived from it (crate::stats).
             stats.main.hits.inc();
-            stats.cache_hits.inc();
             return Some(found);
         }
-        stats.hot.gets.inc();
+        stats.main.misses.inc();
         if let Some(found) = gs.hot.lookup::<WITH_META, _>(key, now, &mut f) {
             stats.hot.hits.inc();
-            stats.cache_hits.inc();
             return Some(found);
         }
+        stats.hot.misses.inc();
         // An expired entry may have been dropped by the lookups above.
         publish(&stats.main, &gs.main);
         publish(&stats.hot, &gs.hot);

@@ -315,16 +315,16 @@ impl<W: Clone> Shard<W> {
     ) -> Option<MetaHit> {
         let touched = self.touch(now, g, key, ttl);
         let stats = &self.stats.groups[g];
-        stats.gets.inc();
-        stats.main.gets.inc();
         let gs = &mut self.groups[g];
         let found = match touched {
             WriteOutcome::Touched { .. } => gs.main.get_meta(key, now),
             _ => None,
         };
-        let (hit, meta) = found?;
+        let Some((hit, meta)) = found else {
+            stats.main.misses.inc();
+            return None;
+        };
         stats.main.hits.inc();
-        stats.cache_hits.inc();
         Some(MetaHit::new(hit, meta, now))
     }
 

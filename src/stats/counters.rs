@@ -11,21 +11,28 @@ pub struct CacheCounters {
     pub bytes: Counter,
     /// Entries.
     pub items: Counter,
-    /// Lookups.
-    pub gets: Counter,
     /// Lookups that found a live entry.
     pub hits: Counter,
+    /// Lookups that found none (lookups are `hits + misses`: see [`CacheCounters::gets`]).
+    pub misses: Counter,
     /// Entries evicted to stay within the budget.
     pub evictions: Counter,
 }
 
-/// One group's counters on one core, named as groupcache names them.
+impl CacheCounters {
+    /// Lookups. Derived (`hits + misses`) rather than counted, so that a hit
+    /// writes one counter.
+    pub fn gets(&self) -> u64 {
+        self.hits.get().wrapping_add(self.misses.get())
+    }
+}
+
+/// One group's counters on one core, named as groupcache names them. A GET hit
+/// writes one of them (`main.hits`): STATS' `gets` and `cache_hits` are derived
+/// from the caches' counters when read ([`GroupCounters::gets`],
+/// [`GroupCounters::cache_hits`]).
 #[derive(Debug, Default)]
 pub struct GroupCounters {
-    /// GET and FETCH requests.
-    pub gets: Counter,
-    /// Requests answered from the main or hot cache.
-    pub cache_hits: Counter,
     /// Values fetched from the owning peer.
     pub peer_loads: Counter,
     /// Failed fetches from a peer (then loaded locally).
@@ -52,6 +59,19 @@ pub struct GroupCounters {
     pub origin_load: Histogram,
     /// Time from sending a FETCH to the key's owner to its answer or failure.
     pub peer_fetch: Histogram,
+}
+
+impl GroupCounters {
+    /// GET and FETCH requests (and memcached gets): every one looks in the main
+    /// cache first, so these are the main cache's lookups.
+    pub fn gets(&self) -> u64 {
+        self.main.gets()
+    }
+
+    /// Requests answered from the main or hot cache.
+    pub fn cache_hits(&self) -> u64 {
+        self.main.hits.get().wrapping_add(self.hot.hits.get())
+    }
 }
 
 /// One group's origin-loader counters. Unlike the per-core blocks these have many

@@ -162,8 +162,8 @@ impl StatsRegistry {
             let p = format!("group.{name}.");
             out.push((format!("{p}capacity_bytes"), self.group_capacity[gi]));
             for (n, v) in [
-                ("gets", g(&|x| x.gets.get())),
-                ("cache_hits", g(&|x| x.cache_hits.get())),
+                ("gets", g(&|x| x.gets())),
+                ("cache_hits", g(&|x| x.cache_hits())),
                 ("peer_loads", g(&|x| x.peer_loads.get())),
                 ("peer_errors", g(&|x| x.peer_errors.get())),
                 ("loads", g(&|x| x.loads.get())),
@@ -199,7 +199,7 @@ impl StatsRegistry {
                 for (n, v) in [
                     ("bytes", g(&|x| pick(x).bytes.get())),
                     ("items", g(&|x| pick(x).items.get())),
-                    ("gets", g(&|x| pick(x).gets.get())),
+                    ("gets", g(&|x| pick(x).gets())),
                     ("hits", g(&|x| pick(x).hits.get())),
                     ("evictions", g(&|x| pick(x).evictions.get())),
                 ] {
