@@ -129,7 +129,14 @@ fn a_deep_pipeline_of_mixed_ops_answers_every_id_once() {
     let mut conn = Connection::connect(s.addr(), &opts).unwrap();
     const N: usize = 2000;
     let key = |i: usize| format!("key-{i}");
-    let val = |i: usize| format!("v{i}-").repeat(1 + i % 50).into_bytes();
+    // Mostly small values (inline in the store; a hop's hit travels back encoded),
+    // some out of line (copied when stored, or kept as sent: a hop's hit travels
+    // back by reference). With two cores about half of each kind hops.
+    let val = |i: usize| match i % 97 {
+        0 => vec![b'L'; 3000 + i],
+        1 => vec![b'H'; 200 * 1024 + i],
+        _ => format!("v{i}-").repeat(1 + i % 50).into_bytes(),
+    };
 
     // Phase 1: N SETs in flight at once.
     let mut expect = HashMap::new();

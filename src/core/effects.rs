@@ -152,6 +152,31 @@ impl Core {
             // A waiter of the other kind: a stale slot, never this connection's.
             _ => return,
         }
+        self.delivered(token, decoding);
+    }
+
+    /// Queues a response frame another core encoded (see `ReplyBatch`) on the
+    /// native connection that asked, if it is still there.
+    pub(super) fn deliver_frame(&mut self, w: Waiter, frame: &[u8]) {
+        let token = w.token as usize;
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        if conn.gen != w.conn_gen || conn.mc.is_some() || w.is_memcache() {
+            return;
+        }
+        conn.out.push_with(|buf| buf.extend_from_slice(frame));
+        conn.pending = conn.pending.saturating_sub(1);
+        self.delivered(token, None);
+    }
+
+    /// After an answer was queued on connection `token`: the output bound (not for
+    /// the connection being decoded, `decoding`), the buffer accounting, and the
+    /// turn's write set.
+    fn delivered(&mut self, token: usize, decoding: Option<usize>) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
         if decoding != Some(token) && conn.output_len() > self.limits.max_output {
             self.close_overflow(token);
             return;

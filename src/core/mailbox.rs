@@ -108,13 +108,65 @@ impl KeyBatch {
     }
 }
 
+/// Answers for one core's connections, gathered over one loop turn of the core that
+/// produced them. A small GET hit travels as its whole response frame, encoded by
+/// the sender into one byte buffer shared by the batch (no allocation per answer;
+/// the receiver copies it into the connection's output as it would have copied
+/// the value); everything else as a [`Reply`] (a large value by reference).
+#[derive(Debug, Default)]
+pub struct ReplyBatch {
+    /// Answers to encode at the receiver.
+    pub replies: Vec<(Waiter, Reply)>,
+    frames: Vec<u8>,
+    /// Who each frame is for, and where it ends in `frames` (it starts where the
+    /// previous one ended).
+    framed: Vec<(Waiter, usize)>,
+}
+
+impl ReplyBatch {
+    /// Adds the response frame `encode` appends, for `waiter`.
+    pub fn push_frame(&mut self, waiter: Waiter, encode: impl FnOnce(&mut Vec<u8>)) {
+        encode(&mut self.frames);
+        self.framed.push((waiter, self.frames.len()));
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.replies.is_empty() && self.framed.is_empty()
+    }
+
+    /// Takes the answers out, leaving an empty batch with room for as many.
+    pub fn take(&mut self) -> ReplyBatch {
+        fn renew<T>(v: &mut Vec<T>) -> Vec<T> {
+            let fresh = Vec::with_capacity(v.len());
+            std::mem::replace(v, fresh)
+        }
+        ReplyBatch {
+            replies: renew(&mut self.replies),
+            frames: renew(&mut self.frames),
+            framed: renew(&mut self.framed),
+        }
+    }
+
+    /// Hands each encoded frame, in order, to `f(waiter, frame)`, and returns the
+    /// other answers.
+    pub fn split(self, mut f: impl FnMut(Waiter, &[u8])) -> Vec<(Waiter, Reply)> {
+        let mut start = 0;
+        for (w, end) in self.framed {
+            f(w, &self.frames[start..end]);
+            start = end;
+        }
+        self.replies
+    }
+}
+
 /// A message to a core.
 #[derive(Debug)]
 pub enum Msg {
     /// Perform each operation in the receiver's shard and reply to its waiter.
     Keys(KeyBatch),
     /// Answers for the receiver's connections.
-    Replies(Vec<(Waiter, Reply)>),
+    Replies(ReplyBatch),
     /// A client connection that asked (SHARD) to be served by the receiver: register
     /// it, answer what it already sent, go on reading it.
     Adopt(Box<Conn>),
@@ -186,7 +238,7 @@ impl Remote {
 pub struct Outbox {
     remote: Remote,
     keys: KeyBatch,
-    replies: Vec<(Waiter, Reply)>,
+    replies: ReplyBatch,
     /// Something was sent since the last flush without waking the destination.
     wake_due: bool,
 }
@@ -197,7 +249,7 @@ impl Outbox {
         Outbox {
             remote,
             keys: KeyBatch::default(),
-            replies: Vec::new(),
+            replies: ReplyBatch::default(),
             wake_due: false,
         }
     }
@@ -215,7 +267,13 @@ impl Outbox {
 
     /// Queues a reply; it leaves with the next [`Outbox::flush`].
     pub fn push_reply(&mut self, waiter: Waiter, reply: Reply) {
-        self.replies.push((waiter, reply));
+        self.replies.replies.push((waiter, reply));
+    }
+
+    /// Queues a response frame for `waiter` (a native connection's request),
+    /// encoded here by `encode`; it leaves with the next [`Outbox::flush`].
+    pub fn push_frame(&mut self, waiter: Waiter, encode: impl FnOnce(&mut Vec<u8>)) {
+        self.replies.push_frame(waiter, encode);
     }
 
     /// Sends what was queued since the last flush and wakes the destination if it
@@ -226,9 +284,11 @@ impl Outbox {
             sent |= self.remote.tx.send(Msg::Keys(self.keys.take())).is_ok();
         }
         if !self.replies.is_empty() {
-            let replies = Vec::with_capacity(self.replies.len());
-            let replies = std::mem::replace(&mut self.replies, replies);
-            sent |= self.remote.tx.send(Msg::Replies(replies)).is_ok();
+            sent |= self
+                .remote
+                .tx
+                .send(Msg::Replies(self.replies.take()))
+                .is_ok();
         }
         if sent {
             self.remote.wake_if_sleeping();
@@ -251,6 +311,31 @@ mod tests {
             req_id,
             opcode: 1,
         }
+    }
+
+    #[test]
+    fn a_reply_batch_hands_back_every_frame_in_order_and_the_other_replies() {
+        let mut b = ReplyBatch::default();
+        assert!(b.is_empty());
+        b.push_frame(waiter(1), |out| out.extend_from_slice(b"first"));
+        b.replies.push((waiter(2), Reply::NotFound));
+        b.push_frame(waiter(3), |_| {}); // an empty frame is kept too
+        b.push_frame(waiter(4), |out| out.extend_from_slice(b"last"));
+        assert!(!b.is_empty());
+        let taken = b.take();
+        assert!(b.is_empty() && b.frames.capacity() >= 9 && b.framed.capacity() >= 3);
+        let mut frames = Vec::new();
+        let rest = taken.split(|w, f| frames.push((w.req_id, f.to_vec())));
+        assert_eq!(
+            frames,
+            vec![
+                (1, b"first".to_vec()),
+                (3, Vec::new()),
+                (4, b"last".to_vec())
+            ]
+        );
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].0.req_id, 2);
     }
 
     #[test]

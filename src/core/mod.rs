@@ -321,7 +321,11 @@ impl Core {
                         ctx.apply_key_op(group as usize, key, op, waiter);
                     });
                 }
-                Msg::Replies(replies) => {
+                Msg::Replies(batch) => {
+                    let replies = batch.split(|w, frame| {
+                        self.hop_answered(&w);
+                        self.deliver_frame(w, frame);
+                    });
                     for (w, _) in &replies {
                         self.hop_answered(w);
                     }

@@ -377,6 +377,41 @@ impl Ctx {
     pub fn apply_key_op(&mut self, g: usize, key: &[u8], op: KeyOp, w: Waiter) {
         let now = self.now;
         let reply = match op {
+            KeyOp::Get if w.core as usize != self.id && !w.is_memcache() => {
+                // A native GET that hopped here: a small hit goes back as its
+                // encoded frame in the reply batch, with no allocation of its own.
+                let outbox = &mut self.outboxes[w.core as usize];
+                let hit = self.shard.get_hit(now, g, key, |value, ttl_ms| {
+                    let resp = Response {
+                        id: w.req_id,
+                        opcode: w.opcode,
+                        status: Status::Ok,
+                        body: ResponseBody::Value {
+                            ttl_ms,
+                            value: value.bytes(),
+                        },
+                    };
+                    match value.shared() {
+                        // Large: by reference, as a local hit would be queued.
+                        Some(view) => outbox.push_reply(
+                            w,
+                            Reply::Value {
+                                value: view.clone(),
+                                ttl_ms,
+                            },
+                        ),
+                        None => outbox.push_frame(w, |out| resp.encode(out)),
+                    }
+                });
+                if hit.is_none() {
+                    let topology = &self.topology;
+                    let via_peer = || matches!(topology.owner(key), Owner::Remote(_));
+                    self.shard
+                        .get_missed(now, g, key, w, via_peer, &mut self.shard_out);
+                    self.take_shard_effects();
+                }
+                return;
+            }
             KeyOp::Get => {
                 // The owner matters only on a miss: a hit costs no ring lookup.
                 let topology = &self.topology;
