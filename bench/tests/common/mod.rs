@@ -85,6 +85,55 @@ impl Proc {
         p
     }
 
+    /// `groupcached-echo --listen 127.0.0.1:0 <args>` (this package's loopback echo
+    /// server), once it has printed the address it got on stdout.
+    pub fn echo(args: &[&str]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_groupcached-echo"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn groupcached-echo");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        // Drained for the life of the process so it never blocks on a full pipe.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        for pipe in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let sink = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut p = Proc {
+            child,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            logs,
+        };
+        p.addr = poll_until("groupcached-echo to print its address", || {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!(
+                    "groupcached-echo exited with {status}: {:?}",
+                    p.logs.lock().unwrap()
+                );
+            }
+            p.logs.lock().unwrap().iter().find_map(|l| listen_addr(l))
+        });
+        p
+    }
+
+    /// Whether the process is still running (it has not crashed).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// `memcached` on a free port, or `None` if it is not installed: then `test`
     /// says SKIPPED on the real stderr (libtest captures `eprintln!`, not this), or
     /// fails when memcached is required: `GROUPCACHED_REQUIRE_MEMCACHED=1` (set by
