@@ -360,7 +360,17 @@ impl Core {
             if conn.pending == 0 {
                 conn.hops = 0; // nothing can be outstanding anywhere
             }
-            if conn.hops > 0 && !conn.out.is_empty() && !conn.closing && !self.ctx.draining {
+            if conn.hops == 0 {
+                conn.held_since = None;
+            } else if !conn.out.is_empty()
+                && !conn.closing
+                && !conn.read_closed
+                && !self.ctx.draining
+            {
+                // One wait per episode: once it has run out, answers are written as
+                // they come until every hop is answered (a slow hop, e.g. a miss
+                // waiting for its origin, costs the others one wait, not one per
+                // write).
                 let until = *conn.held_since.get_or_insert(self.ctx.now) + HOP_HOLD;
                 if self.ctx.now < until {
                     self.held.push(token);
@@ -368,7 +378,6 @@ impl Core {
                     continue;
                 }
             }
-            conn.held_since = None;
             if !conn.out.is_empty() {
                 let queued = conn.out.len();
                 let flushed = conn.out.write_to(&mut conn.stream);

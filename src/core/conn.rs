@@ -17,7 +17,9 @@ pub const HIGH_WATER_BYTES: usize = 4 << 20;
 /// Above this many unanswered requests the connection stops reading too.
 pub const MAX_PENDING: usize = 4096;
 /// How long a connection's output may wait for the answers of its requests that
-/// went to another core (see [`Conn::hops`]) before it is written without them.
+/// went to another core (see [`Conn::hops`]) before it is written without them:
+/// once per episode of outstanding hops, and in effect up to 1 ms when the core has
+/// nothing else to do, as its poll waits in whole milliseconds.
 pub const HOP_HOLD: Duration = Duration::from_micros(200);
 /// Initial (and steady) size of a client connection's read buffer.
 pub const READ_BUFFER: usize = 16 * 1024;
@@ -97,12 +99,13 @@ pub struct Conn {
     pub pending: usize,
     /// Requests sent to another core (their key's) and not answered yet. While
     /// there are some, the answers already queued wait for theirs (up to
-    /// [`HOP_HOLD`]), so that a pipelined batch is answered in one write rather
-    /// than one per core: each write is a syscall here and a wake-up and a read in
-    /// the client. Native connections only (memcached ones keep their order
-    /// anyway).
+    /// [`HOP_HOLD`], once until `hops` is back to 0), so that a pipelined batch is
+    /// answered in one write rather than one per core: each write is a syscall
+    /// here and a wake-up and a read in the client. Native connections only
+    /// (memcached ones keep their order anyway).
     pub hops: u32,
-    /// Since when queued answers have been waiting for `hops`.
+    /// Since when queued answers have waited for `hops` in this episode (reset
+    /// when `hops` is back to 0).
     pub held_since: Option<Instant>,
     /// The client closed its sending side (or we stopped reading for good).
     pub read_closed: bool,
