@@ -109,11 +109,22 @@ impl Current<'_> {
     }
 }
 
+/// The response to native GET `w` for a hit of `value` with `ttl_ms` to live.
+fn hit_response<'a>(w: &Waiter, ttl_ms: u64, value: &'a [u8]) -> Response<'a> {
+    Response {
+        id: w.req_id,
+        opcode: w.opcode,
+        status: Status::Ok,
+        body: ResponseBody::Value { ttl_ms, value },
+    }
+}
+
 /// Below this many buffered bytes (about two GET frames) there is no batch to
 /// prefetch for.
 const PREFETCH_MIN_BYTES: usize = 64;
-/// GETs of a batch prefetched at most: far enough ahead for pipeline 16 and more,
-/// and few enough that the first are still in cache when handled.
+/// GETs of a batch prefetched at most (of at most twice as many frames looked
+/// at): far enough ahead for pipeline 16 and more, and few enough that the first
+/// are still in cache when handled.
 const PREFETCH_AHEAD: usize = 32;
 
 impl Core {
@@ -129,8 +140,9 @@ impl Core {
             if conn.rbuf.buffered() >= PREFETCH_MIN_BYTES {
                 let ctx = &self.ctx;
                 let mut ahead = [(0usize, 0u64); PREFETCH_AHEAD];
-                let mut n = 0;
+                let (mut n, mut seen) = (0, 0);
                 conn.rbuf.peek_frames(|f| {
+                    seen += 1;
                     if let Frame::Request(Request {
                         kind: RequestKind::Get(k),
                         ..
@@ -141,7 +153,9 @@ impl Core {
                             n += 1;
                         }
                     }
-                    n < PREFETCH_AHEAD
+                    // Never look further than this: the rest is decoded anyway, and
+                    // a deep buffer of other requests would be decoded twice.
+                    n < PREFETCH_AHEAD && seen < 2 * PREFETCH_AHEAD
                 });
                 for &(g, hash) in &ahead[..n] {
                     ctx.shard.prefetch(g, hash);
@@ -340,28 +354,45 @@ impl Ctx {
     /// output (no copy into a `ByteView`, no trip through the effect queue); a miss
     /// goes on as [`Ctx::apply_key_op`]'s GET does.
     fn get_local(&mut self, g: usize, key: &[u8], w: Waiter, cur: &mut Current<'_>) {
-        let now = self.now;
         let out = &mut *cur.out;
-        let hit = self.shard.get_hit(now, g, key, |value, ttl_ms| {
-            let resp = Response {
-                id: w.req_id,
-                opcode: w.opcode,
-                status: Status::Ok,
-                body: ResponseBody::Value {
-                    ttl_ms,
-                    value: value.bytes(),
-                },
-            };
-            out.push_response(&resp, value.shared());
+        let hit = self.shard.get_hit(self.now, g, key, |value, ttl_ms| {
+            out.push_response(&hit_response(&w, ttl_ms, value.bytes()), value.shared());
         });
-        if hit.is_some() {
-            *cur.pending = cur.pending.saturating_sub(1);
-            return;
+        match hit {
+            Some(()) => *cur.pending = cur.pending.saturating_sub(1),
+            None => self.get_missed(g, key, w),
         }
+    }
+
+    /// A GET of a key of this core's shard that hopped here from core `w.core`: a
+    /// small hit goes back as its encoded frame in the reply batch (no allocation
+    /// of its own), a large one by reference, as a local hit would be queued.
+    fn get_hopped(&mut self, g: usize, key: &[u8], w: Waiter) {
+        let outbox = &mut self.outboxes[w.core as usize];
+        let hit = self
+            .shard
+            .get_hit(self.now, g, key, |value, ttl_ms| match value.shared() {
+                Some(view) => {
+                    let value = view.clone();
+                    outbox.push_reply(w, Reply::Value { value, ttl_ms });
+                }
+                None => outbox.push_frame(w, |out| {
+                    hit_response(&w, ttl_ms, value.bytes()).encode(out);
+                }),
+            });
+        if hit.is_none() {
+            self.get_missed(g, key, w);
+        }
+    }
+
+    /// The rest of a GET that missed: join or start the key's load, from its owner
+    /// if that is another node (the ring is asked only now: a hit never pays for
+    /// it).
+    fn get_missed(&mut self, g: usize, key: &[u8], w: Waiter) {
         let topology = &self.topology;
         let via_peer = || matches!(topology.owner(key), Owner::Remote(_));
         self.shard
-            .get_missed(now, g, key, w, via_peer, &mut self.shard_out);
+            .get_missed(self.now, g, key, w, via_peer, &mut self.shard_out);
         self.take_shard_effects();
     }
 
@@ -377,40 +408,11 @@ impl Ctx {
     pub fn apply_key_op(&mut self, g: usize, key: &[u8], op: KeyOp, w: Waiter) {
         let now = self.now;
         let reply = match op {
+            // Only native GETs that hopped here arrive so (a local one is answered
+            // by `get_local`, memcached reads are `KeyOp::Mc`); any other is
+            // answered through the effect queue.
             KeyOp::Get if w.core as usize != self.id && !w.is_memcache() => {
-                // A native GET that hopped here: a small hit goes back as its
-                // encoded frame in the reply batch, with no allocation of its own.
-                let outbox = &mut self.outboxes[w.core as usize];
-                let hit = self.shard.get_hit(now, g, key, |value, ttl_ms| {
-                    let resp = Response {
-                        id: w.req_id,
-                        opcode: w.opcode,
-                        status: Status::Ok,
-                        body: ResponseBody::Value {
-                            ttl_ms,
-                            value: value.bytes(),
-                        },
-                    };
-                    match value.shared() {
-                        // Large: by reference, as a local hit would be queued.
-                        Some(view) => outbox.push_reply(
-                            w,
-                            Reply::Value {
-                                value: view.clone(),
-                                ttl_ms,
-                            },
-                        ),
-                        None => outbox.push_frame(w, |out| resp.encode(out)),
-                    }
-                });
-                if hit.is_none() {
-                    let topology = &self.topology;
-                    let via_peer = || matches!(topology.owner(key), Owner::Remote(_));
-                    self.shard
-                        .get_missed(now, g, key, w, via_peer, &mut self.shard_out);
-                    self.take_shard_effects();
-                }
-                return;
+                return self.get_hopped(g, key, w);
             }
             KeyOp::Get => {
                 // The owner matters only on a miss: a hit costs no ring lookup.

@@ -175,16 +175,16 @@ impl Default for Store {
 /// such instruction).
 #[inline(always)]
 fn prefetch_read(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
     // SAFETY: `_mm_prefetch` is a hint. It never faults and has no architectural
-    // effect for any address, valid or not; it requires SSE, which every x86_64 CPU
-    // has (part of the x86_64 baseline this crate is built for). Exercised by every
+    // effect for any address, valid or not; it requires SSE, which the cfg above
+    // checks is enabled (it is in the x86_64 baseline). Exercised by every
     // Store::prefetch call in the tests (storage::tests, pipelined server tests).
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         _mm_prefetch::<_MM_HINT_T0>(p.cast());
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
     let _ = p;
 }
 
