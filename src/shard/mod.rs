@@ -27,7 +27,8 @@ use crate::stats::{CacheCounters, CoreStats, GroupCounters};
 use crate::value::ByteView;
 pub use cas::CasSource;
 use inflight::{InflightTable, Join};
-use lru::{item_charge, Hit, Lru, Meta, ValueRef};
+use lru::{item_charge, Hit, Lru};
+pub use lru::{Meta, ValueRef};
 pub use types::{Effect, FetchOutcome, GroupSpec, MetaHit, Reply};
 pub use write::{Arith, Delta, StoreCommand, StoreMode, Vivify, WriteOutcome};
 
@@ -142,6 +143,22 @@ impl<W: Clone> Shard<W> {
     ) -> Option<R> {
         self.lookup::<false, _>(now, g, key, |value, expires, _| {
             on_hit(value, types::ttl_ms(expires, now))
+        })
+    }
+
+    /// [`Shard::get_hit`] with the item's flags and CAS ([`Meta::NONE`] for an item
+    /// stored without): a memcached read answered where the value lies. A miss is
+    /// followed by [`Shard::get_missed`], as for `get_hit`.
+    #[inline]
+    pub fn get_meta_hit<R>(
+        &mut self,
+        now: Instant,
+        g: usize,
+        key: &[u8],
+        mut on_hit: impl FnMut(ValueRef<'_>, u64, Meta) -> R,
+    ) -> Option<R> {
+        self.lookup::<true, _>(now, g, key, |value, expires, meta| {
+            on_hit(value, types::ttl_ms(expires, now), meta)
         })
     }
 

@@ -9,7 +9,7 @@
 use crate::frontend::memcache::reply::{self, ArithOutcome, DeleteOutcome, ItemInfo, StoreOutcome};
 use crate::frontend::memcache::Target;
 use crate::shard::arith;
-use crate::shard::{Reply, WriteOutcome};
+use crate::shard::{Meta, Reply, WriteOutcome};
 use crate::stats::McCounters;
 use crate::value::ByteView;
 
@@ -114,12 +114,20 @@ fn get<S: Sink>(t: &Target<'_>, r: &Reply, s: &mut S, c: &McCounters) {
     match r {
         Reply::Item(hit) => {
             c.get_hits.inc();
-            item(t, &hit.value, hit.ttl_ms, hit.flags, hit.cas, s);
+            item(
+                t,
+                &hit.value,
+                Some(&hit.value),
+                hit.ttl_ms,
+                hit.flags,
+                hit.cas,
+                s,
+            );
         }
         // A value without metadata (a node whose front end is off answered): flags 0.
         Reply::Value { value, ttl_ms } => {
             c.get_hits.inc();
-            item(t, value, *ttl_ms, 0, 0, s);
+            item(t, value, Some(value), *ttl_ms, 0, 0, s);
         }
         // NOT_FOUND from the owner of a gat's MUTATE TOUCH, or a load's miss.
         Reply::NotFound | Reply::Write(WriteOutcome::NotFound) => {
@@ -135,7 +143,33 @@ fn get<S: Sink>(t: &Target<'_>, r: &Reply, s: &mut S, c: &McCounters) {
 const SMALL_VALUE: usize = 2048;
 
 /// A hit: the `VALUE`/`VA`/`HD` line, the value, `\r\n`.
-fn item<S: Sink>(t: &Target<'_>, value: &ByteView, ttl_ms: u64, flags: u32, cas: u64, s: &mut S) {
+/// A retrieval key's hit seen where the store keeps it (`value`, and the shared
+/// buffer behind it if it is stored out of line), counted and encoded as
+/// [`encode`] would a [`Reply::Item`] of it, without copying it into one.
+pub fn hit<S: Sink>(
+    t: &Target<'_>,
+    value: &[u8],
+    shared: Option<&ByteView>,
+    ttl_ms: u64,
+    meta: Meta,
+    s: &mut S,
+    c: &McCounters,
+) {
+    c.get_hits.inc();
+    item(t, value, shared, ttl_ms, meta.flags, meta.cas, s);
+}
+
+/// A hit's line, value and end. `view` is the buffer behind `value` if there is
+/// one, so a large value can be queued by reference; else it is copied.
+fn item<S: Sink>(
+    t: &Target<'_>,
+    value: &[u8],
+    view: Option<&ByteView>,
+    ttl_ms: u64,
+    flags: u32,
+    cas: u64,
+    s: &mut S,
+) {
     let info = ItemInfo {
         flags,
         cas,
@@ -155,7 +189,10 @@ fn item<S: Sink>(t: &Target<'_>, value: &ByteView, ttl_ms: u64, flags: u32, cas:
     let mut with_value = false;
     s.put(|b| with_value = reply::get_hit(b, t, &info, value.len()));
     if with_value {
-        s.value(value);
+        match view {
+            Some(v) => s.value(v),
+            None => s.put(|b| b.extend_from_slice(value)),
+        }
         s.put(reply::value_end);
     }
 }

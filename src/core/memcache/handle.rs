@@ -320,22 +320,22 @@ impl Ctx {
         let (g, k) = self.mc_group(key.bytes());
         let shard = shard_of(k, self.shared.threads);
         if shard == self.id && get.touch.is_none() {
-            let w = cur.waiter(self.id, cur.slots.next_seq());
-            let topology = &self.topology;
-            let via_peer = || matches!(topology.owner(k), Owner::Remote(_));
-            match self
+            // A hit is encoded from where the store keeps it (no copy of the value
+            // into a buffer of its own).
+            let (slots, out, c) = (&mut *cur.slots, &mut *cur.out, &self.stats.memcache);
+            let hit = self
                 .shard
-                .get_meta(self.now, g, k, w, via_peer, &mut self.shard_out)
-            {
-                Some(hit) => {
-                    let r = shard::Reply::Item(hit);
-                    let c = &self.stats.memcache;
-                    cur.slots.answer_now(SlotKind::Get, &t, &r, cur.out, c);
-                }
-                None => {
-                    cur.slots.open(&t, SlotKind::Get, 1);
-                    self.take_shard_effects();
-                }
+                .get_meta_hit(self.now, g, k, |value, ttl_ms, meta| {
+                    slots.answer_hit_now(&t, value, ttl_ms, meta, out, c);
+                });
+            if hit.is_none() {
+                let w = cur.waiter(self.id, cur.slots.next_seq());
+                let topology = &self.topology;
+                let via_peer = || matches!(topology.owner(k), Owner::Remote(_));
+                self.shard
+                    .get_missed(self.now, g, k, w, via_peer, &mut self.shard_out);
+                cur.slots.open(&t, SlotKind::Get, 1);
+                self.take_shard_effects();
             }
             return;
         }

@@ -23,10 +23,10 @@
 //! the parked answers hold counts as the connection's output for backpressure and
 //! `--max-conn-output` ([`Slots::parked`]).
 
-use super::encode::{encode, Sink, SlotKind};
+use super::encode::{self, encode, Sink, SlotKind};
 use crate::frontend::memcache::{OwnedTarget, Target};
 use crate::net::OutQueue;
-use crate::shard::Reply;
+use crate::shard::{Meta, MetaHit, Reply, ValueRef};
 use crate::stats::McCounters;
 use crate::value::ByteView;
 
@@ -259,6 +259,42 @@ impl Slots {
         }
     }
 
+    /// A retrieval key's hit on this core, seen where the store keeps it (see
+    /// [`encode::hit`]): answered as [`Slots::answer_now`] answers a
+    /// [`Reply::Item`], without copying the value into one, except when it is
+    /// large and must wait behind an outstanding slot.
+    #[allow(clippy::too_many_arguments)] // answer_now's, with the hit's parts
+    pub fn answer_hit_now(
+        &mut self,
+        t: &Target<'_>,
+        value: ValueRef<'_>,
+        ttl_ms: u64,
+        meta: Meta,
+        out: &mut OutQueue,
+        c: &McCounters,
+    ) {
+        let (bytes, shared) = (value.bytes(), value.shared());
+        match self.last() {
+            None => encode::hit(t, bytes, shared, ttl_ms, meta, &mut OutSink(out), c),
+            Some(last) if bytes.len() <= COPY_BEHIND => {
+                let before = last.after.len();
+                let sink = &mut CopySink(&mut last.after);
+                encode::hit(t, bytes, shared, ttl_ms, meta, sink, c);
+                let added = last.after.len() - before;
+                self.parked += added;
+            }
+            Some(_) => {
+                let hit = MetaHit {
+                    value: value.to_view(),
+                    ttl_ms,
+                    flags: meta.flags,
+                    cas: meta.cas,
+                };
+                self.answer_now(SlotKind::Get, t, &Reply::Item(hit), out, c);
+            }
+        }
+    }
+
     /// One answer for slot `seq` arrived. When the slot has all it waits for, its
     /// answer is encoded; then every complete slot at the head is written to `out`,
     /// in order. An unknown `seq` (a stale answer) is ignored.
@@ -403,6 +439,38 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(c.get_hits.get(), 2);
         assert_eq!(c.get_misses.get(), 1);
+    }
+
+    #[test]
+    fn a_hit_seen_in_place_is_answered_as_the_same_hit_as_a_reply() {
+        let c = McCounters::default();
+        let meta = Meta { flags: 1, cas: 9 };
+        let big = ByteView::from_vec(vec![b'x'; COPY_BEHIND + 1]);
+        let answer = |s: &mut Slots, out: &mut OutQueue, key: &'static [u8], v: ValueRef<'_>| {
+            s.answer_hit_now(&target(key), v, 0, meta, out, &c)
+        };
+        // Nothing outstanding: straight to the output, as answer_now would.
+        let (mut out, mut s) = (OutQueue::default(), Slots::default());
+        answer(&mut s, &mut out, b"a", ValueRef::Inline(b"A"));
+        let mut want = OutQueue::default();
+        Slots::default().answer_now(SlotKind::Get, &target(b"a"), &hit("A"), &mut want, &c);
+        assert_eq!(written(&mut out), written(&mut want));
+        // Behind an outstanding slot: small ones parked behind it, a large one in a
+        // slot of its own; all in request order once the first is answered.
+        let first = s.open(&target(b"z"), SlotKind::Get, 1);
+        answer(&mut s, &mut out, b"b", ValueRef::Inline(b"B"));
+        answer(&mut s, &mut out, b"big", ValueRef::Shared(&big));
+        answer(&mut s, &mut out, b"c", ValueRef::Inline(b"C"));
+        assert!(out.is_empty() && s.parked() > 0);
+        assert_eq!(s.len(), 2);
+        s.complete(first, &Reply::NotFound, &mut out, &c);
+        let big_line = format!("VALUE big 1 {}\r\n{}\r\n", big.len(), "x".repeat(big.len()));
+        assert_eq!(
+            written(&mut out),
+            format!("VALUE b 1 1\r\nB\r\n{big_line}VALUE c 1 1\r\nC\r\n")
+        );
+        assert_eq!((s.len(), s.parked()), (0, 0));
+        assert_eq!((c.get_hits.get(), c.get_misses.get()), (5, 1));
     }
 
     #[test]
