@@ -26,6 +26,13 @@ use crate::shard::{self, Arith, Delta, StoreCommand, Vivify};
 use crate::topology::Owner;
 use crate::value::ByteView;
 
+/// Below this many buffered bytes there is no batch to prefetch for.
+const PREFETCH_MIN_BYTES: usize = 64;
+/// Requests looked at ahead, at most.
+const PREFETCH_COMMANDS: usize = 64;
+/// Keys prefetched ahead, at most (as the native look-ahead).
+const PREFETCH_KEYS: usize = 32;
+
 /// The connection whose requests are being performed.
 pub(in crate::core) struct McCur<'a> {
     token: usize,
@@ -69,6 +76,11 @@ impl Core {
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        if let Some(mc) = self.conns.get(token).and_then(|c| c.mc.as_deref()) {
+            if mc.skip == 0 && mc.rbuf.buffered() >= PREFETCH_MIN_BYTES {
+                self.ctx.mc_prefetch(mc.rbuf.data(), now_unix);
+            }
+        }
         loop {
             let Some(conn) = self.conns.get_mut(token) else {
                 return;
@@ -266,6 +278,45 @@ impl Ctx {
         self.stats.memcache.unsupported.inc();
         let error = ErrorReply::Server(reason);
         cur.now(|b| reply::error(b, &error, r.silent()));
+    }
+
+    /// Looks ahead at the requests buffered in `data` (at most
+    /// [`PREFETCH_COMMANDS`]) and prefetches what the reads among them will find
+    /// on this core, up to [`PREFETCH_KEYS`] keys: as the native look-ahead
+    /// (`Core::handle_frames`), so a pipelined batch's cache misses overlap.
+    fn mc_prefetch(&self, data: &[u8], now_unix: u64) {
+        let limits = self.mc.limits;
+        let threads = self.shared.threads;
+        let mut ahead = [(0usize, 0u64); PREFETCH_KEYS];
+        let mut n = 0;
+        let mut add = |key: &[u8]| {
+            let (g, k) = self.mc_group(key);
+            if n < PREFETCH_KEYS && (threads == 1 || shard_of(k, threads) == self.id) {
+                ahead[n] = (g, self.shard.main_hash(g, k));
+                n += 1;
+            }
+        };
+        let mut at = 0;
+        for _ in 0..PREFETCH_COMMANDS {
+            let Ok(Parsed::Request(req)) = parse(&data[at..], &limits, now_unix) else {
+                break;
+            };
+            if let Command::Get(get) = &req.command {
+                if get.touch.is_none() {
+                    match &get.keys {
+                        KeyList::One(key) => add(key.bytes()),
+                        KeyList::Words(words) => (*words).for_each(&mut add),
+                    }
+                }
+            }
+            if req.skip > 0 {
+                break; // the rest of a data block is not buffered
+            }
+            at += req.consumed;
+        }
+        for &(g, hash) in &ahead[..n] {
+            self.shard.prefetch(g, hash);
+        }
     }
 
     /// The group and key a memcached key names (`--memcache-group`,
