@@ -18,9 +18,11 @@ pub const HIGH_WATER_BYTES: usize = 4 << 20;
 pub const MAX_PENDING: usize = 4096;
 /// How long a connection's output may wait for the answers of its requests that
 /// went to another core (see [`Conn::hops`]) before it is written without them:
-/// once per episode of outstanding hops, and in effect up to 1 ms when the core has
-/// nothing else to do, as its poll waits in whole milliseconds.
-pub const HOP_HOLD: Duration = Duration::from_micros(200);
+/// once per episode of outstanding hops, and in effect up to 2 ms when the core has
+/// nothing else to do, as its poll waits in whole milliseconds. It must outlast a
+/// hop's round trip under load (up to two loop turns of the other core, a few
+/// hundred µs each): with 200 µs about one batch in five was written in two parts.
+pub const HOP_HOLD: Duration = Duration::from_millis(1);
 /// Initial (and steady) size of a client connection's read buffer.
 pub const READ_BUFFER: usize = 16 * 1024;
 /// A connection that completed nothing for this long gives its empty buffers back,
