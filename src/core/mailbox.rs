@@ -98,13 +98,56 @@ impl KeyBatch {
         }
     }
 
-    /// Hands each request, in the order they were pushed, to `f(group, key, op, waiter)`.
-    pub fn for_each(self, mut f: impl FnMut(u32, &[u8], KeyOp, Waiter)) {
+    /// Hands the group and key of each of the first `n` requests that read their
+    /// item to `f`: what a receiver prefetches before [`KeyBatch::for_each`].
+    pub fn peek_reads(&self, n: usize, mut f: impl FnMut(u32, &[u8])) {
         let mut start = 0;
-        for b in self.ops {
-            f(b.group, &self.keys[start..b.end], b.op, b.waiter);
+        for b in self.ops.iter().take(n) {
+            if b.reads() {
+                f(b.group, &self.keys[start..b.end]);
+            }
             start = b.end;
         }
+    }
+
+    /// Hands each request, in the order they were pushed, to
+    /// `f(group, key, op, waiter, ahead)`, where `ahead` is the group and key of the
+    /// request `lookahead` places further on if that one reads its item. A receiver
+    /// prefetches it (having prefetched the first `lookahead` with
+    /// [`KeyBatch::peek_reads`]), so the batch's cache misses overlap instead of
+    /// stalling one lookup after another.
+    pub fn for_each(
+        self,
+        lookahead: usize,
+        mut f: impl FnMut(u32, &[u8], KeyOp, Waiter, Option<(u32, &[u8])>),
+    ) {
+        let keys = &self.keys;
+        let mut ops = self.ops.into_iter();
+        let mut start = 0;
+        while let Some(b) = ops.next() {
+            let ahead = lookahead.checked_sub(1).and_then(|k| {
+                let rest = ops.as_slice();
+                let a = rest.get(k).filter(|a| a.reads())?;
+                let a_start = k.checked_sub(1).map_or(b.end, |p| rest[p].end);
+                Some((a.group, &keys[a_start..a.end]))
+            });
+            f(b.group, &keys[start..b.end], b.op, b.waiter, ahead);
+            start = b.end;
+        }
+    }
+}
+
+impl BatchedOp {
+    /// Whether the request reads its key's item (a GET or FETCH of either
+    /// protocol): the requests worth prefetching.
+    fn reads(&self) -> bool {
+        matches!(
+            self.op,
+            KeyOp::Get
+                | KeyOp::Fetch
+                | KeyOp::FetchItem
+                | KeyOp::Mc(super::memcache::McOp::Get { .. })
+        )
     }
 }
 
@@ -349,7 +392,10 @@ mod tests {
         assert!(b.is_empty());
         assert!(b.keys.capacity() >= 21 && b.ops.capacity() >= 3);
         let mut seen = Vec::new();
-        taken.for_each(|g, k, op, w| seen.push((g, k.to_vec(), format!("{op:?}"), w.req_id)));
+        taken.for_each(0, |g, k, op, w, ahead| {
+            assert!(ahead.is_none(), "no look-ahead asked for");
+            seen.push((g, k.to_vec(), format!("{op:?}"), w.req_id));
+        });
         assert_eq!(
             seen,
             vec![
@@ -358,5 +404,45 @@ mod tests {
                 (0, b"gamma-longer-key".to_vec(), "Get".to_string(), 3),
             ]
         );
+    }
+
+    #[test]
+    fn the_look_ahead_names_the_reads_further_on_and_nothing_else() {
+        // Request i is for group i; the reads are 0, 2, 3 and 5.
+        const KEYS: [&[u8]; 6] = [b"a", b"bb", b"", b"dddd", b"eeeee", b"ffffff"];
+        const READS: [bool; 6] = [true, false, true, true, false, true];
+        let batch = || {
+            let mut b = KeyBatch::default();
+            let ops = [
+                KeyOp::Get,
+                KeyOp::Delete,
+                KeyOp::Fetch,
+                KeyOp::FetchItem,
+                KeyOp::Purge,
+                KeyOp::Get,
+            ];
+            for (i, op) in ops.into_iter().enumerate() {
+                b.push(i as u32, KEYS[i], op, waiter(i as u32));
+            }
+            b
+        };
+        let read = |i: usize| READS[i].then(|| (i as u32, KEYS[i].to_vec()));
+        let mut first = Vec::new();
+        batch().peek_reads(4, |g, k| first.push((g, k.to_vec())));
+        assert_eq!(first, (0..4).filter_map(read).collect::<Vec<_>>());
+        let mut all = Vec::new();
+        batch().peek_reads(100, |g, _| all.push(g));
+        assert_eq!(all, vec![0, 2, 3, 5]);
+        for lookahead in 1..=7 {
+            let mut seen = Vec::new();
+            batch().for_each(lookahead, |g, k, _, w, ahead| {
+                assert_eq!((w.req_id, k), (g, KEYS[g as usize]));
+                seen.push(ahead.map(|(g, k)| (g, k.to_vec())));
+            });
+            let want: Vec<_> = (0..6)
+                .map(|i| (i + lookahead < 6).then(|| read(i + lookahead)).flatten())
+                .collect();
+            assert_eq!(seen, want, "look-ahead {lookahead}");
+        }
     }
 }

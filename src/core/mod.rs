@@ -68,6 +68,9 @@ const PEER_BASE: usize = 1 << (usize::BITS - 2);
 /// Poll interval while draining at shutdown, to notice when every core is done.
 const DRAIN_TICK: Duration = Duration::from_millis(10);
 const EVENTS_CAPACITY: usize = 1024;
+/// How far ahead in a batch of hopped requests their items are prefetched: each
+/// request costs well over a memory access to handle, so a few suffice.
+const HOP_PREFETCH_AHEAD: usize = 8;
 
 /// The token a core's waker must be registered with.
 pub const WAKER_TOKEN: Token = WAKER;
@@ -316,8 +319,16 @@ impl Core {
         while let Ok(msg) = self.ctx.inbox.try_recv() {
             match msg {
                 Msg::Keys(batch) => {
+                    // As a connection's pipelined batch (`handle_frames`): start the
+                    // lookups' cache misses ahead of the lookups.
                     let ctx = &mut self.ctx;
-                    batch.for_each(|group, key, op, waiter| {
+                    batch.peek_reads(HOP_PREFETCH_AHEAD, |g, key| {
+                        ctx.prefetch_key(g as usize, key);
+                    });
+                    batch.for_each(HOP_PREFETCH_AHEAD, |group, key, op, waiter, ahead| {
+                        if let Some((g, key)) = ahead {
+                            ctx.prefetch_key(g as usize, key);
+                        }
                         ctx.apply_key_op(group as usize, key, op, waiter);
                     });
                 }

@@ -318,6 +318,12 @@ impl Ctx {
         Some((g, self.shard.main_hash(g, k.key)))
     }
 
+    /// Starts bringing what a lookup of `key` in group `g`'s main cache reads into
+    /// the CPU cache (see [`Shard::prefetch`]); a key of this core's shard.
+    pub(super) fn prefetch_key(&self, g: usize, key: &[u8]) {
+        self.shard.prefetch(g, self.shard.main_hash(g, key));
+    }
+
     /// Routes a keyed request to the core whose shard holds the key.
     fn key_request(&mut self, k: KeyRef<'_>, op: KeyOp, w: Waiter, cur: &mut Current<'_>) {
         let Some(g) = self.shared.group(k.group) else {
