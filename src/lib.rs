@@ -79,8 +79,11 @@ pub use value::ByteView;
 
 /// Not part of the API, and without any stability promise: the item store, for the
 /// benchmarks (`benches/storage.rs`) and the memory test (`tests/storage_memory.rs`)
-/// that measure it from outside the crate.
+/// that measure it from outside the crate; and the listener binding, for the
+/// loopback echo server of `groupcached-bench`, which must accept connections as
+/// the server does to be its ceiling.
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::listener::bind_reuseport;
     pub use crate::shard::lru::{Hit, Lru, Meta};
 }

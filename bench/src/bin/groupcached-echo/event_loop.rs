@@ -3,52 +3,14 @@
 //! connections it accepted, edge-triggered.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 
 use mio::{Events, Interest, Poll, Token};
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::answer::Answers;
 use crate::conn::{Conn, Next};
 
-/// Pending connections the kernel may queue per listener (as groupcached).
-const BACKLOG: i32 = 1024;
-
 const LISTENER: Token = Token(usize::MAX);
-
-/// Binds `n` listeners on `addr`. With port 0 the first socket picks a free port
-/// without SO_REUSEPORT (so it cannot land on a port another process shares), then
-/// opts in, and the others join it on that port. (groupcached's `src/listener.rs`,
-/// which this crate does not depend on.)
-pub fn bind_reuseport(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpListener>> {
-    let first = socket(addr)?;
-    if addr.port() != 0 {
-        first.set_reuse_port(true)?;
-    }
-    first.bind(&addr.into())?;
-    first.set_reuse_port(true)?;
-    first.listen(BACKLOG)?;
-    let bound = first
-        .local_addr()?
-        .as_socket()
-        .ok_or_else(|| io::Error::other("listener has no inet address"))?;
-    let mut out = vec![TcpListener::from(first)];
-    for _ in 1..n {
-        let s = socket(bound)?;
-        s.set_reuse_port(true)?;
-        s.bind(&bound.into())?;
-        s.listen(BACKLOG)?;
-        out.push(TcpListener::from(s));
-    }
-    Ok(out)
-}
-
-fn socket(addr: SocketAddr) -> io::Result<Socket> {
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    s.set_nonblocking(true)?;
-    Ok(s)
-}
 
 /// Serves `listener` forever (until the process is killed); returns only if the
 /// poller itself fails.

@@ -79,7 +79,7 @@ fn parse_value_size(text: &str) -> Result<usize, String> {
 
 fn main() {
     let args = Args::parse();
-    let listeners = match event_loop::bind_reuseport(args.listen, args.threads.into()) {
+    let listeners = match groupcached::internals::bind_reuseport(args.listen, args.threads.into()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("groupcached-echo: cannot listen on {}: {e}", args.listen);
