@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
+use super::logged_addr::memcache_listen_addr;
 use super::{TestServer, DEADLINE};
 
 /// `--memcache-listen 127.0.0.1:0` and `args`: a server and the memcached port it bound.
@@ -31,7 +32,11 @@ pub fn start(args: &[&str]) -> (TestServer, SocketAddr) {
 pub fn mc_addr(s: &TestServer) -> SocketAddr {
     let start = Instant::now();
     loop {
-        if let Some(a) = s.logs().iter().find_map(|l| logged_mc_addr(l, s.addr())) {
+        if let Some(a) = s
+            .logs()
+            .iter()
+            .find_map(|l| memcache_listen_addr(l, s.addr()))
+        {
             return a;
         }
         let ports = listening_ports(s.pid());
@@ -52,20 +57,6 @@ pub fn mc_addr(s: &TestServer) -> SocketAddr {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-}
-
-/// An address in a log line that mentions memcache(d), other than `native`.
-fn logged_mc_addr(line: &str, native: SocketAddr) -> Option<SocketAddr> {
-    if !line.to_ascii_lowercase().contains("memcache") {
-        return None;
-    }
-    line.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '`'))
-        .map(|t| {
-            t.trim_start_matches("memcache://")
-                .trim_end_matches(['/', '.', ':'])
-        })
-        .filter_map(|t| t.parse::<SocketAddr>().ok())
-        .find(|a| a.port() != 0 && *a != native)
 }
 
 /// TCP ports process `pid` listens on (IPv4 and IPv6), from /proc.

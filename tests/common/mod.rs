@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod logged_addr;
 pub mod memcache;
 
 use std::io::{self, BufRead, BufReader, Read, Write};

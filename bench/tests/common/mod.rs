@@ -5,6 +5,8 @@
 
 #[path = "../../../tests/common/fresh_bin.rs"]
 mod fresh_bin;
+#[path = "../../../tests/common/logged_addr.rs"]
+mod logged_addr;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use fresh_bin::fresh_bin;
 use groupcached_client::Client;
+pub use logged_addr::memcache_listen_addr;
 use serde_json::Value;
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -223,22 +226,6 @@ impl Proc {
 pub fn listen_addr(line: &str) -> Option<SocketAddr> {
     let rest = line.split("listening on ").nth(1)?;
     rest.split(" (").next()?.trim().parse().ok()
-}
-
-/// The memcached address in a log line, as tests/common/memcache.rs finds it: an
-/// address in a line that mentions memcache(d), other than the native port and not
-/// port 0 (the startup line's config summary names the requested `127.0.0.1:0`).
-pub fn memcache_listen_addr(line: &str, native: SocketAddr) -> Option<SocketAddr> {
-    if !line.to_ascii_lowercase().contains("memcache") {
-        return None;
-    }
-    line.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '`'))
-        .map(|t| {
-            t.trim_start_matches("memcache://")
-                .trim_end_matches(['/', '.', ':'])
-        })
-        .filter_map(|t| t.parse::<SocketAddr>().ok())
-        .find(|a| a.port() != 0 && *a != native)
 }
 
 pub fn poll_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
