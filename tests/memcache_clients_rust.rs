@@ -142,6 +142,9 @@ fn a_get_miss_reads_through_once_for_many_concurrent_gets() {
     s.wait_stat("group.default.loads", &format!("== {CLIENTS}"), |n| {
         n == CLIENTS as u64
     });
+    // The load's request reaches the origin a moment after the loader thread takes
+    // it: wait for it, then check no second one was made while all 16 waited.
+    wait_until("the load to reach the origin", || origin.requests() >= 1);
     assert_eq!(origin.requests(), 1, "one origin request so far");
     gate.open();
     for t in threads {
