@@ -62,14 +62,7 @@ impl Proc {
         let mut child = cmd.spawn().expect("spawn groupcached");
         let stderr = child.stderr.take().expect("piped stderr");
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        // Drains stderr for the life of the process so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
+        drain(stderr, &logs);
         let mut p = Proc {
             child,
             addr: "127.0.0.1:1".parse().unwrap(),
@@ -100,21 +93,8 @@ impl Proc {
             .spawn()
             .expect("spawn groupcached-echo");
         let logs = Arc::new(Mutex::new(Vec::new()));
-        // Drained for the life of the process so it never blocks on a full pipe.
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        for pipe in [
-            Box::new(stdout) as Box<dyn std::io::Read + Send>,
-            Box::new(stderr),
-        ] {
-            let sink = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    sink.lock().unwrap().push(line);
-                }
-            });
-        }
+        drain(child.stdout.take().expect("piped stdout"), &logs);
+        drain(child.stderr.take().expect("piped stderr"), &logs);
         let mut p = Proc {
             child,
             addr: "127.0.0.1:1".parse().unwrap(),
@@ -221,6 +201,18 @@ impl Proc {
             .get(name)
             .unwrap_or_else(|| panic!("no counter {name}: {stats:?}"))
     }
+}
+
+/// Reads a child's pipe into `logs`, a line at a time, for the life of the process,
+/// so that the child never blocks on a full pipe.
+fn drain(pipe: impl std::io::Read + Send + 'static, logs: &Arc<Mutex<Vec<String>>>) {
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
 }
 
 pub fn listen_addr(line: &str) -> Option<SocketAddr> {
