@@ -18,8 +18,8 @@ use crate::core::mailbox::{KeyOp, Waiter};
 use crate::core::routing::Ctx;
 use crate::core::Core;
 use crate::frontend::memcache::{
-    discard, parse, reply, split_group, Command, ErrorReply, Get, Key, KeyList, Parsed, Reply,
-    StoreMode, Target, Ttl,
+    discard, parse, read_keys, reply, split_group, Command, ErrorReply, Get, Key, KeyList, Parsed,
+    Reply, StoreMode, Target, Ttl,
 };
 use crate::net::{OutQueue, MEMCACHE_OPCODE};
 use crate::shard::{self, Arith, Delta, StoreCommand, Vivify};
@@ -78,7 +78,7 @@ impl Core {
             .map_or(0, |d| d.as_secs());
         if let Some(mc) = self.conns.get(token).and_then(|c| c.mc.as_deref()) {
             if mc.skip == 0 && mc.rbuf.buffered() >= PREFETCH_MIN_BYTES {
-                self.ctx.mc_prefetch(mc.rbuf.data(), now_unix);
+                self.ctx.mc_prefetch(mc.rbuf.data());
             }
         }
         loop {
@@ -283,39 +283,32 @@ impl Ctx {
     /// Looks ahead at the requests buffered in `data` (at most
     /// [`PREFETCH_COMMANDS`]) and prefetches what the reads among them will find
     /// on this core, up to [`PREFETCH_KEYS`] keys: as the native look-ahead
-    /// (`Core::handle_frames`), so a pipelined batch's cache misses overlap.
-    fn mc_prefetch(&self, data: &[u8], now_unix: u64) {
-        let limits = self.mc.limits;
-        let threads = self.shared.threads;
+    /// (`Core::handle_frames`), so a pipelined batch's cache misses overlap. The
+    /// requests are walked for their keys ([`read_keys`]), not parsed: they are
+    /// parsed once, when performed.
+    fn mc_prefetch(&self, data: &[u8]) {
+        let limits = &self.mc.limits;
         let mut ahead = [(0usize, 0u64); PREFETCH_KEYS];
         let mut n = 0;
-        let mut add = |key: &[u8]| {
+        let max_line = limits.max_get_line.max(limits.max_line);
+        read_keys(data, PREFETCH_COMMANDS, max_line, |key| {
             let (g, k) = self.mc_group(key);
-            if n < PREFETCH_KEYS && (threads == 1 || shard_of(k, threads) == self.id) {
+            if n < PREFETCH_KEYS && self.mc_shard(k) == self.id {
                 ahead[n] = (g, self.shard.main_hash(g, k));
                 n += 1;
             }
-        };
-        let mut at = 0;
-        for _ in 0..PREFETCH_COMMANDS {
-            let Ok(Parsed::Request(req)) = parse(&data[at..], &limits, now_unix) else {
-                break;
-            };
-            if let Command::Get(get) = &req.command {
-                if get.touch.is_none() {
-                    match &get.keys {
-                        KeyList::One(key) => add(key.bytes()),
-                        KeyList::Words(words) => (*words).for_each(&mut add),
-                    }
-                }
-            }
-            if req.skip > 0 {
-                break; // the rest of a data block is not buffered
-            }
-            at += req.consumed;
-        }
+        });
         for &(g, hash) in &ahead[..n] {
             self.shard.prefetch(g, hash);
+        }
+    }
+
+    /// The core whose shard holds `key`; with one core the key is not hashed.
+    #[inline]
+    fn mc_shard(&self, key: &[u8]) -> usize {
+        match self.shared.threads {
+            1 => 0,
+            threads => shard_of(key, threads),
         }
     }
 
@@ -369,8 +362,7 @@ impl Ctx {
         }
         let t = get.target(key);
         let (g, k) = self.mc_group(key.bytes());
-        let shard = shard_of(k, self.shared.threads);
-        if shard == self.id && get.touch.is_none() {
+        if self.mc_shard(k) == self.id && get.touch.is_none() {
             // A hit is encoded from where the store keeps it (no copy of the value
             // into a buffer of its own).
             let (slots, out, c) = (&mut *cur.slots, &mut *cur.out, &self.stats.memcache);
@@ -423,7 +415,7 @@ impl Ctx {
 
     /// Performs `op` here if this core holds the key's shard, else sends it there.
     fn mc_route(&mut self, g: usize, key: &[u8], op: McOp, w: Waiter) {
-        let shard = shard_of(key, self.shared.threads);
+        let shard = self.mc_shard(key);
         if shard == self.id {
             self.apply_mc(g, key, op, w);
         } else {

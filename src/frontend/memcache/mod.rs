@@ -88,6 +88,7 @@ mod group;
 mod lex;
 mod meta;
 mod parse;
+mod peek;
 pub mod reply;
 mod target;
 
@@ -97,6 +98,7 @@ mod tests;
 pub use command::{ArithMode, Command, ErrorReply, Get, Key, KeyList, Reply, StoreMode, Ttl};
 pub use group::split_group;
 pub use parse::{discard, parse, Limits, Parsed};
+pub use peek::read_keys;
 pub use target::{OwnedTarget, Target};
 // The rest of the codec's surface: named by the documentation above and used by its
 // tests; the server does not need them by name.
