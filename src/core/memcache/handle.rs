@@ -170,7 +170,7 @@ impl Ctx {
                 let kind = SlotKind::Store {
                     cas: st.compare_cas.is_some(),
                 };
-                self.mc_keyed(st.key.bytes(), &t, kind, op, cur);
+                self.mc_keyed(&st.key.bytes(), &t, kind, op, cur);
             }
             Command::Delete(ref d) => {
                 let t = d.target();
@@ -178,12 +178,12 @@ impl Ctx {
                     return self.unsupported(cur, &t.reply, "stale items (md I) are not supported");
                 }
                 let op = McOp::Delete { cas: d.compare_cas };
-                self.mc_keyed(d.key.bytes(), &t, SlotKind::Delete, op, cur);
+                self.mc_keyed(&d.key.bytes(), &t, SlotKind::Delete, op, cur);
             }
             Command::Touch(ref tc) => {
                 self.stats.memcache.cmd_touch.inc();
                 let op = McOp::Touch { ttl: tc.ttl };
-                self.mc_keyed(tc.key.bytes(), &tc.target(), SlotKind::Touch, op, cur);
+                self.mc_keyed(&tc.key.bytes(), &tc.target(), SlotKind::Touch, op, cur);
             }
             Command::Arith(ref a) => {
                 let t = a.target();
@@ -215,7 +215,7 @@ impl Ctx {
                     arith,
                     touch: a.touch,
                 };
-                self.mc_keyed(a.key.bytes(), &t, kind, op, cur);
+                self.mc_keyed(&a.key.bytes(), &t, kind, op, cur);
             }
             Command::FlushAll { delay, noreply } => {
                 self.stats.memcache.cmd_flush.inc();
@@ -266,7 +266,7 @@ impl Ctx {
                     want_cas: false,
                 };
                 let op = McOp::Delete { cas: None };
-                self.mc_keyed(key.bytes(), &t, SlotKind::TooLarge, op, cur);
+                self.mc_keyed(&key.bytes(), &t, SlotKind::TooLarge, op, cur);
             }
             Command::Error { error, noreply } => cur.now(|b| reply::error(b, &error, noreply)),
         }
@@ -361,7 +361,8 @@ impl Ctx {
             c.cmd_touch.inc();
         }
         let t = get.target(key);
-        let (g, k) = self.mc_group(key.bytes());
+        let key_bytes = key.bytes();
+        let (g, k) = self.mc_group(&key_bytes);
         if self.mc_shard(k) == self.id && get.touch.is_none() {
             // A hit is encoded from where the store keeps it (no copy of the value
             // into a buffer of its own).

@@ -8,39 +8,49 @@
 //! saying which dialect to answer in; the encoder in [`super::reply`] turns the
 //! operation's outcome into bytes for that dialect.
 
-use super::lex::{BinKey, Tokens};
+use super::lex::{decode_base64_key, BinKey, Tokens};
 
-/// A key as a request named it: the bytes on the wire and, for meta commands with the
-/// `b` flag, the decoded binary key.
+/// A key as a request named it: the bytes on the wire, and whether they are the
+/// base64 form of a binary key (meta commands with the `b` flag).
+///
+/// Small on purpose: a parsed command is moved a few times on its way out of the
+/// parser, once per request. A decoded binary key (up to 187 bytes) is not held
+/// here but made when the key is looked at ([`Key::bytes`]); the parser has
+/// already checked that it decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Key<'a> {
     wire: &'a [u8],
-    binary: Option<BinKey>,
+    base64: bool,
 }
 
 impl<'a> Key<'a> {
     /// A plain text key (already validated by the parser).
     #[inline]
     pub(crate) fn text(wire: &'a [u8]) -> Self {
-        Key { wire, binary: None }
-    }
-
-    /// A base64 key and its decoded bytes.
-    #[inline]
-    pub(crate) fn base64(wire: &'a [u8], decoded: BinKey) -> Self {
         Key {
             wire,
-            binary: Some(decoded),
+            base64: false,
         }
+    }
+
+    /// A base64 key that the parser has checked decodes
+    /// ([`super::lex::decode_base64_key`]).
+    #[inline]
+    pub(crate) fn base64(wire: &'a [u8]) -> Self {
+        Key { wire, base64: true }
     }
 
     /// The key to look up: the decoded bytes of a base64 key, else the wire bytes.
     #[inline]
-    pub fn bytes(&self) -> &[u8] {
-        match &self.binary {
-            Some(b) => b.as_bytes(),
-            None => self.wire,
+    pub fn bytes(&self) -> KeyBytes<'a> {
+        if self.base64 {
+            // The parser only makes a base64 key of what decodes; should that ever
+            // not hold, the wire form is a key too (and no panic on input).
+            if let Some(bin) = decode_base64_key(self.wire) {
+                return KeyBytes::Decoded(bin);
+            }
         }
+        KeyBytes::Wire(self.wire)
     }
 
     /// The key exactly as the client sent it; replies echo this form (`VALUE <key>`,
@@ -54,7 +64,29 @@ impl<'a> Key<'a> {
     /// add the `b` flag.
     #[inline]
     pub fn is_base64(&self) -> bool {
-        self.binary.is_some()
+        self.base64
+    }
+}
+
+/// The bytes of a [`Key`] to look up, borrowed from the request or decoded from
+/// base64; derefs to `[u8]`.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyBytes<'a> {
+    /// A text key: the wire bytes.
+    Wire(&'a [u8]),
+    /// A binary key, decoded.
+    Decoded(BinKey),
+}
+
+impl std::ops::Deref for KeyBytes<'_> {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            KeyBytes::Wire(w) => w,
+            KeyBytes::Decoded(b) => b.as_bytes(),
+        }
     }
 }
 
@@ -68,8 +100,8 @@ pub enum KeyList<'a> {
     One(Key<'a>),
 }
 
-// The server walks `Words` and takes `One` by reference (a `Key` is large: it can
-// hold a decoded base64 key inline), so the iterator is for tests and docs.
+// The server walks `Words` and takes `One` by reference, so the iterator is for
+// tests and docs.
 #[cfg(any(test, doc))]
 impl<'a> KeyList<'a> {
     /// The keys in request order. No allocation: walks the line again.

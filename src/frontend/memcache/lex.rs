@@ -120,7 +120,7 @@ pub fn parse_len(tok: &[u8]) -> Option<usize> {
         .and_then(|n| usize::try_from(n).ok())
 }
 
-/// A decoded base64 key, held inline so a parsed command does not allocate.
+/// A decoded base64 key, held inline so that decoding one does not allocate.
 #[derive(Clone, Copy)]
 pub struct BinKey {
     len: u8,

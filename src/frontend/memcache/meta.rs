@@ -179,10 +179,7 @@ fn debug(toks: Tokens<'_>) -> Command<'_> {
     };
     let key = match t.next() {
         None if valid_key(key) => Key::text(key),
-        Some(b"b") if t.next().is_none() => match decode_base64_key(key) {
-            Some(bin) => Key::base64(key, bin),
-            None => return client(BAD_FORMAT),
-        },
+        Some(b"b") if t.next().is_none() && decode_base64_key(key).is_some() => Key::base64(key),
         _ => return client(BAD_FORMAT),
     };
     Command::MetaDebug { key }
@@ -275,8 +272,8 @@ fn flags<'a>(
         }
     }
     if base64 {
-        let bin = decode_base64_key(key).ok_or(pick("error decoding key"))?;
-        f.key = Key::base64(key, bin);
+        decode_base64_key(key).ok_or(pick("error decoding key"))?;
+        f.key = Key::base64(key);
     } else if !valid_key(key) {
         return Err(BAD_FORMAT);
     }

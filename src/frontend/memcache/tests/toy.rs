@@ -115,7 +115,7 @@ impl Toy {
             Command::Get(get) => {
                 for key in get.keys.iter() {
                     let touched = get.touch.map(|t| self.expiry(t));
-                    match self.live(key.bytes()) {
+                    match self.live(&key.bytes()) {
                         Some(item) => {
                             if let Some(exp) = touched {
                                 item.expires = exp.unwrap_or(Some(0));
@@ -153,7 +153,7 @@ impl Toy {
             Command::Store(s) => {
                 let exp = self.expiry(s.ttl).unwrap_or(Some(0));
                 let cas = self.next_cas;
-                let outcome = match (self.live(s.key.bytes()), s.mode, s.compare_cas) {
+                let outcome = match (self.live(&s.key.bytes()), s.mode, s.compare_cas) {
                     (None, _, Some(_)) => StoreOutcome::NotFound,
                     (Some(i), _, Some(c)) if i.cas != c => StoreOutcome::Exists,
                     (Some(_), StoreMode::Add, _) => StoreOutcome::NotStored,
@@ -189,11 +189,11 @@ impl Toy {
                 reply::store(out, &s.target(), outcome, cas);
             }
             Command::Delete(d) => {
-                let outcome = match self.live(d.key.bytes()) {
+                let outcome = match self.live(&d.key.bytes()) {
                     None => DeleteOutcome::NotFound,
                     Some(i) if d.compare_cas.is_some_and(|c| c != i.cas) => DeleteOutcome::Exists,
                     Some(_) => {
-                        self.items.remove(d.key.bytes());
+                        self.items.remove(&*d.key.bytes());
                         DeleteOutcome::Deleted
                     }
                 };
@@ -201,7 +201,7 @@ impl Toy {
             }
             Command::Touch(t) => {
                 let exp = self.expiry(t.ttl).unwrap_or(Some(0));
-                let found = self.live(t.key.bytes()).map(|i| i.expires = exp).is_some();
+                let found = self.live(&t.key.bytes()).map(|i| i.expires = exp).is_some();
                 reply::touch(out, &t.target(), found);
             }
             Command::Arith(a) => {
@@ -209,7 +209,7 @@ impl Toy {
                 let vivify = a
                     .vivify
                     .map(|(ttl, init)| (self.expiry(ttl).unwrap_or(Some(0)), init));
-                let (outcome, info) = match (self.live(a.key.bytes()), vivify) {
+                let (outcome, info) = match (self.live(&a.key.bytes()), vivify) {
                     (None, None) => (ArithOutcome::NotFound, ItemInfo::default()),
                     (None, Some((expires, init))) => {
                         let item = Item {
@@ -262,7 +262,7 @@ impl Toy {
             }
             Command::Quit => self.closed = true,
             Command::MetaNoop => reply::meta_noop(out),
-            Command::MetaDebug { key } => match self.live(key.bytes()) {
+            Command::MetaDebug { key } => match self.live(&key.bytes()) {
                 Some(i) => {
                     let fields = [
                         ("exp", i.expires.map_or(-1, |e| (e - now) as i64)),
@@ -278,7 +278,7 @@ impl Toy {
                 reply: r,
             } => {
                 if unlink {
-                    self.items.remove(key.bytes());
+                    self.items.remove(&*key.bytes());
                 }
                 reply::too_large(out, &r);
             }
