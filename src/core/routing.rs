@@ -310,12 +310,21 @@ impl Ctx {
     /// prefetch it).
     #[inline]
     fn get_hash(&self, k: &KeyRef<'_>) -> Option<(usize, u64)> {
-        let threads = self.shared.threads;
-        if threads > 1 && shard_of(k.key, threads) != self.id {
+        if self.core_of(k.key) != self.id {
             return None;
         }
         let g = self.shared.group(k.group)?;
         Some((g, self.shard.main_hash(g, k.key)))
+    }
+
+    /// The core whose shard holds `key` (the shard rule of docs/protocol.md); with
+    /// one core, every key's, without hashing it.
+    #[inline]
+    pub(super) fn core_of(&self, key: &[u8]) -> usize {
+        match self.shared.threads {
+            1 => 0,
+            threads => shard_of(key, threads),
+        }
     }
 
     /// Starts bringing what a lookup of `key` in group `g`'s main cache reads into
@@ -336,13 +345,7 @@ impl Ctx {
             let resp = Response::error(w.req_id, w.opcode, Status::UnknownGroup, &self.scratch);
             return cur.reply_now(&resp);
         };
-        // One core owns every key: no need to hash for it.
-        let threads = self.shared.threads;
-        let shard = if threads > 1 {
-            shard_of(k.key, threads)
-        } else {
-            0
-        };
+        let shard = self.core_of(k.key);
         if shard == self.id {
             match op {
                 KeyOp::Get => self.get_local(g, k.key, w, cur),

@@ -8,8 +8,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use groupcached_protocol::shard_of;
-
 use super::encode::SlotKind;
 use super::{McOp, Slots, MAX_GET_KEYS, MAX_SLOTS};
 use crate::core::conn::HIGH_WATER_BYTES;
@@ -293,22 +291,13 @@ impl Ctx {
         let max_line = limits.max_get_line.max(limits.max_line);
         read_keys(data, PREFETCH_COMMANDS, max_line, |key| {
             let (g, k) = self.mc_group(key);
-            if n < PREFETCH_KEYS && self.mc_shard(k) == self.id {
+            if n < PREFETCH_KEYS && self.core_of(k) == self.id {
                 ahead[n] = (g, self.shard.main_hash(g, k));
                 n += 1;
             }
         });
         for &(g, hash) in &ahead[..n] {
             self.shard.prefetch(g, hash);
-        }
-    }
-
-    /// The core whose shard holds `key`; with one core the key is not hashed.
-    #[inline]
-    fn mc_shard(&self, key: &[u8]) -> usize {
-        match self.shared.threads {
-            1 => 0,
-            threads => shard_of(key, threads),
         }
     }
 
@@ -363,7 +352,7 @@ impl Ctx {
         let t = get.target(key);
         let key_bytes = key.bytes();
         let (g, k) = self.mc_group(&key_bytes);
-        if self.mc_shard(k) == self.id && get.touch.is_none() {
+        if self.core_of(k) == self.id && get.touch.is_none() {
             // A hit is encoded from where the store keeps it (no copy of the value
             // into a buffer of its own).
             let (slots, out, c) = (&mut *cur.slots, &mut *cur.out, &self.stats.memcache);
@@ -416,7 +405,7 @@ impl Ctx {
 
     /// Performs `op` here if this core holds the key's shard, else sends it there.
     fn mc_route(&mut self, g: usize, key: &[u8], op: McOp, w: Waiter) {
-        let shard = self.mc_shard(key);
+        let shard = self.core_of(key);
         if shard == self.id {
             self.apply_mc(g, key, op, w);
         } else {
