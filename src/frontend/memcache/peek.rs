@@ -36,15 +36,15 @@ pub fn read_keys<'a>(
             Some(b"gat" | b"gats") => toks.skip(1).for_each(&mut key),
             Some(b"mg") => toks.take(1).for_each(&mut key),
             Some(name) => {
-                // The data block's length: `<cmd> <key> <flags> <exptime> <bytes>`,
-                // `ms <key> <datalen>`.
+                // A storage command's data block follows its line: its length is
+                // `<cmd> <key> <flags> <exptime> <bytes>` or `ms <key> <datalen>`.
                 let len_token = match name {
-                    b"set" | b"add" | b"replace" | b"append" | b"prepend" | b"cas" => 3,
-                    b"ms" => 1,
-                    _ => usize::MAX,
+                    b"set" | b"add" | b"replace" | b"append" | b"prepend" | b"cas" => Some(3),
+                    b"ms" => Some(1),
+                    _ => None,
                 };
-                if len_token != usize::MAX {
-                    let Some(len) = toks.nth(len_token).and_then(parse_len) else {
+                if let Some(i) = len_token {
+                    let Some(len) = toks.nth(i).and_then(parse_len) else {
                         return seen;
                     };
                     next = next.saturating_add(len).saturating_add(2);
